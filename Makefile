@@ -1,0 +1,83 @@
+# st: sentence-embedding training as small Unix programs. `make` builds bin/, `make test` runs every test.
+# Every lib/*.c goes into build/libst.a; every tools/st-*.c becomes bin/st-*; every tests/unit/*.c becomes
+# build/t/*.t; prove runs those and tests/*.t. New files need no edit here.
+
+PREFIX ?= /usr/local
+CC ?= cc
+PKGS := openblas msgpack libzstd jansson libutf8proc libpcre2-8
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS ?= -O2 -march=native -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -fopenmp -Ilib $(PKG_CFLAGS)
+LDLIBS := build/libst.a $(PKG_LIBS) -fopenmp -lm -lpthread
+
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(LIB_SRC:lib/%.c=build/lib/%.o)
+TOOLS := $(patsubst tools/%.c,bin/%,$(wildcard tools/st-*.c))
+SCRIPTS := $(patsubst tools/%,bin/%,$(filter-out %.c,$(wildcard tools/st-*)))
+UNIT := $(patsubst tests/unit/%.c,build/t/%.t,$(wildcard tests/unit/*.c))
+HEADERS := $(wildcard lib/*.h)
+
+all: $(TOOLS) $(SCRIPTS)
+
+build/lib/%.o: lib/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/libst.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/%: tools/%.c build/libst.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# Tools written in a scripting language are copied as they are.
+$(SCRIPTS): bin/%: tools/%
+	@mkdir -p $(@D)
+	cp $< $@ && chmod +x $@
+
+build/t/%.t: tests/unit/%.c tests/unit/tap.h build/libst.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LDLIBS)
+
+check-build: all $(UNIT)
+
+# Unit tests are compiled programs and the pipeline tests carry their own #! line, so prove runs each file
+# directly (--exec ''). ST_FAST=1 is the default test size; `make test-long` runs the long variants.
+test: all $(UNIT)
+	prove --exec '' -j2 $(UNIT) $(sort $(wildcard tests/*.t))
+
+test-long: all $(UNIT)
+	ST_LONG=1 prove --exec '' $(UNIT) $(sort $(wildcard tests/*.t))
+
+bench: all
+	@for b in bench/*.sh; do echo "== $$b"; sh $$b || exit 1; done
+
+fuzz: all
+	@for f in fuzz/*.sh; do [ -f "$$f" ] && sh $$f; done; true
+
+demo: deps all
+	$(MAKE) -C pipelines -f demo.mk
+
+# Debian packages that building and testing need; does nothing when they are present.
+DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libzstd-dev zstd libjansson-dev \
+	libutf8proc-dev libpcre2-dev python3-torch python3-numpy python3-scipy gnuplot-nox wordnet-base \
+	git git-lfs jq perl nodejs npm
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+	@if [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules ]; then \
+	  (cd tests/js && npm install --ignore-scripts --no-audit --no-fund --loglevel=error); fi
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/st $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(TOOLS) $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/st
+
+clean:
+	rm -rf build bin
+
+.PHONY: all test test-long bench fuzz demo deps install clean check-build
+.SECONDARY:

@@ -1,0 +1,52 @@
+/* st.h: what every st-* program and library file shares: errors, exit codes, allocation, threads. */
+#ifndef ST_H
+#define ST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sysexits.h>   /* EX_USAGE 64, EX_DATAERR 65, EX_NOINPUT 66, EX_SOFTWARE 70, EX_IOERR 74 */
+
+#define ST_FORMAT_VERSION 1
+
+/* The program's name for diagnostics ("st-json"); set by st_tool_init. */
+extern const char *st_prog;
+
+/* Call first in main(): sets st_prog, ignores SIGPIPE (a closed downstream pipe is handled as a quiet
+ * exit 0 by the writer), and handles --help / --version when argv[1] asks for them by printing usage. */
+void st_tool_init(const char *name, int argc, char **argv, const char *usage);
+
+/* "st-NAME: message\n" on stderr, then exit(code). Flushes complete records already written to stdout. */
+_Noreturn void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "st-NAME: warning: message\n" on stderr. */
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints usage on stderr and exits 64. */
+_Noreturn void usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+/* n * size, dying with EX_DATAERR on overflow (sizes that come from input). */
+size_t xmul(size_t n, size_t size);
+
+/* One knob for OpenBLAS and our own OpenMP loops. n <= 0 means all cores. Returns the count in use. */
+int st_set_threads(int n);
+int st_threads(void);
+
+/* Parses a whole decimal number or dies with EX_USAGE naming the option. */
+long st_parse_long(const char *opt, const char *s);
+double st_parse_double(const char *opt, const char *s);
+
+/* True when stderr is a terminal (progress bars only then). */
+int st_stderr_is_tty(void);
+
+/* Monotonic seconds. */
+double st_now(void);
+
+/* Writes a whole file atomically: data goes to PATH.tmp.PID, is fsynced, then renamed over PATH.
+ * Returns 0, or -1 with errno set. */
+int st_write_file_atomic(const char *path, const void *data, size_t len);
+/* Reads a whole file (NUL-terminated for convenience); NULL with errno set on failure. */
+char *st_read_file(const char *path, size_t *len);
+
+#endif

@@ -1,0 +1,23 @@
+# tests/lib.sh: TAP helpers for the shell pipeline tests. Source it; the test runs from the project root with
+# bin/ first on PATH, and $SHARED pointing at ../shared/data (which may be absent: use need_shared).
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+PATH="$ROOT/bin:$PATH"
+SHARED="$ROOT/../shared/data"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/st-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+tap_n=0
+tap_failed=0
+
+ok() {   # ok CONDITION-EXIT-STATUS DESCRIPTION ; usage: cmd; ok $? "what"
+	tap_n=$((tap_n + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $tap_n - $2"; else echo "not ok $tap_n - $2"; tap_failed=$((tap_failed + 1)); fi
+}
+is() {   # is GOT WANT DESCRIPTION
+	tap_n=$((tap_n + 1))
+	if [ "$1" = "$2" ]; then echo "ok $tap_n - $3"
+	else echo "not ok $tap_n - $3"; echo "#   got:  '$1'"; echo "#   want: '$2'"; tap_failed=$((tap_failed + 1)); fi
+}
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+need_shared() { [ -d "$SHARED/$1" ] || skip_all "../shared/data/$1 is absent"; }
+done_testing() { echo "1..$tap_n"; [ "$tap_failed" -eq 0 ]; exit $?; }
