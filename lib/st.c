@@ -1,0 +1,235 @@
+/* st.c: errors, allocation, threads and small file helpers shared by every st-* program. */
+#define _GNU_SOURCE
+#include "st.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+const char *st_prog = "st";
+static int threads_in_use = 1;
+
+/* The stream writer registers a flush hook so die() keeps the complete records already written. */
+void (*st_die_hook)(void);
+
+void st_tool_init(const char *name, int argc, char **argv, const char *usage)
+{
+	st_prog = name;
+	signal(SIGPIPE, SIG_IGN);   /* EPIPE is handled where we write */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage, stdout);
+			exit(0);
+		}
+	}
+	st_set_threads(0);
+}
+
+static void vmessage(const char *prefix, const char *fmt, va_list ap)
+{
+	char buf[4096];
+	int n = snprintf(buf, sizeof buf, "%s: %s", st_prog, prefix);
+	if (n < 0 || n >= (int)sizeof buf)
+		n = 0;
+	vsnprintf(buf + n, sizeof buf - n, fmt, ap);
+	size_t len = strlen(buf);
+	if (len + 1 < sizeof buf)
+		buf[len++] = '\n';
+	/* one write, so messages from stages of a pipeline do not interleave mid-line */
+	if (write(2, buf, len) < 0)
+		return;
+}
+
+void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmessage("", fmt, ap);
+	va_end(ap);
+	if (st_die_hook)
+		st_die_hook();
+	exit(code);
+}
+
+void warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmessage("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void usage_error(const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmessage("", fmt, ap);
+	va_end(ap);
+	fputs(usage, stderr);
+	exit(EX_USAGE);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		die(EX_OSERR, "out of memory (%zu bytes)", n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		die(EX_OSERR, "out of memory (%zu x %zu bytes)", n, size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		die(EX_OSERR, "out of memory (%zu bytes)", n);
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	return memcpy(xmalloc(n), s, n);
+}
+
+size_t xmul(size_t n, size_t size)
+{
+	size_t r;
+	if (__builtin_mul_overflow(n, size, &r))
+		die(EX_DATAERR, "size overflow (%zu x %zu)", n, size);
+	return r;
+}
+
+int st_set_threads(int n)
+{
+	if (n <= 0) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cores > 0 ? (int)cores : 1;
+	}
+	threads_in_use = n;
+	openblas_set_num_threads(n);
+#ifdef _OPENMP
+	omp_set_num_threads(n);
+#endif
+	return n;
+}
+
+int st_threads(void) { return threads_in_use; }
+
+long st_parse_long(const char *opt, const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = s ? strtol(s, &end, 10) : 0;
+	if (!s || !*s || *end || errno)
+		die(EX_USAGE, "%s needs a whole number; got '%s'", opt, s ? s : "");
+	return v;
+}
+
+double st_parse_double(const char *opt, const char *s)
+{
+	char *end;
+	errno = 0;
+	double v = s ? strtod(s, &end) : 0;
+	if (!s || !*s || *end || errno)
+		die(EX_USAGE, "%s needs a number; got '%s'", opt, s ? s : "");
+	return v;
+}
+
+int st_stderr_is_tty(void) { return isatty(2); }
+
+double st_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int st_write_file_atomic(const char *path, const void *data, size_t len)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return -1;
+	const char *p = data;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		p += w;
+		len -= w;
+	}
+	if (fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	if (rename(tmp, path) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	return 0;
+fail:;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	errno = e;
+	return -1;
+}
+
+char *st_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 1 << 16, n = 0;
+	char *buf = xmalloc(cap);
+	for (;;) {
+		size_t r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+		if (r == 0)
+			break;
+		if (cap - n - 1 == 0)
+			buf = xrealloc(buf, cap *= 2);
+	}
+	int err = ferror(f);
+	fclose(f);
+	if (err) {
+		free(buf);
+		errno = EIO;
+		return NULL;
+	}
+	buf[n] = 0;
+	if (len)
+		*len = n;
+	return buf;
+}

@@ -1,0 +1,41 @@
+/* st-json: converts a record stream between msgpack and JSON Lines (docs/st-json.md). */
+#include "st.h"
+#include "stream.h"
+
+#include <string.h>
+
+static const char usage[] =
+	"usage: st-json [--to-msgpack] [--skip-bad] < records > records\n"
+	"\n"
+	"Reads msgpack or JSON Lines (plain or zstd-compressed, told apart by their first bytes) and writes\n"
+	"JSON Lines, tensors as nested arrays; with --to-msgpack writes msgpack, keys of known meaning\n"
+	"(input_ids, lengths, embeddings, grad, labels) typed as tensors again.\n"
+	"\n"
+	"  --to-msgpack   write msgpack instead of JSON Lines\n"
+	"  --skip-bad     skip malformed JSON lines with a warning instead of stopping\n"
+	"  -h, --help     this text\n";
+
+int main(int argc, char **argv)
+{
+	st_tool_init("st-json", argc, argv, usage);
+	int to_msgpack = 0, skip_bad = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--to-msgpack"))
+			to_msgpack = 1;
+		else if (!strcmp(argv[i], "--skip-bad"))
+			skip_bad = 1;
+		else
+			usage_error(usage, "unknown option '%s'", argv[i]);
+	}
+	st_reader *in = st_reader_open(0, "stdin");
+	st_reader_skip_bad(in, skip_bad);
+	st_writer *out = st_writer_open(1, !to_msgpack);
+	st_val *rec;
+	while ((rec = st_read(in))) {
+		st_write(out, rec);
+		st_free(rec);
+	}
+	st_writer_close(out);
+	st_reader_close(in);
+	return 0;
+}
