@@ -1030,9 +1030,12 @@ static void sb_f64(sbuf *b, double x)
 		sb_put(b, "null", 4);
 		return;
 	}
-	int n = snprintf(tmp, sizeof tmp, "%.15g", x);
-	if (strtod(tmp, NULL) != x)
-		n = snprintf(tmp, sizeof tmp, "%.17g", x);
+	int n = 0;
+	for (int prec = 15; prec <= 17; prec++) {
+		n = snprintf(tmp, sizeof tmp, "%.*g", prec, x);
+		if (strtod(tmp, NULL) == x)
+			break;
+	}
 	/* keep a float a float for readers that care (1.0 rather than 1) */
 	if (!strpbrk(tmp, ".eEn"))
 		n += snprintf(tmp + n, sizeof tmp - n, ".0");
