@@ -1,0 +1,358 @@
+/* st-loss: a loss of sentence-transformers as a pipeline stage (docs/st-loss.md, docs/losses.md).
+ * Reads batches carrying "embeddings" [columns][rows][dim] (and "labels"), writes them on with "loss"
+ * and "grad" = dL/d(embeddings). Option parsing + a loop over records; the math is in lib/loss.c. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "loss.h"
+#include "optim.h"
+#include "st.h"
+#include "stream.h"
+
+static const char usage[] =
+	"usage: st-loss [--json] [--threads N] NAME [options] < batches > batches\n"
+	"       st-loss matryoshka --dims 384,256,128,64 [--weights 1,1,1,1] -- NAME [options]\n"
+	"\n"
+	"Adds \"loss\" and \"grad\" (dL/d embeddings) to every batch. Losses and their options (defaults):\n"
+	"  triplet                  --distance euclidean|cosine|manhattan (euclidean) --margin 5\n"
+	"  mnrl, mnrl-symmetric     --scale 20 --similarity cosine|dot; columns after the 2nd are negatives\n"
+	"  megabatch-margin         --positive-margin 0.8 --negative-margin 0.3 --mini-batch-size 50\n"
+	"  contrastive              --distance (cosine) --margin 0.5 --size-average | --no-size-average\n"
+	"  online-contrastive       --distance (cosine) --margin 0.5\n"
+	"  softmax                  --num-labels N --run DIR [--no-]concatenation-sent-rep (on)\n"
+	"                           [--no-]concatenation-sent-difference (on) [--no-]concatenation-sent-multiplication\n"
+	"                           (off); classifier training: --lr 2e-5 --weight-decay 0.01\n"
+	"                           --scheduler warmuplinear --warmup-steps 10000 (or P%) --max-grad-norm 1\n"
+	"                           --seed 42 --no-train\n"
+	"  cosine-similarity\n"
+	"  cosent, angle            --scale 20\n"
+	"  batch-hard-triplet, batch-semi-hard-triplet, batch-all-triplet\n"
+	"                           --distance euclidean|cosine (euclidean) --margin 5\n"
+	"  batch-hard-soft-margin-triplet  --distance euclidean|cosine\n"
+	"  mse                      labels: teacher embeddings [rows][dim]\n"
+	"  margin-mse               --similarity dot|cosine (dot); labels: teacher margins\n"
+	"  matryoshka               --dims D1,D2,.. [--weights W1,W2,..] -- LOSS [its options]\n"
+	"\n"
+	"  --json          write JSON Lines instead of msgpack\n"
+	"  --threads N     threads for OpenBLAS and the loss loops (default: all cores)\n"
+	"  -h, --help      this text\n"
+	"Exit status: 0 ok, 64 usage, 65 bad batch (wrong columns or labels, NaN or infinite loss), 74 I/O.\n";
+
+/* Which options each loss takes. */
+enum { O_DISTANCE = 1, O_MARGIN = 2, O_SCALE = 4, O_SIMILARITY = 8, O_MEGABATCH = 16, O_SIZE_AVERAGE = 32,
+       O_SOFTMAX = 64, O_MATRYOSHKA = 128 };
+
+static int takes(enum loss_kind k)
+{
+	switch (k) {
+	case LOSS_TRIPLET: case LOSS_CONTRASTIVE: case LOSS_ONLINE_CONTRASTIVE:
+	case LOSS_BATCH_HARD_TRIPLET: case LOSS_BATCH_SEMI_HARD_TRIPLET: case LOSS_BATCH_ALL_TRIPLET:
+		return O_DISTANCE | O_MARGIN | (k == LOSS_CONTRASTIVE ? O_SIZE_AVERAGE : 0);
+	case LOSS_BATCH_HARD_SOFT_MARGIN_TRIPLET: return O_DISTANCE;
+	case LOSS_MNRL: case LOSS_MNRL_SYMMETRIC: return O_SCALE | O_SIMILARITY;
+	case LOSS_MEGABATCH_MARGIN: return O_MEGABATCH;
+	case LOSS_SOFTMAX: return O_SOFTMAX;
+	case LOSS_COSENT: case LOSS_ANGLE: return O_SCALE;
+	case LOSS_MARGIN_MSE: return O_SIMILARITY;
+	case LOSS_MATRYOSHKA: return O_MATRYOSHKA;
+	default: return 0;
+	}
+}
+
+/* Tool-level settings, shared by the loss options parser. */
+static struct {
+	int json;
+	const char *run;
+	optim_config optim;
+	enum optim_sched sched;
+	const char *warmup;
+	double max_grad_norm;
+	long seed;
+	int train;
+} tool = { 0, NULL, { 0 }, OPTIM_WARMUPLINEAR, "10000", 1.0, 42, 1 };
+
+static const char *need_arg(int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc)
+		usage_error(usage, "option %s needs a value", argv[*i]);
+	return argv[++*i];
+}
+
+static int parse_list(const char *opt, const char *s, double *out, int max)
+{
+	int n = 0;
+	char *copy = xstrdup(s), *save = NULL;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n == max)
+			usage_error(usage, "%s takes at most %d values", opt, max);
+		out[n++] = st_parse_double(opt, tok);
+	}
+	free(copy);
+	if (!n)
+		usage_error(usage, "%s needs a comma-separated list", opt);
+	return n;
+}
+
+/* Parses NAME [options] from argv[*i]; stops at the end or at "--" (matryoshka's inner loss follows). */
+static void parse_loss(int argc, char **argv, int *i, loss_opts *o, int inner)
+{
+	if (*i >= argc)
+		usage_error(usage, inner ? "matryoshka needs a loss after --" : "which loss? (NAME missing)");
+	const char *name = argv[*i];
+	int kind = loss_kind_parse(name);
+	if (kind < 0)
+		usage_error(usage, "unknown loss '%s'", name);
+	if (inner && (kind == LOSS_MATRYOSHKA || kind == LOSS_SOFTMAX))
+		usage_error(usage, "matryoshka cannot wrap %s", name);
+	loss_opts_default(o, kind);
+	int t = takes(kind), nweights = 0;
+	double dims[LOSS_MAX_DIMS];
+	for (++*i; *i < argc; ++*i) {
+		const char *a = argv[*i];
+		int need = 0;
+#define IS(s) (!strcmp(a, s))
+		if (IS("--")) {
+			if (kind != LOSS_MATRYOSHKA)
+				usage_error(usage, "'--' only follows matryoshka's options");
+			++*i;
+			o->inner = xcalloc(1, sizeof *o->inner);
+			parse_loss(argc, argv, i, o->inner, 1);
+			break;
+		} else if (IS("--json")) {
+			tool.json = 1;
+		} else if (IS("--threads")) {
+			st_set_threads((int)st_parse_long(a, need_arg(argc, argv, i)));
+		} else if (IS("--distance")) {
+			need = O_DISTANCE;
+			const char *v = need_arg(argc, argv, i);
+			if (!strcmp(v, "euclidean"))
+				o->distance = LOSS_EUCLIDEAN;
+			else if (!strcmp(v, "cosine"))
+				o->distance = LOSS_COSINE;
+			else if (!strcmp(v, "manhattan") && (kind == LOSS_TRIPLET || kind == LOSS_CONTRASTIVE ||
+							    kind == LOSS_ONLINE_CONTRASTIVE))
+				o->distance = LOSS_MANHATTAN;
+			else
+				usage_error(usage, "%s: unknown --distance '%s'", name, v);
+		} else if (IS("--margin")) {
+			need = O_MARGIN, o->margin = st_parse_double(a, need_arg(argc, argv, i));
+		} else if (IS("--scale")) {
+			need = O_SCALE, o->scale = st_parse_double(a, need_arg(argc, argv, i));
+		} else if (IS("--similarity")) {
+			need = O_SIMILARITY;
+			const char *v = need_arg(argc, argv, i);
+			if (!strcmp(v, "cosine"))
+				o->similarity = LOSS_SIM_COSINE;
+			else if (!strcmp(v, "dot"))
+				o->similarity = LOSS_SIM_DOT;
+			else
+				usage_error(usage, "%s: unknown --similarity '%s' (cosine or dot)", name, v);
+		} else if (IS("--positive-margin")) {
+			need = O_MEGABATCH, o->positive_margin = st_parse_double(a, need_arg(argc, argv, i));
+		} else if (IS("--negative-margin")) {
+			need = O_MEGABATCH, o->negative_margin = st_parse_double(a, need_arg(argc, argv, i));
+		} else if (IS("--mini-batch-size")) {
+			need = O_MEGABATCH, o->mini_batch_size = (int)st_parse_long(a, need_arg(argc, argv, i));
+			if (o->mini_batch_size < 1)
+				usage_error(usage, "--mini-batch-size must be at least 1");
+		} else if (IS("--size-average") || IS("--no-size-average")) {
+			need = O_SIZE_AVERAGE, o->size_average = IS("--size-average");
+		} else if (IS("--num-labels")) {
+			need = O_SOFTMAX, o->num_labels = (int)st_parse_long(a, need_arg(argc, argv, i));
+			if (o->num_labels < 2)
+				usage_error(usage, "--num-labels must be at least 2");
+		} else if (IS("--concatenation-sent-rep") || IS("--no-concatenation-sent-rep")) {
+			need = O_SOFTMAX, o->cat_rep = a[2] != 'n';
+		} else if (IS("--concatenation-sent-difference") || IS("--no-concatenation-sent-difference")) {
+			need = O_SOFTMAX, o->cat_diff = a[2] != 'n';
+		} else if (IS("--concatenation-sent-multiplication") || IS("--no-concatenation-sent-multiplication")) {
+			need = O_SOFTMAX, o->cat_mul = a[2] != 'n';
+		} else if (IS("--run")) {
+			need = O_SOFTMAX, tool.run = need_arg(argc, argv, i);
+		} else if (IS("--lr")) {
+			need = O_SOFTMAX, tool.optim.lr = st_parse_double(a, need_arg(argc, argv, i));
+		} else if (IS("--weight-decay")) {
+			need = O_SOFTMAX, tool.optim.weight_decay = st_parse_double(a, need_arg(argc, argv, i));
+		} else if (IS("--scheduler")) {
+			need = O_SOFTMAX;
+			const char *v = need_arg(argc, argv, i);
+			if (optim_sched_parse(v, &tool.sched))
+				usage_error(usage, "unknown --scheduler '%s'", v);
+		} else if (IS("--warmup-steps")) {
+			need = O_SOFTMAX, tool.warmup = need_arg(argc, argv, i);
+			int64_t w;
+			if (optim_parse_warmup(tool.warmup, 100, &w))
+				usage_error(usage, "--warmup-steps takes a number of steps or a percentage, not '%s'", tool.warmup);
+		} else if (IS("--max-grad-norm")) {
+			need = O_SOFTMAX, tool.max_grad_norm = st_parse_double(a, need_arg(argc, argv, i));
+		} else if (IS("--seed")) {
+			need = O_SOFTMAX, tool.seed = st_parse_long(a, need_arg(argc, argv, i));
+		} else if (IS("--no-train")) {
+			need = O_SOFTMAX, tool.train = 0;
+		} else if (IS("--dims")) {
+			need = O_MATRYOSHKA, o->ndims = parse_list(a, need_arg(argc, argv, i), dims, LOSS_MAX_DIMS);
+		} else if (IS("--weights")) {
+			need = O_MATRYOSHKA, nweights = parse_list(a, need_arg(argc, argv, i), o->weights, LOSS_MAX_DIMS);
+		} else {
+			usage_error(usage, "unknown option '%s' for %s", a, name);
+		}
+#undef IS
+		if (need && !(t & need))
+			usage_error(usage, "%s has no option %s", name, a);
+	}
+	if (kind == LOSS_SOFTMAX && !o->num_labels)
+		usage_error(usage, "softmax needs --num-labels");
+	if (kind == LOSS_SOFTMAX && !o->cat_rep && !o->cat_diff && !o->cat_mul)
+		usage_error(usage, "softmax needs at least one of the concatenation options");
+	if (kind == LOSS_MATRYOSHKA) {
+		if (!o->ndims)
+			usage_error(usage, "matryoshka needs --dims");
+		if (!o->inner)
+			usage_error(usage, "matryoshka needs '-- LOSS [options]' after its own options");
+		if (nweights && nweights != o->ndims)
+			usage_error(usage, "matryoshka: %d weights for %d dims", nweights, o->ndims);
+		for (int m = 0; m < o->ndims; m++) {
+			if (dims[m] < 1 || dims[m] != (int)dims[m])
+				usage_error(usage, "matryoshka: --dims takes positive whole numbers, not %g", dims[m]);
+			o->dims[m] = (int)dims[m];
+			if (!nweights)
+				o->weights[m] = 1;
+		}
+		/* dims descending, weights permuted along (insertion sort keeps equal dims in order) */
+		for (int m = 1; m < o->ndims; m++)
+			for (int k = m; k > 0 && o->dims[k] > o->dims[k - 1]; k--) {
+				int d = o->dims[k];
+				double w = o->weights[k];
+				o->dims[k] = o->dims[k - 1], o->weights[k] = o->weights[k - 1];
+				o->dims[k - 1] = d, o->weights[k - 1] = w;
+			}
+	}
+}
+
+/* The labels of a batch as float32 [B] or [B][K]; NULL when absent. Dies naming the loss when they are not
+ * a tensor with one row per batch row. */
+static float *read_labels(const st_val *rec, const char *loss, int B, loss_batch *b, const char *where)
+{
+	st_val *v = st_get(rec, "labels");
+	b->labels = NULL, b->label_ndim = 0, b->K = 0;
+	if (!v || v->type == ST_NIL)
+		return NULL;
+	if (v->type != ST_TENSOR || (v->t.ndim != 1 && v->t.ndim != 2) || v->t.shape[0] != B)
+		die(EX_DATAERR, "%s: \"labels\" must be a number tensor [rows] or [rows][K] with %d rows (%s)", loss, B,
+		    where);
+	const st_tensor *t = &v->t;
+	float *out = xmalloc(xmul(t->count ? t->count : 1, sizeof(float)));
+	for (size_t k = 0; k < t->count; k++)
+		switch (t->dtype) {
+		case ST_F32: out[k] = ((float *)t->data)[k]; break;
+		case ST_F64: out[k] = (float)((double *)t->data)[k]; break;
+		case ST_I32: out[k] = (float)((int32_t *)t->data)[k]; break;
+		case ST_I64: out[k] = (float)((int64_t *)t->data)[k]; break;
+		case ST_U8: out[k] = ((uint8_t *)t->data)[k]; break;
+		}
+	b->labels = out;
+	b->label_ndim = t->ndim;
+	b->K = t->ndim == 2 ? (int)t->shape[1] : 1;
+	return out;
+}
+
+int main(int argc, char **argv)
+{
+	st_tool_init("st-loss", argc, argv, usage);
+	optim_config_default(&tool.optim, OPTIM_ADAMW);
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {   /* tool options before NAME */
+		if (!strcmp(argv[i], "--json"))
+			tool.json = 1;
+		else if (!strcmp(argv[i], "--threads"))
+			st_set_threads((int)st_parse_long(argv[i], need_arg(argc, argv, &i)));
+		else
+			usage_error(usage, "unknown option '%s' before the loss name", argv[i]);
+	}
+	loss_opts opts;
+	parse_loss(argc, argv, &i, &opts, 0);
+	const char *name = loss_name(opts.kind);
+	if (opts.kind == LOSS_SOFTMAX && !tool.run)
+		usage_error(usage, "softmax keeps its classifier in a run directory: give --run DIR");
+	if (tool.run && mkdir(tool.run, 0777) && errno != EEXIST)
+		die(EX_CANTCREAT, "cannot create run directory %s: %s", tool.run, strerror(errno));
+
+	st_reader *in = st_reader_open(0, "stdin");
+	st_writer *out = st_writer_open(1, tool.json);
+	loss_softmax_state *sm = NULL;
+	float *grad = NULL;
+	size_t grad_cap = 0;
+	st_val *rec;
+	char err[512], where[128];
+	while ((rec = st_read(in))) {
+		const char *kind = st_get_str(rec, "kind");
+		if (!kind || strcmp(kind, "batch")) {   /* logs and other records pass through */
+			st_write(out, rec);
+			st_free(rec);
+			continue;
+		}
+		snprintf(where, sizeof where, "stdin, %s", st_reader_where(in));
+		st_val *ev = st_get(rec, "embeddings");
+		if (!ev)
+			die(EX_DATAERR, "%s: batch has no \"embeddings\" (st-loss reads the output of st-forward) (%s)", name, where);
+		if (ev->type != ST_TENSOR || ev->t.dtype != ST_F32 || ev->t.ndim != 3)
+			die(EX_DATAERR, "%s: \"embeddings\" must be a float32 tensor [columns][rows][dim] (%s)", name, where);
+		const st_tensor *E = &ev->t;
+		loss_batch b = { (int)E->shape[0], (int)E->shape[1], (int)E->shape[2], E->data, NULL, 0, 0 };
+		float *labels = read_labels(rec, name, b.B, &b, where);
+		if (opts.kind == LOSS_SOFTMAX && !sm && b.D > 0) {
+			sm = loss_softmax_open(tool.run, opts.num_labels, loss_softmax_in(&opts, b.D), (uint64_t)tool.seed,
+					       &tool.optim, err, sizeof err);
+			if (!sm)
+				die(EX_DATAERR, "%s", err);
+		}
+		if (loss_check(&opts, &b, sm ? &sm->cls : NULL, err, sizeof err))
+			die(EX_DATAERR, "%s (%s)", err, where);
+		if (E->count > grad_cap) {
+			free(grad);
+			grad_cap = E->count;
+			grad = xmalloc(xmul(grad_cap, sizeof(float)));
+		}
+		double step = -1, steps = 0;
+		int has_step = st_get_num(rec, "step", &step) == 0;
+		st_get_num(rec, "steps", &steps);
+		double L = loss_eval(&opts, &b, sm ? &sm->cls : NULL, grad);
+		int finite = isfinite(L);
+		for (size_t k = 0; finite && k < E->count; k++)
+			finite = isfinite(grad[k]);
+		if (!finite) {
+			char st[32] = "?";
+			if (has_step)
+				snprintf(st, sizeof st, "%.0f", step);
+			die(EX_DATAERR, "%s: the %s at step %s is %s; batch not passed on (%s)", name,
+			    isfinite(L) ? "gradient" : "loss", st, isnan(L) ? "NaN" : isfinite(L) ? "not finite" : "infinite",
+			    where);
+		}
+		if (sm && tool.train && has_step) {
+			int64_t w;
+			if (optim_parse_warmup(tool.warmup, (int64_t)steps, &w))
+				w = 0;
+			double lr = tool.optim.lr * optim_sched_lambda(tool.sched, (int64_t)step, w, (int64_t)steps);
+			loss_softmax_update(sm, (int64_t)step, lr, tool.max_grad_norm);
+			if (loss_softmax_save(sm, err, sizeof err))
+				die(EX_IOERR, "%s", err);
+		}
+		st_val *g = st_tensor_new(ST_F32, 3, E->shape);
+		memcpy(g->t.data, grad, E->count * sizeof(float));
+		st_set(rec, "loss", st_float(L));
+		st_set(rec, "grad", g);
+		st_write(out, rec);
+		st_free(rec);
+		free(labels);
+	}
+	loss_softmax_close(sm);
+	loss_opts_free_inner(&opts);
+	free(grad);
+	st_writer_close(out);
+	st_reader_close(in);
+	return 0;
+}
