@@ -1,0 +1,42 @@
+/* model_impl.h: the inside of st_model, shared by model.c (math) and model_dir.c (files). Not for tools. */
+#ifndef ST_MODEL_IMPL_H
+#define ST_MODEL_IMPL_H
+
+#include <jansson.h>
+#include "model.h"
+
+#define MODEL_MAX_HEADS 16
+
+enum { MODEL_HEAD_DENSE, MODEL_HEAD_NORMALIZE };
+
+struct model_head {
+	int kind;
+	int in, out, bias, act;   /* Dense */
+	size_t w_off, b_off;      /* offsets of linear.weight [out][in] and linear.bias [out] in params */
+	char path[32];            /* "2_Dense" */
+	char file[64];            /* "2_Dense/model.safetensors" */
+};
+
+struct st_model {
+	char *dir;                /* the Transformer's folder: config.json, tokenizer files */
+	char *tok_src;            /* a fresh model's tokenizer source (file or folder); NULL: dir */
+	enc_config enc;
+	json_t *hf_config;        /* config.json, written back with architectures/torch_dtype set */
+	json_t *st_config;        /* config_sentence_transformers.json as read; NULL for a new model */
+	int max_seq_length, do_lower_case;
+	int pool_modes, include_prompt;
+	int nheads;
+	struct model_head heads[MODEL_MAX_HEADS];
+	size_t n_enc, n_params;   /* encoder floats; all floats */
+	float *params;
+	int owns_params;
+	float *pooler;            /* pooler.dense.weight [H][H] then .bias [H]; NULL for DistilBERT (written back, unused) */
+	enc_acts *acts;           /* kept by model_embed_backward */
+	int acts_B, acts_T;
+};
+
+void model_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void model_fill_normal(float *x, size_t n, float std, uint64_t seed);
+const char *model_pool_key(int i, int *bit);
+
+#endif

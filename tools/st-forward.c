@@ -1,0 +1,146 @@
+/* st-forward: batches in, the same batches out with "embeddings" [columns][rows][dim] from a model directory.
+ * Every batch is cut into chunks of --mini-batch-size rows (trimmed to the chunk's longest row) so memory is
+ * bounded by the chunk. With --train, dropout is on and every mask is keyed by (seed, step, column, row), so
+ * st-step can replay the same masks when it recomputes the chunk with activations kept. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "st.h"
+#include "stream.h"
+#include "model.h"
+
+static const char usage[] =
+	"usage: st-forward --model DIR [--train --seed S] [options] < batches > batches\n"
+	"\n"
+	"Adds \"embeddings\" (float32 [columns][rows][dim]) to every batch record; other records pass through.\n"
+	"\n"
+	"  --model DIR            a sentence-transformers model directory (or a plain Hugging Face checkpoint)\n"
+	"  --train                dropout on (training forward pass); masks keyed by (seed, step, column, row)\n"
+	"  --seed S               dropout seed (default 42)\n"
+	"  --mini-batch-size N    rows per chunk (default 32)\n"
+	"  --json                 write JSON Lines instead of msgpack\n"
+	"  --threads N            threads (default all cores)\n"
+	"  --help                 this text\n";
+
+/* Checks a batch's tensors against the model; dies naming the record. */
+static void check_batch(const st_model *m, const st_tensor *ids, const st_tensor *lens, const char *where)
+{
+	if (ids->dtype != ST_I32 || ids->ndim != 3)
+		die(EX_DATAERR, "input_ids is not a batch (int32 [columns][rows][T]): run st-batch first (%s)", where);
+	if (!lens || lens->dtype != ST_I32 || lens->ndim != 2 || lens->shape[0] != ids->shape[0] ||
+	    lens->shape[1] != ids->shape[1])
+		die(EX_DATAERR, "lengths must be an int32 tensor [columns][rows] matching input_ids (%s)", where);
+	const enc_config *c = model_encoder_config(m);
+	int64_t C = ids->shape[0], B = ids->shape[1], T = ids->shape[2];
+	int limit = enc_max_length(c);
+	for (int64_t i = 0; i < C * B; i++) {
+		int32_t len = ST_I32P(lens)[i];
+		if (len < 0 || len > T)
+			die(EX_DATAERR, "column %lld row %lld: length %d outside 0..%lld (%s)", (long long)(i / B),
+			    (long long)(i % B), len, (long long)T, where);
+		if (len > limit)
+			die(EX_DATAERR, "column %lld row %lld: %d tokens, the model takes at most %d (%s)",
+			    (long long)(i / B), (long long)(i % B), len, limit, where);
+		const int32_t *row = ST_I32P(ids) + i * T;
+		for (int32_t t = 0; t < len; t++)
+			if (row[t] < 0 || row[t] >= c->vocab_size)
+				die(EX_DATAERR, "column %lld row %lld position %d: token id %d outside the vocabulary 0..%d (%s)",
+				    (long long)(i / B), (long long)(i % B), t, row[t], c->vocab_size - 1, where);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	st_tool_init("st-forward", argc, argv, usage);
+	const char *model_path = NULL;
+	int train = 0, json = 0;
+	long seed = 42, mini = 32;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED() do { if (!v) usage_error(usage, "%s needs a value", a); i++; } while (0)
+		if (!strcmp(a, "--model")) { NEED(); model_path = v; }
+		else if (!strcmp(a, "--train")) train = 1;
+		else if (!strcmp(a, "--seed")) { NEED(); seed = st_parse_long(a, v); }
+		else if (!strcmp(a, "--mini-batch-size")) {
+			NEED();
+			if ((mini = st_parse_long(a, v)) <= 0)
+				usage_error(usage, "--mini-batch-size must be positive");
+		} else if (!strcmp(a, "--json")) json = 1;
+		else if (!strcmp(a, "--threads")) { NEED(); st_set_threads((int)st_parse_long(a, v)); }
+		else usage_error(usage, "unknown option %s", a);
+#undef NEED
+	}
+	if (!model_path)
+		usage_error(usage, "--model DIR is required");
+	struct stat st;
+	if (stat(model_path, &st) < 0)
+		die(EX_NOINPUT, "%s: no such model directory", model_path);
+	char err[1024];
+	st_model *m = model_load(model_path, err, sizeof err);
+	if (!m)
+		die(EX_DATAERR, "%s", err);
+	int dim = model_dim(m);
+
+	st_reader *r = st_reader_open(0, "stdin");
+	st_writer *w = st_writer_open(1, json);
+	int32_t *chunk_ids = NULL, *chunk_lens = NULL;
+	size_t chunk_cap = 0;
+	st_val *rec;
+	while ((rec = st_read(r))) {
+		st_val *idsv = st_get(rec, "input_ids");
+		if (!idsv) {   /* logs and other records pass through */
+			st_write(w, rec);
+			st_free(rec);
+			continue;
+		}
+		const char *where = st_reader_where(r);
+		if (idsv->type != ST_TENSOR)
+			die(EX_DATAERR, "input_ids is not a batch tensor: run st-batch first (%s)", where);
+		st_tensor *ids = &idsv->t, *lens = st_get_tensor(rec, "lengths");
+		check_batch(m, ids, lens, where);
+		double stepd = 0;
+		if (train && st_get_num(rec, "step", &stepd) < 0)
+			die(EX_DATAERR, "--train needs the batch's \"step\" (%s)", where);
+		int C = (int)ids->shape[0], B = (int)ids->shape[1], T = (int)ids->shape[2];
+		int64_t eshape[3] = { C, B, dim };
+		st_val *embv = st_tensor_new(ST_F32, 3, eshape);
+		float *emb = ST_F32P(&embv->t);
+		for (int c = 0; c < C; c++) {
+			for (int r0 = 0; r0 < B; r0 += mini) {
+				int rows = B - r0 < mini ? B - r0 : (int)mini;
+				const int32_t *len = ST_I32P(lens) + (size_t)c * B + r0;
+				int Tc = 0;
+				for (int b = 0; b < rows; b++)
+					Tc = len[b] > Tc ? len[b] : Tc;
+				if (Tc == 0)
+					Tc = 1;
+				if ((size_t)rows * Tc > chunk_cap) {
+					chunk_cap = (size_t)rows * Tc;
+					chunk_ids = xrealloc(chunk_ids, xmul(chunk_cap, sizeof(int32_t)));
+				}
+				chunk_lens = xrealloc(chunk_lens, sizeof(int32_t) * rows);
+				/* the chunk trimmed to its own longest row */
+				for (int b = 0; b < rows; b++) {
+					const int32_t *src = ST_I32P(ids) + ((size_t)c * B + r0 + b) * T;
+					memset(chunk_ids + (size_t)b * Tc, 0, sizeof(int32_t) * Tc);
+					memcpy(chunk_ids + (size_t)b * Tc, src, sizeof(int32_t) * len[b]);
+					chunk_lens[b] = len[b];
+				}
+				enc_dropout drop = { (uint64_t)seed, (int64_t)stepd, c, r0 };
+				model_embed(m, chunk_ids, chunk_lens, rows, Tc, emb + ((size_t)c * B + r0) * dim,
+					    train ? &drop : NULL);
+			}
+		}
+		st_set(rec, "embeddings", embv);
+		st_write(w, rec);
+		st_free(rec);
+	}
+	st_writer_close(w);
+	st_reader_close(r);
+	free(chunk_ids);
+	free(chunk_lens);
+	model_free(m);
+	return 0;
+}

@@ -1,0 +1,134 @@
+/* st-init: create a sentence-transformers model directory -- wrap a Hugging Face checkpoint, or start from a
+ * random encoder -- with Pooling, optional Dense layers and Normalize. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "st.h"
+#include "model.h"
+
+static const char usage[] =
+	"usage: st-init --transformer HF_DIR [options] -o DIR\n"
+	"       st-init --config CONFIG.json --vocab VOCAB [--seed S] [options] -o DIR\n"
+	"\n"
+	"Writes a complete sentence-transformers model directory (docs/model-directory.md).\n"
+	"\n"
+	"  --transformer DIR     wrap a Hugging Face checkpoint (config.json + model.safetensors + tokenizer files)\n"
+	"                        or an existing sentence-transformers model\n"
+	"  --config FILE         a Hugging Face config.json for a new, randomly initialised encoder\n"
+	"  --vocab PATH          its tokenizer: vocab.txt, tokenizer.json, or a directory of tokenizer files\n"
+	"  --seed S              seed of the random initialisation (default 42)\n"
+	"  --pooling MODES       cls, mean, max, mean_sqrt_len, weightedmean, lasttoken; comma-combined (default mean)\n"
+	"  --dense OUT           add a Dense layer with OUT features (repeatable, applied in order)\n"
+	"  --activation NAME     activation of the Dense layer before it: tanh (default), identity, relu, gelu, sigmoid\n"
+	"  --no-bias             the Dense layer before it has no bias\n"
+	"  --normalize           add a Normalize module (after the Dense layers given before it)\n"
+	"  --max-seq-length N    longest input in tokens, special tokens included\n"
+	"  -o, --output DIR      the model directory to write (built as DIR.tmp.PID, then renamed)\n"
+	"  --force               replace DIR if it exists\n"
+	"  --threads N           threads (default all cores)\n"
+	"  --help                this text\n";
+
+enum { OP_DENSE, OP_NORMALIZE };
+struct head_op { int kind, out, act, bias; };
+
+int main(int argc, char **argv)
+{
+	st_tool_init("st-init", argc, argv, usage);
+	const char *transformer = NULL, *config = NULL, *vocab = NULL, *out = NULL, *pooling = NULL;
+	long seed = 42, max_seq = 0;
+	int force = 0, nops = 0;
+	struct head_op *ops = xcalloc(argc, sizeof *ops);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED() do { if (!v) usage_error(usage, "%s needs a value", a); i++; } while (0)
+		if (!strcmp(a, "--transformer")) { NEED(); transformer = v; }
+		else if (!strcmp(a, "--config")) { NEED(); config = v; }
+		else if (!strcmp(a, "--vocab")) { NEED(); vocab = v; }
+		else if (!strcmp(a, "--seed")) { NEED(); seed = st_parse_long(a, v); }
+		else if (!strcmp(a, "--pooling")) { NEED(); pooling = v; }
+		else if (!strcmp(a, "--dense")) {
+			NEED();
+			long n = st_parse_long(a, v);
+			if (n <= 0 || n > 1 << 20)
+				usage_error(usage, "--dense %s: out of range", v);
+			ops[nops++] = (struct head_op){ OP_DENSE, (int)n, MODEL_ACT_TANH, 1 };
+		} else if (!strcmp(a, "--activation")) {
+			NEED();
+			if (!nops || ops[nops - 1].kind != OP_DENSE)
+				usage_error(usage, "--activation must follow a --dense");
+			if ((ops[nops - 1].act = model_activation_parse(v)) < 0)
+				usage_error(usage, "unknown activation '%s' (tanh, identity, relu, gelu, sigmoid)", v);
+		} else if (!strcmp(a, "--no-bias")) {
+			if (!nops || ops[nops - 1].kind != OP_DENSE)
+				usage_error(usage, "--no-bias must follow a --dense");
+			ops[nops - 1].bias = 0;
+		} else if (!strcmp(a, "--normalize")) {
+			ops[nops++] = (struct head_op){ OP_NORMALIZE, 0, 0, 0 };
+		} else if (!strcmp(a, "--max-seq-length")) {
+			NEED();
+			if ((max_seq = st_parse_long(a, v)) <= 0)
+				usage_error(usage, "--max-seq-length must be positive");
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED(); out = v; }
+		else if (!strcmp(a, "--force")) force = 1;
+		else if (!strcmp(a, "--threads")) { NEED(); st_set_threads((int)st_parse_long(a, v)); }
+		else usage_error(usage, "unknown option %s", a);
+#undef NEED
+	}
+	if (!out)
+		usage_error(usage, "-o DIR is required");
+	if (!transformer == !config)
+		usage_error(usage, "give either --transformer or --config");
+	if (config && !vocab)
+		usage_error(usage, "--config needs --vocab");
+	if (transformer && vocab)
+		usage_error(usage, "--vocab goes with --config (a checkpoint brings its tokenizer)");
+	struct stat st;
+	if (!force && stat(out, &st) == 0)
+		die(EX_USAGE, "%s: exists (use --force to replace it)", out);
+
+	char err[1024];
+	st_model *m;
+	if (transformer) {
+		if (stat(transformer, &st) < 0)
+			die(EX_NOINPUT, "%s: no such model directory", transformer);
+		if (!(m = model_load(transformer, err, sizeof err)))
+			die(EX_DATAERR, "%s", err);
+	} else {
+		size_t len;
+		char *text = st_read_file(config, &len);
+		if (!text)
+			die(EX_NOINPUT, "%s: cannot read", config);
+		if (stat(vocab, &st) < 0)
+			die(EX_NOINPUT, "%s: no such file or directory", vocab);
+		if (!(m = model_new_random(text, len, vocab, (uint64_t)seed, err, sizeof err)))
+			die(EX_DATAERR, "%s (--config %s)", err, config);
+		free(text);
+	}
+
+	/* heads: the loaded ones stay unless the command line describes new ones */
+	if (pooling || nops || !transformer) {
+		int modes = MODEL_POOL_MEAN;
+		if (pooling && (modes = model_pooling_parse(pooling, err, sizeof err)) < 0)
+			usage_error(usage, "--pooling: %s", err);
+		model_set_pooling(m, modes);
+		for (int k = 0; k < nops; k++) {
+			if (ops[k].kind == OP_DENSE)
+				model_add_dense(m, ops[k].out, ops[k].act, ops[k].bias, (uint64_t)seed + 1000003u * (k + 1));
+			else
+				model_add_normalize(m);
+		}
+	}
+	if (max_seq) {
+		int limit = enc_max_length(model_encoder_config(m));
+		if (max_seq > limit)
+			die(EX_USAGE, "--max-seq-length %ld exceeds the position table (%d)", max_seq, limit);
+		model_set_max_seq_length(m, (int)max_seq);
+	}
+	if (model_save(m, out, err, sizeof err) < 0)
+		die(EX_IOERR, "%s", err);
+	model_free(m);
+	free(ops);
+	return 0;
+}
