@@ -62,7 +62,7 @@ demo: deps all
 
 # Debian packages that building and testing need; does nothing when they are present.
 DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libzstd-dev zstd libjansson-dev \
-	libutf8proc-dev libpcre2-dev python3-torch python3-numpy python3-scipy python3-msgpack gnuplot-nox bc wordnet-base \
+	libutf8proc-dev libpcre2-dev python3-torch python3-numpy python3-scipy python3-msgpack python3-yaml gnuplot-nox bc wordnet-base \
 	git git-lfs jq perl nodejs npm
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

@@ -1,0 +1,70 @@
+#!/bin/sh
+# st-card: the model card's YAML front matter parses and carries the library's keys; the sections exist;
+# hyper-parameters and logs come from the run around the model; the write is atomic.
+. "$(dirname "$0")/lib.sh"
+command -v jq > /dev/null || skip_all "jq is not installed"
+
+printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\n' > "$TMP/vocab.txt"
+cat > "$TMP/bert.json" <<'JSON'
+{"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 4,
+ "intermediate_size": 32, "max_position_embeddings": 40}
+JSON
+mkdir -p "$TMP/run"
+st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" --dense 8 --normalize -o "$TMP/run/model" 2>/dev/null ||
+	skip_all "st-init cannot build a model"
+cat > "$TMP/run/trainer.json" <<'JSON'
+{"v": 1, "step": 120, "epoch": 0, "lr": 2e-05, "scheduler": "warmuplinear", "optimizer": "adamw", "weight_decay": 0.01}
+JSON
+printf '%s\n' '{"kind": "eval", "step": 40, "epoch": 0, "score": 0.51234, "best": true}' \
+	'{"kind": "eval", "step": 80, "epoch": 0, "score": 0.5, "best": false}' > "$TMP/run/eval.jsonl"
+echo '{"sts-dev_pearson_cosine": 0.81, "sts-dev_spearman_cosine": 0.8}' > "$TMP/sts-dev.json"
+
+st-card --model "$TMP/run/model" --datasets sentence-transformers/stsb other/set --language en de --license apache-2.0 \
+	--base-model sentence-transformers/all-MiniLM-L6-v2 --loss CoSENTLoss --dataset-size 5749 --eval "$TMP/sts-dev.json"
+ok $? "st-card writes the card"
+card="$TMP/run/model/README.md"
+if /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
+	/usr/bin/python3 - "$card" > "$TMP/meta.json" <<'PY'
+import json, sys, yaml
+text = open(sys.argv[1], encoding="utf-8").read()
+assert text.startswith("---\n")
+meta = yaml.safe_load(text.split("---\n")[1])
+print(json.dumps(meta))
+PY
+	ok $? "the YAML front matter parses"
+	is "$(jq -r '.library_name' "$TMP/meta.json")" sentence-transformers "library_name"
+	is "$(jq -r '.pipeline_tag' "$TMP/meta.json")" sentence-similarity "pipeline_tag"
+	is "$(jq -c '.tags' "$TMP/meta.json")" \
+		'["sentence-transformers","sentence-similarity","feature-extraction","dense","generated_from_trainer","dataset_size:5749","loss:CoSENTLoss"]' \
+		"tags as the trainer leaves them"
+	is "$(jq -c '.datasets' "$TMP/meta.json")" '["sentence-transformers/stsb","other/set"]' "datasets"
+	is "$(jq -c '.language' "$TMP/meta.json")" '["en","de"]' "language"
+	is "$(jq -r '.license' "$TMP/meta.json")" apache-2.0 "license"
+	is "$(jq -r '.base_model' "$TMP/meta.json")" sentence-transformers/all-MiniLM-L6-v2 "base_model"
+	is "$(jq -c '.metrics' "$TMP/meta.json")" '["sts-dev_pearson_cosine","sts-dev_spearman_cosine"]' "metrics"
+	is "$(jq -c '.["model-index"][0].results[0].metrics | map(.value)' "$TMP/meta.json")" '[0.81,0.8]' "model-index values"
+	is "$(jq -r 'keys_unsorted | join(" ")' "$TMP/meta.json")" \
+		"language license library_name tags datasets metrics pipeline_tag model-index base_model" "keys in the library's order"
+else
+	echo "# python3-yaml is absent: front matter not parsed"
+fi
+for s in "# SentenceTransformer based on sentence-transformers/all-MiniLM-L6-v2" "## Model Details" "### Model Description" \
+	"### Full Model Architecture" "## Usage" "### Direct Usage (Sentence Transformers)" "## Evaluation" "### Metrics" \
+	"## Training Details" "### Training Hyperparameters" "### Training Logs" "### Framework Versions" "## Citation"; do
+	grep -qxF "$s" "$card"; ok $? "section: $s"
+done
+grep -qF -- '- **Output Dimensionality:** 8 dimensions' "$card"; ok $? "output dimensionality from the Dense module"
+grep -qF -- "(2): Dense({'in_features': 16, 'out_features': 8" "$card"; ok $? "the architecture lists the Dense module"
+grep -qF -- '- `scheduler`: warmuplinear' "$card"; ok $? "hyper-parameters from RUN/trainer.json"
+grep -qF -- '| 0 | 40 | **0.5123** |' "$card"; ok $? "training logs from RUN/eval.jsonl, best in bold"
+grep -qF -- '| sts-dev_spearman_cosine | 0.8 |' "$card"; ok $? "metrics table"
+
+# a bare model: no run, no options; still valid
+st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" -o "$TMP/bare" 2>/dev/null
+st-card --model "$TMP/bare" -o "$TMP/bare.md"; ok $? "a model without a run"
+grep -q 'No training run was found' "$TMP/bare.md"; ok $? "... says so"
+grep -qF -- '- **Output Dimensionality:** 16 dimensions' "$TMP/bare.md"; ok $? "... mean pooling: 16 dimensions"
+ls "$TMP/bare" | grep -q '\.tmp\.'; is $? 1 "no temporary file left"
+st-card 2>/dev/null; is $? 64 "no --model: 64"
+st-card --model "$TMP/nowhere" 2>/dev/null; is $? 66 "not a model directory: 66"
+done_testing

@@ -1,0 +1,123 @@
+/* st-mine: paraphrase mining -- the most similar pairs of sentences in a collection, as
+ * util.paraphrase_mining (docs/st-mine.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "metrics.h"
+#include "model.h"
+#include "search.h"
+#include "st.h"
+#include "stream.h"
+#include "tokenizer.h"
+
+static const char usage[] =
+	"usage: st-mine (--model DIR | --embeddings) [options] [FILE] > pairs\n"
+	"\n"
+	"Reads sentences (one per line, or JSON Lines with \"text\") from FILE or stdin and writes the most\n"
+	"similar pairs as JSON Lines {\"score\": S, \"i\": I, \"j\": J} (I < J, 0-based numbers of the non-empty\n"
+	"input lines), best first.\n"
+	"\n"
+	"  --model DIR              the model that encodes the sentences\n"
+	"  --embeddings             the input is precomputed: records with float32 \"embeddings\" [dim] or\n"
+	"                           [rows][dim], or \"embedding\" arrays (st-encode)\n"
+	"  --top-k K                candidates per sentence and corpus chunk (default 100)\n"
+	"  --max-pairs N            size of the candidate queue (default 500000)\n"
+	"  --corpus-chunk-size N    sentences per corpus chunk (default 100000)\n"
+	"  --score-function F       cosine (default) or dot\n"
+	"  --batch-size N           texts per forward pass (default 32)\n"
+	"  --threads N              threads (default all cores)\n"
+	"  --help                   this text\n";
+
+int main(int argc, char **argv)
+{
+	st_tool_init("st-mine", argc, argv, usage);
+	const char *model_path = NULL, *file = NULL;
+	int embeddings = 0, top_k = 100, sim = METRICS_COSINE, batch = 32;
+	long max_pairs = 500000, chunk = 100000, threads = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+#define NEED() do { if (i + 1 >= argc) usage_error(usage, "%s needs a value", a); } while (0)
+		if (!strcmp(a, "--model")) { NEED(); model_path = argv[++i]; }
+		else if (!strcmp(a, "--embeddings")) embeddings = 1;
+		else if (!strcmp(a, "--top-k")) { NEED(); top_k = (int)st_parse_long(a, argv[++i]); }
+		else if (!strcmp(a, "--max-pairs")) { NEED(); max_pairs = st_parse_long(a, argv[++i]); }
+		else if (!strcmp(a, "--corpus-chunk-size")) { NEED(); chunk = st_parse_long(a, argv[++i]); }
+		else if (!strcmp(a, "--score-function")) {
+			NEED();
+			sim = metrics_sim_parse(argv[++i]);
+			if (sim != METRICS_COSINE && sim != METRICS_DOT)
+				usage_error(usage, "--score-function: cosine or dot, not '%s'", argv[i]);
+		} else if (!strcmp(a, "--batch-size")) { NEED(); batch = (int)st_parse_long(a, argv[++i]); }
+		else if (!strcmp(a, "--threads")) { NEED(); threads = st_parse_long(a, argv[++i]); }
+		else if (a[0] == '-' && a[1])
+			usage_error(usage, "unknown option '%s'", a);
+		else if (file)
+			usage_error(usage, "one input file at most");
+		else
+			file = a;
+#undef NEED
+	}
+	if (!embeddings && !model_path)
+		usage_error(usage, "give --model DIR, or --embeddings");
+	if (top_k < 1 || max_pairs < 1 || chunk < 1 || batch < 1)
+		usage_error(usage, "--top-k, --max-pairs, --corpus-chunk-size and --batch-size must be positive");
+	st_set_threads((int)threads);
+	int fd = 0;
+	const char *name = "stdin";
+	if (file && strcmp(file, "-")) {
+		if ((fd = open(file, O_RDONLY)) < 0)
+			die(EX_NOINPUT, "cannot open %s: %s", file, strerror(errno));
+		name = file;
+	}
+	char err[1024];
+	float *E = NULL;
+	size_t n = 0;
+	int d = 0;
+	double t0 = st_now();
+	if (embeddings) {
+		st_reader *r = st_reader_open(fd, name);
+		if (search_read_rows(r, name, &E, &n, &d, err, sizeof err) < 0)
+			die(EX_DATAERR, "%s", err);
+		st_reader_close(r);
+	} else {
+		st_model *m = model_load(model_path, err, sizeof err);
+		if (!m)
+			die(EX_NOINPUT, "%s", err);
+		tokenizer *tok = tokenizer_load(model_dir(m), err, sizeof err);
+		if (!tok)
+			die(EX_NOINPUT, "%s", err);
+		FILE *f = fdopen(fd, "r");
+		search_texts t = { 0 };
+		if (!f || search_read_lines(f, name, &t, 0, err, sizeof err) < 0)
+			die(EX_DATAERR, "%s", err);
+		n = t.n;
+		d = model_dim(m);
+		E = xmalloc(xmul(xmul(n + 1, d), sizeof(float)));
+		if (search_encode(m, tok, (const char *const *)t.s, t.len, n, batch, 0, E, err, sizeof err) < 0)
+			die(EX_DATAERR, "%s: %s", name, err);
+		search_texts_free(&t);
+		tokenizer_free(tok);
+		model_free(m);
+	}
+	double t1 = st_now();
+	search_pair *pairs;
+	size_t np = search_mine(E, n, d, sim, top_k, (size_t)max_pairs, (size_t)chunk, &pairs);
+	double t2 = st_now();
+	if (getenv("ST_TIMING"))
+		fprintf(stderr, "st-mine: %zu sentences: encode %.3f s, mine %.3f s, %zu pairs\n", n, t1 - t0, t2 - t1, np);
+	for (size_t p = 0; p < np; p++)
+		if (printf("{\"score\": %.9g, \"i\": %d, \"j\": %d}\n", pairs[p].score, pairs[p].i, pairs[p].j) < 0)
+			break;
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (errno == EPIPE)
+			return 0;
+		die(EX_IOERR, "writing the pairs: %s", strerror(errno));
+	}
+	free(pairs);
+	free(E);
+	return 0;
+}
