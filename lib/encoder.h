@@ -1,0 +1,77 @@
+/* encoder.h: the transformer body of BERT, RoBERTa/XLM-R and DistilBERT, forward and backward, on CPU.
+ *
+ * Interface as agreed in api-encoder.md, plus these additions (nothing agreed was changed):
+ *   enc_arch_name, enc_max_length, enc_acts_bytes, enc_param_find.
+ *
+ * Numbers live in one flat float buffer (params, and grads in the same layout); the table from enc_param_table
+ * names each tensor as sentence-transformers saves it. Batches are padded [B][T] id matrices plus lengths; only
+ * the real tokens are computed (they are packed row after row internally), pads of `out` are left untouched.
+ * Threads: OpenBLAS and OpenMP, as set by st_set_threads(). enc_forward keeps a workspace between calls, so it
+ * must not be called from two threads at once (one model per process is the design). */
+#ifndef ENCODER_H
+#define ENCODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum enc_arch { ENC_BERT, ENC_ROBERTA, ENC_DISTILBERT };   /* xlm-roberta (and camembert) = ENC_ROBERTA */
+enum { ENC_ACT_GELU, ENC_ACT_GELU_TANH, ENC_ACT_RELU };
+
+typedef struct enc_config {
+	enum enc_arch arch; char model_type[32];   /* model_type as config.json spells it */
+	int vocab_size, hidden, layers, heads, intermediate, max_position, type_vocab_size, pad_token_id;
+	float layer_norm_eps, hidden_dropout, attention_dropout, initializer_range;
+	int act;   /* ENC_ACT_GELU (exact erf), ENC_ACT_GELU_TANH ("gelu_new"/"gelu_pytorch_tanh"), ENC_ACT_RELU */
+} enc_config;
+
+/* Parses a Hugging Face config.json text (BERT names, or DistilBERT's dim/hidden_dim/n_layers/n_heads/...).
+ * Missing fields take the Hugging Face defaults of that model type. Unknown model_type, an unsupported
+ * hidden_act or position_embedding_type, or inconsistent sizes -> -1 and a message in err. */
+int enc_config_parse(enc_config *c, const char *json, size_t len, char *err, size_t errlen);
+const char *enc_arch_name(enum enc_arch a);   /* "bert", "roberta", "distilbert" */
+/* Longest sequence (special tokens included) the position table allows: max_position, minus pad_token_id + 1
+ * for RoBERTa (514 -> 512). enc_forward dies with EX_DATAERR on a longer row or an id outside the vocabulary. */
+int enc_max_length(const enc_config *c);
+
+/* Parameter layout: one flat float buffer, tensors in a fixed order, named as sentence-transformers saves them
+ * (no "bert."/"roberta." prefix: "embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight",
+ * ...; DistilBERT: "embeddings.word_embeddings.weight", "transformer.layer.0.attention.q_lin.weight", ...).
+ * Linear weights are [out][in] as in PyTorch. The pooler is not part of the body (sentence-transformers does not
+ * use it). no_decay is 1 for biases and every LayerNorm weight (the v3 Trainer rule); the legacy fit() rule is a
+ * substring test on the names ("bias", "LayerNorm.weight"), which callers can apply themselves.
+ * Order inside a layer: query, key, value weights are adjacent (one [3H][H] matrix), then their three biases. */
+typedef struct enc_param { const char *name; int ndim; int64_t shape[2]; size_t offset, count; int no_decay; } enc_param;
+int enc_param_table(const enc_config *c, enc_param *out /* NULL: just count */);
+size_t enc_num_params(const enc_config *c);
+/* Index of the tensor with that name in the table, or -1. */
+int enc_param_find(const enc_config *c, const char *name);
+void enc_init_random(const enc_config *c, float *params, uint64_t seed);  /* HF init: normal(0, initializer_range) for
+	Linear/Embedding weights (padding row zero), LayerNorm 1/0, biases 0 */
+
+/* Dropout is replayable: each mask bit is a pure function of (seed, step, column, row, layer, site, position, unit),
+ * row being the row's index in the whole batch (row0 + b), so chunking a batch does not change the masks.
+ * Sites as in Hugging Face BERT: embeddings output, attention probabilities, attention output dense (not in
+ * DistilBERT), FFN output dense; kept units are scaled by 1/(1-p). */
+typedef struct enc_dropout { uint64_t seed; int64_t step; int column; int row0; } enc_dropout;
+
+/* ids [B][T] row-major (T = padded length), lengths [B]; out [B][T][hidden]; only positions < lengths[b] are computed
+ * (pad positions are not touched). drop == NULL: inference (no dropout). params: enc_num_params floats.
+ * A row of length 0 is allowed and produces nothing. */
+void enc_forward(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths,
+		 int B, int T, float *out, const enc_dropout *drop);
+
+typedef struct enc_acts enc_acts;   /* activations kept for backward, for one chunk */
+/* Room for a chunk of at most B rows of at most T tokens each. */
+enc_acts *enc_acts_new(const enc_config *c, int B, int T);
+void enc_acts_free(enc_acts *a);
+/* Bytes enc_acts_new(c, B, T) allocates (for sizing chunks). */
+size_t enc_acts_bytes(const enc_config *c, int B, int T);
+/* Same result as enc_forward (bit for bit, same dropout masks), keeping what enc_backward needs in a.
+ * ids, lengths and drop are copied; B and T must fit the sizes a was made for. */
+void enc_forward_train(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths,
+		       int B, int T, float *out, const enc_dropout *drop, enc_acts *a);
+/* dout [B][T][hidden] (pads ignored); grads += dL/dparams (same layout as params), for the last
+ * enc_forward_train on a. The padding rows of the embeddings (nn.Embedding padding_idx) get no gradient. */
+void enc_backward(const enc_config *c, const float *params, enc_acts *a, const float *dout, float *grads);
+
+#endif

@@ -1,0 +1,751 @@
+/* run.c: the run directory (run.h; docs/training.md): shared weights with a published update counter,
+ * trainer and optimizer state, checkpoints, all written under temporary names and renamed. */
+#define _GNU_SOURCE
+#include "run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+
+#include "st.h"
+
+#define RUN_MAGIC "STRUNW1"
+#define RUN_HEADER_BYTES 4096
+enum { RUN_RUNNING = 1, RUN_FINISHED = 2 };
+
+/* The first page of weights.bin; the parameters follow at RUN_HEADER_BYTES (page aligned). */
+struct run_header {
+	char magic[8];
+	uint64_t header_bytes;
+	uint64_t nparams;
+	uint64_t seed;
+	uint32_t objectives;
+	uint32_t state;
+	uint64_t updates;    /* published: stored with release after the parameters are written */
+	uint32_t wake;       /* futex word, bumped on every publish */
+	uint32_t trainer_pid;
+};
+
+struct run_weights {
+	int fd, lock_fd, trainer;
+	void *map;
+	size_t map_bytes;
+	struct run_header *h;
+	float *params;
+	char *path;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (err && errlen)
+		vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = xmalloc(n);
+	snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - floor(s)) * 1e9) };
+	nanosleep(&ts, NULL);
+}
+
+static void fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+static char *dir_of(const char *path)
+{
+	char *d = xstrdup(path);
+	char *slash = strrchr(d, '/');
+	if (!slash)
+		strcpy(d, ".");
+	else if (slash == d)
+		d[1] = '\0';
+	else
+		*slash = '\0';
+	return d;
+}
+
+/* ---- st-forward's side ---- */
+
+static int live_trainer(int fd)
+{
+	/* st-step holds LOCK_EX for its whole life; if a shared lock succeeds, nobody trains with this file */
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		flock(fd, LOCK_UN);
+		return 0;
+	}
+	return errno == EWOULDBLOCK;
+}
+
+static int same_file(int fd, const char *path)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+run_weights *run_open_weights(const char *dir, size_t nparams, double timeout_s, char *err, size_t errlen)
+{
+	char *path = path_join(dir, "weights.bin");
+	double start = st_now();
+	int said = 0;
+	for (double pause = 0.001;; pause = pause < 0.1 ? pause * 2 : 0.1) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			struct stat sb;
+			struct run_header h;
+			int good = live_trainer(fd) && same_file(fd, path) && fstat(fd, &sb) == 0 &&
+			           pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && !memcmp(h.magic, RUN_MAGIC, 8) &&
+			           h.state == RUN_RUNNING;
+			if (good) {
+				if (h.nparams != nparams || h.header_bytes != RUN_HEADER_BYTES ||
+				    (uint64_t)sb.st_size != RUN_HEADER_BYTES + h.nparams * sizeof(float)) {
+					set_err(err, errlen, "%s holds %llu parameters, the model has %zu (another model?)", path,
+					        (unsigned long long)h.nparams, nparams);
+					close(fd);
+					free(path);
+					return NULL;
+				}
+				size_t bytes = (size_t)sb.st_size;
+				void *map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+				if (map == MAP_FAILED) {
+					set_err(err, errlen, "cannot map %s: %s", path, strerror(errno));
+					close(fd);
+					free(path);
+					return NULL;
+				}
+				run_weights *w = xcalloc(1, sizeof *w);
+				w->fd = fd;
+				w->lock_fd = -1;
+				w->map = map;
+				w->map_bytes = bytes;
+				w->h = map;
+				w->params = (float *)((char *)map + RUN_HEADER_BYTES);
+				w->path = path;
+				return w;
+			}
+			close(fd);
+		}
+		double waited = st_now() - start;
+		if (timeout_s > 0 && waited > timeout_s) {
+			set_err(err, errlen, "no st-step published %s within %.0f s", path, timeout_s);
+			free(path);
+			return NULL;
+		}
+		if (!said && waited > 5) {
+			fprintf(stderr, "%s: waiting for st-step to publish %s\n", st_prog ? st_prog : "st", path);
+			said = 1;
+		}
+		sleep_s(pause);
+	}
+}
+
+float *run_params(run_weights *w) { return w->params; }
+uint64_t run_seed(const run_weights *w) { return w->h->seed; }
+int run_objectives(const run_weights *w) { return (int)w->h->objectives; }
+
+uint64_t run_published(const run_weights *w)
+{
+	return __atomic_load_n(&w->h->updates, __ATOMIC_ACQUIRE);
+}
+
+uint64_t run_update_index(const run_weights *w, int64_t step, int objective)
+{
+	return (uint64_t)step * w->h->objectives + (uint64_t)objective;
+}
+
+static void futex_wait(uint32_t *word, uint32_t seen, double timeout_s)
+{
+#ifdef __linux__
+	struct timespec ts = { (time_t)timeout_s, (long)((timeout_s - floor(timeout_s)) * 1e9) };
+	syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
+#else
+	(void)word, (void)seen;
+	sleep_s(timeout_s < 0.001 ? timeout_s : 0.001);
+#endif
+}
+
+static void futex_wake(uint32_t *word)
+{
+#ifdef __linux__
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+#else
+	(void)word;
+#endif
+}
+
+int run_wait(run_weights *w, uint64_t updates, char *err, size_t errlen)
+{
+	double last_check = st_now();
+	for (;;) {
+		uint32_t seen = __atomic_load_n(&w->h->wake, __ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&w->h->updates, __ATOMIC_ACQUIRE) >= updates)
+			return 0;
+		if (__atomic_load_n(&w->h->state, __ATOMIC_ACQUIRE) == RUN_FINISHED) {
+			set_err(err, errlen, "st-step finished after %llu updates; update %llu will not come",
+			        (unsigned long long)run_published(w), (unsigned long long)updates);
+			return 1;
+		}
+		futex_wait(&w->h->wake, seen, 0.1);
+		if (st_now() - last_check > 0.5) {
+			last_check = st_now();
+			if (!live_trainer(w->fd) &&
+			    __atomic_load_n(&w->h->updates, __ATOMIC_ACQUIRE) < updates) {
+				set_err(err, errlen, "st-step of %s went away after %llu updates (waiting for %llu)", w->path,
+				        (unsigned long long)run_published(w), (unsigned long long)updates);
+				return -1;
+			}
+		}
+	}
+}
+
+void run_close(run_weights *w)
+{
+	if (!w)
+		return;
+	munmap(w->map, w->map_bytes);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd);
+	close(w->fd);
+	free(w->path);
+	free(w);
+}
+
+/* ---- st-step's side ---- */
+
+static int is_tmp_name(const char *name)
+{
+	return strstr(name, ".tmp.") != NULL;
+}
+
+run_weights *run_create(const char *dir, const float *params, size_t nparams, uint64_t seed, int objectives,
+                        uint64_t updates, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+		set_err(err, errlen, "cannot create run directory %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	char *lock_path = path_join(dir, ".lock");
+	int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		set_err(err, errlen, lock_fd < 0 ? "cannot open %s: %s" : "%s: another st-step is training in this run (%s)",
+		        lock_path, strerror(errno));
+		if (lock_fd >= 0)
+			close(lock_fd);
+		free(lock_path);
+		return NULL;
+	}
+	free(lock_path);
+
+	/* We own the run: temporary files and folders left by a killed run can go; a NAME.old.PID folder is the
+	 * previous NAME when a replacement was killed between its two renames, so it goes back if NAME is gone. */
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			char *old = strstr(e->d_name, ".old.");
+			if (!is_tmp_name(e->d_name) && !old)
+				continue;
+			char *p = path_join(dir, e->d_name);
+			if (old && !is_tmp_name(e->d_name)) {
+				char *base = xstrdup(p);
+				base[strlen(dir) + 1 + (old - e->d_name)] = '\0';
+				struct stat sb;
+				if (stat(base, &sb) != 0 && rename(p, base) == 0) {
+					free(base);
+					free(p);
+					continue;
+				}
+				free(base);
+			}
+			run_remove_tree(p);
+			free(p);
+		}
+		closedir(d);
+	}
+
+	char *path = path_join(dir, "weights.bin");
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+	size_t bytes = RUN_HEADER_BYTES + nparams * sizeof(float);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0) {
+		set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		set_err(err, errlen, "cannot map %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	struct run_header *h = map;
+	memcpy(h->magic, RUN_MAGIC, 8);
+	h->header_bytes = RUN_HEADER_BYTES;
+	h->nparams = nparams;
+	h->seed = seed;
+	h->objectives = objectives > 0 ? objectives : 1;
+	h->state = RUN_RUNNING;
+	h->updates = updates;
+	h->trainer_pid = (uint32_t)getpid();
+	float *p = (float *)((char *)map + RUN_HEADER_BYTES);
+	memcpy(p, params, nparams * sizeof(float));
+	/* lock before the file appears under its name, so it is never seen there without a live owner */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, path) != 0) {
+		set_err(err, errlen, "cannot publish %s: %s", path, strerror(errno));
+		munmap(map, bytes);
+		goto fail;
+	}
+	fsync_dir(dir);
+	run_weights *w = xcalloc(1, sizeof *w);
+	w->fd = fd;
+	w->lock_fd = lock_fd;
+	w->trainer = 1;
+	w->map = map;
+	w->map_bytes = bytes;
+	w->h = h;
+	w->params = p;
+	w->path = path;
+	return w;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	close(lock_fd);
+	free(path);
+	return NULL;
+}
+
+void run_publish(run_weights *w, uint64_t updates)
+{
+	__atomic_store_n(&w->h->updates, updates, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&w->h->wake, 1, __ATOMIC_RELEASE);
+	futex_wake(&w->h->wake);
+}
+
+void run_finish(run_weights *w)
+{
+	__atomic_store_n(&w->h->state, RUN_FINISHED, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&w->h->wake, 1, __ATOMIC_RELEASE);
+	futex_wake(&w->h->wake);
+	msync(w->map, w->map_bytes, MS_ASYNC);
+	flock(w->fd, LOCK_UN);
+	run_close(w);
+}
+
+/* ---- trainer state ---- */
+
+void run_state_init(run_state *s)
+{
+	memset(s, 0, sizeof *s);
+	s->objectives = 1;
+	s->best_score = -INFINITY;
+	s->best_step = -1;
+	s->last_loss = NAN;
+	strcpy(s->scheduler, "warmuplinear");
+	strcpy(s->optimizer, "adamw");
+}
+
+int run_state_write(const char *path, const run_state *s, char *err, size_t errlen)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "v", json_integer(1));
+	json_object_set_new(o, "step", json_integer(s->step));
+	json_object_set_new(o, "epoch", json_integer(s->epoch));
+	json_object_set_new(o, "updates", json_integer((json_int_t)s->updates));
+	/* a string: JSON readers lose 64-bit integers */
+	char seed[32];
+	snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
+	json_object_set_new(o, "seed", json_string(seed));
+	json_object_set_new(o, "objectives", json_integer(s->objectives));
+	json_object_set_new(o, "total_steps", json_integer(s->total_steps));
+	json_object_set_new(o, "warmup_steps", json_integer(s->warmup_steps));
+	json_object_set_new(o, "scheduler", json_string(s->scheduler));
+	json_object_set_new(o, "optimizer", json_string(s->optimizer));
+	json_object_set_new(o, "lr", json_real(s->lr));
+	json_object_set_new(o, "weight_decay", json_real(s->weight_decay));
+	json_object_set_new(o, "max_grad_norm", json_real(s->max_grad_norm));
+	json_object_set_new(o, "eps", json_real(s->eps));
+	json_object_set_new(o, "examples", json_real(s->examples));
+	json_object_set_new(o, "best_score", isfinite(s->best_score) ? json_real(s->best_score) : json_null());
+	json_object_set_new(o, "best_step", json_integer(s->best_step));
+	json_object_set_new(o, "last_loss", isfinite(s->last_loss) ? json_real(s->last_loss) : json_null());
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	json_decref(o);
+	size_t len = strlen(text);
+	text = xrealloc(text, len + 2);
+	text[len++] = '\n';
+	int rc = st_write_file_atomic(path, text, len);
+	if (rc != 0)
+		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+	free(text);
+	return rc;
+}
+
+static double num_or(json_t *o, const char *k, double dflt)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+int run_state_read(const char *path, run_state *s, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *o = json_load_file(path, 0, &je);
+	if (!o || !json_is_object(o)) {
+		set_err(err, errlen, "cannot read %s: %s (line %d)", path, o ? "not an object" : je.text, je.line);
+		json_decref(o);
+		return -1;
+	}
+	run_state_init(s);
+	json_t *step = json_object_get(o, "step"), *seed = json_object_get(o, "seed");
+	if (!json_is_integer(step) || !json_is_string(seed)) {
+		set_err(err, errlen, "%s: \"step\" or \"seed\" missing", path);
+		json_decref(o);
+		return -1;
+	}
+	s->step = json_integer_value(step);
+	s->seed = strtoull(json_string_value(seed), NULL, 10);
+	s->epoch = (int64_t)num_or(o, "epoch", 0);
+	s->updates = (uint64_t)num_or(o, "updates", (double)s->step);
+	s->objectives = (int)num_or(o, "objectives", 1);
+	s->total_steps = (int64_t)num_or(o, "total_steps", 0);
+	s->warmup_steps = (int64_t)num_or(o, "warmup_steps", 0);
+	const char *sched = json_string_value(json_object_get(o, "scheduler"));
+	if (sched)
+		snprintf(s->scheduler, sizeof s->scheduler, "%s", sched);
+	const char *opt = json_string_value(json_object_get(o, "optimizer"));
+	if (opt)
+		snprintf(s->optimizer, sizeof s->optimizer, "%s", opt);
+	s->lr = num_or(o, "lr", 0);
+	s->weight_decay = num_or(o, "weight_decay", 0);
+	s->max_grad_norm = num_or(o, "max_grad_norm", 0);
+	s->eps = num_or(o, "eps", 0);
+	s->examples = num_or(o, "examples", 0);
+	s->best_score = num_or(o, "best_score", -INFINITY);
+	s->best_step = (int64_t)num_or(o, "best_step", -1);
+	s->last_loss = num_or(o, "last_loss", NAN);
+	json_decref(o);
+	return 0;
+}
+
+/* ---- optimizer state ---- */
+
+/* Writes parts to path.tmp.PID, fsyncs, renames. Large buffers are written directly (no copy). */
+static int write_parts_atomic(const char *path, int n, const void *const *ptr, const size_t *len, char *err,
+                              size_t errlen)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0) {
+		set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *p = ptr[i];
+		size_t left = len[i];
+		while (left > 0) {
+			ssize_t w = write(fd, p, left);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				set_err(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+				close(fd);
+				unlink(tmp);
+				return -1;
+			}
+			p += w;
+			left -= (size_t)w;
+		}
+	}
+	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	char *d = dir_of(path);
+	fsync_dir(d);
+	free(d);
+	return 0;
+}
+
+#define OPTIM_MAGIC "STOPTIM1"
+
+int run_optim_write(const char *path, optim *const *opts, int k, char *err, size_t errlen)
+{
+	int nparts = 1 + 3 * k;
+	const void **ptr = xmalloc(sizeof *ptr * nparts);
+	size_t *len = xmalloc(sizeof *len * nparts);
+	uint64_t head[3] = { 0, opts[0]->n, (uint64_t)k };
+	memcpy(&head[0], OPTIM_MAGIC, 8);
+	int64_t *ts = xmalloc(sizeof *ts * k);
+	ptr[0] = head;
+	len[0] = sizeof head;
+	for (int i = 0; i < k; i++) {
+		ts[i] = opts[i]->t;
+		ptr[1 + 3 * i] = &ts[i];
+		len[1 + 3 * i] = sizeof ts[i];
+		ptr[2 + 3 * i] = opts[i]->m;
+		len[2 + 3 * i] = opts[i]->n * sizeof(float);
+		ptr[3 + 3 * i] = opts[i]->v;
+		len[3 + 3 * i] = opts[i]->n * sizeof(float);
+	}
+	int rc = write_parts_atomic(path, nparts, ptr, len, err, errlen);
+	free(ptr);
+	free(len);
+	free(ts);
+	return rc;
+}
+
+static int read_full(FILE *f, void *p, size_t n)
+{
+	return fread(p, 1, n, f) == n;
+}
+
+int run_optim_read(const char *path, optim *const *opts, int k, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	uint64_t head[3];
+	if (!read_full(f, head, sizeof head) || memcmp(head, OPTIM_MAGIC, 8) != 0) {
+		set_err(err, errlen, "%s is not an optimizer state file", path);
+		fclose(f);
+		return -1;
+	}
+	if (head[1] != opts[0]->n || head[2] != (uint64_t)k) {
+		set_err(err, errlen, "%s holds %llu objectives of %llu parameters, the run has %d of %zu", path,
+		        (unsigned long long)head[2], (unsigned long long)head[1], k, opts[0]->n);
+		fclose(f);
+		return -1;
+	}
+	for (int i = 0; i < k; i++) {
+		int64_t t;
+		if (!read_full(f, &t, sizeof t) || !read_full(f, opts[i]->m, opts[i]->n * sizeof(float)) ||
+		    !read_full(f, opts[i]->v, opts[i]->n * sizeof(float))) {
+			set_err(err, errlen, "%s is truncated (objective %d)", path, i);
+			fclose(f);
+			return -1;
+		}
+		opts[i]->t = t;
+	}
+	fclose(f);
+	return 0;
+}
+
+/* ---- checkpoints ---- */
+
+static int checkpoint_step(const char *name, int64_t *step)
+{
+	const char *p = name + strlen("checkpoint-");
+	if (strncmp(name, "checkpoint-", 11) != 0 || !*p)
+		return 0;
+	int64_t s = 0;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		s = s * 10 + (*p - '0');
+	}
+	*step = s;
+	return 1;
+}
+
+/* A checkpoint appears under its name only complete (renamed into place); checked anyway, so that a folder
+ * damaged by other hands is passed over rather than resumed from. */
+static int checkpoint_complete(const char *dir, const char *name)
+{
+	static const char *const need[] = { "trainer.json", "optimizer.bin", "model/config.json" };
+	char *d = path_join(dir, name);
+	int good = 1;
+	for (int i = 0; i < 3 && good; i++) {
+		char *p = path_join(d, need[i]);
+		good = access(p, R_OK) == 0;
+		free(p);
+	}
+	free(d);
+	return good;
+}
+
+static int64_t *list_checkpoints(const char *dir, int *count)
+{
+	DIR *d = opendir(dir);
+	int n = 0, cap = 0;
+	int64_t *steps = NULL, s;
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL)
+			if (checkpoint_step(e->d_name, &s) && checkpoint_complete(dir, e->d_name)) {
+				if (n == cap)
+					steps = xrealloc(steps, sizeof *steps * (cap = cap ? 2 * cap : 16));
+				steps[n++] = s;
+			}
+		closedir(d);
+	}
+	for (int i = 1; i < n; i++)   /* insertion sort, ascending */
+		for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
+			int64_t t = steps[j];
+			steps[j] = steps[j - 1];
+			steps[j - 1] = t;
+		}
+	*count = n;
+	return steps;
+}
+
+int64_t run_latest_checkpoint(const char *dir)
+{
+	int n;
+	int64_t *steps = list_checkpoints(dir, &n), best = -1;
+	if (n > 0)
+		best = steps[n - 1];
+	free(steps);
+	return best;
+}
+
+void run_prune_checkpoints(const char *dir, int limit)
+{
+	if (limit <= 0)
+		return;
+	int n;
+	int64_t *steps = list_checkpoints(dir, &n);
+	for (int i = 0; i + limit < n; i++) {
+		/* renamed away first, so that a kill in the middle of the removal leaves no half checkpoint under
+		 * a checkpoint's name (run_create removes *.tmp.* leftovers) */
+		char name[64], gone[96];
+		snprintf(name, sizeof name, "checkpoint-%lld", (long long)steps[i]);
+		snprintf(gone, sizeof gone, "checkpoint-%lld.tmp.%d.old", (long long)steps[i], (int)getpid());
+		char *p = path_join(dir, name), *q = path_join(dir, gone);
+		if (rename(p, q) == 0)
+			run_remove_tree(q);
+		free(p);
+		free(q);
+	}
+	free(steps);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int run_remove_tree(const char *path)
+{
+	struct stat sb;
+	if (lstat(path, &sb) != 0)
+		return errno == ENOENT ? 0 : -1;
+	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void fsync_tree_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char *p = path_join(dir, e->d_name);
+		struct stat sb;
+		if (lstat(p, &sb) == 0) {
+			if (S_ISDIR(sb.st_mode))
+				fsync_tree_files(p);
+			else if (S_ISREG(sb.st_mode)) {
+				int fd = open(p, O_RDONLY);
+				if (fd >= 0) {
+					fsync(fd);
+					close(fd);
+				}
+			}
+		}
+		free(p);
+	}
+	closedir(d);
+	fsync_dir(dir);
+}
+
+int run_write_dir(const char *final, int (*fill)(const char *tmpdir, void *ctx, char *err, size_t errlen),
+                  void *ctx, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", final, (int)getpid());
+	run_remove_tree(tmp);
+	if (mkdir(tmp, 0777) != 0) {
+		set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (fill(tmp, ctx, err, errlen) != 0) {
+		run_remove_tree(tmp);
+		return -1;
+	}
+	fsync_tree_files(tmp);
+	struct stat sb;
+	if (stat(final, &sb) == 0) {
+		/* swap the complete new folder with the old one in one step where the file system can, so FINAL
+		 * always names a whole model; then the old one (now at tmp) goes */
+#ifdef RENAME_EXCHANGE
+		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+			run_remove_tree(tmp);
+			char *d = dir_of(final);
+			fsync_dir(d);
+			free(d);
+			return 0;
+		}
+#endif
+		char old[PATH_MAX];
+		snprintf(old, sizeof old, "%s.old.%d", final, (int)getpid());   /* run_create puts it back if need be */
+		if (rename(final, old) != 0) {
+			set_err(err, errlen, "cannot replace %s: %s", final, strerror(errno));
+			run_remove_tree(tmp);
+			return -1;
+		}
+		if (rename(tmp, final) != 0) {
+			set_err(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+			rename(old, final);
+			return -1;
+		}
+		run_remove_tree(old);
+	} else if (rename(tmp, final) != 0) {
+		set_err(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+		run_remove_tree(tmp);
+		return -1;
+	}
+	char *d = dir_of(final);
+	fsync_dir(d);
+	free(d);
+	return 0;
+}

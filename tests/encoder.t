@@ -1,0 +1,27 @@
+#!/bin/sh
+# lib/encoder.c against a PyTorch reference (tests/reference/encoder_ref.py, float64 autograd): hidden states
+# within 1e-4 and every parameter gradient within 1e-3 (max-norm relative), for BERT, RoBERTa, XLM-R and
+# DistilBERT, with padding in the batch. build/t/encoder.t --dump writes the model, batch and C results.
+. tests/lib.sh
+PY=/usr/bin/python3
+[ -x build/t/encoder.t ] || skip_all "build/t/encoder.t is not built (make check-build)"
+$PY -c 'import torch, numpy' 2>/dev/null || skip_all "python3-torch / python3-numpy are not installed"
+pairs=
+for cfg in tests/reference/encoder/*.json; do
+	name=$(basename "$cfg" .json)
+	mkdir -p "$TMP/$name"
+	build/t/encoder.t --dump "$TMP/$name" "$cfg"
+	ok $? "$name: C forward and backward ran"
+	pairs="$pairs $TMP/$name $cfg"
+done
+# one Python process for all models (importing torch is the slow part)
+$PY tests/reference/encoder_ref.py $pairs > "$TMP/ref.out" 2>&1
+ok $? "reference ran"
+while IFS='	' read -r status what; do
+	case $status in
+	ok) ok 0 "$what" ;;
+	"not ok") ok 1 "$what" ;;
+	*) echo "# $status $what" ;;
+	esac
+done < "$TMP/ref.out"
+done_testing

@@ -1,0 +1,571 @@
+/* st-step: the last stage of training. Turns each batch's dL/d(embedding) into parameter gradients by
+ * re-running the forward pass chunk by chunk with activations kept and the same dropout masks (GradCache),
+ * clips, applies one AdamW step with the schedule, and publishes the weights to the run directory that
+ * st-forward reads (docs/st-step.md, docs/training.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "optim.h"
+#include "run.h"
+#include "st.h"
+#include "stream.h"
+
+static const char usage[] =
+	"usage: st-step --run DIR (--model MODEL | --resume) [options] < batches-with-grad > log\n"
+	"\n"
+	"  --run DIR                 the run directory shared with st-forward --run DIR (docs/training.md)\n"
+	"  --model MODEL             the model to start from (a sentence-transformers or Hugging Face directory)\n"
+	"  --resume                  continue from the newest DIR/checkpoint-N (weights, optimizer, schedule)\n"
+	"  --input FILE              read batches from FILE (a file or FIFO) instead of stdin; repeat for several\n"
+	"                            training objectives, taken round-robin, one batch each per step\n"
+	"  --lr X                    base learning rate (default 2e-5)\n"
+	"  --scheduler NAME          constantlr, warmupconstant, warmuplinear (default), warmupcosine,\n"
+	"                            warmupcosinewithhardrestarts\n"
+	"  --warmup-steps N|P%       warmup steps, or a percentage of the total steps (default 0)\n"
+	"  --weight-decay X          AdamW weight decay of weights, not biases and LayerNorm weights (default 0.01)\n"
+	"  --max-grad-norm X         clip the global gradient norm (default 1; 0 disables)\n"
+	"  --optimizer NAME          adamw (torch.optim.AdamW, default) or adamw-hf (transformers.AdamW)\n"
+	"  --eps X                   Adam epsilon (default 1e-8 for adamw, 1e-6 for adamw-hf)\n"
+	"  --mini-batch-size N       rows per re-forward and backward chunk (default 32): memory, not results\n"
+	"  --seed S                  dropout seed, shared with st-forward through the run (default 42)\n"
+	"  --steps N                 total steps for the schedule (default: the batches' \"steps\")\n"
+	"  --max-steps N             stop after N global steps\n"
+	"  --checkpoint-every N      save DIR/checkpoint-STEP every N steps (and at the end)\n"
+	"  --checkpoint-limit K      keep only the newest K checkpoints (default all)\n"
+	"  --eval-every N            run the evaluator every N steps (and at each epoch end)\n"
+	"  --evaluator CMD           shell command scoring the model in $ST_MODEL; prints the score last\n"
+	"  --save-best               keep the best-scoring model in DIR/best\n"
+	"  --no-save                 do not write DIR/model at the end\n"
+	"  --json                    write the log as JSON Lines instead of msgpack\n"
+	"  --threads N               threads (default all cores)\n";
+
+struct opts {
+	const char *run_dir, *model_dir, *evaluator, *warmup_text;
+	const char **inputs;
+	int ninputs, resume, save_best, json, no_save;
+	double lr, weight_decay, max_grad_norm, eps;
+	enum optim_kind kind;
+	enum optim_sched sched;
+	long mini_batch, checkpoint_every, checkpoint_limit, eval_every, steps, max_steps, threads;
+	uint64_t seed;
+};
+
+struct trainer {
+	struct opts o;
+	st_model *m;
+	size_t n;              /* parameters */
+	float *grads;          /* [n] */
+	optim **opt;           /* one per objective (fit: one optimizer and scheduler per objective) */
+	int k;                 /* objectives */
+	run_weights *w;
+	run_state st;
+	st_reader **in;
+	st_val **pending;      /* the first batch of every input, read before the first step */
+	st_writer *out;
+	double t_last, t_start, examples_since;
+	int64_t last_checkpoint, last_eval, start_step;
+	int progress;
+};
+
+/* ---- saving ---- */
+
+struct save_ctx { struct trainer *t; };
+
+static int fill_model(const char *tmpdir, void *ctx, char *err, size_t errlen)
+{
+	struct trainer *t = ctx;
+	return model_save(t->m, tmpdir, err, errlen);
+}
+
+static int fill_checkpoint(const char *tmpdir, void *ctx, char *err, size_t errlen)
+{
+	struct trainer *t = ctx;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/model", tmpdir);
+	if (model_save(t->m, path, err, errlen) != 0)
+		return -1;
+	snprintf(path, sizeof path, "%s/optimizer.bin", tmpdir);
+	if (run_optim_write(path, t->opt, t->k, err, errlen) != 0)
+		return -1;
+	snprintf(path, sizeof path, "%s/trainer.json", tmpdir);
+	return run_state_write(path, &t->st, err, errlen);
+}
+
+static void save_model(struct trainer *t, const char *name)
+{
+	char path[4096], err[512];
+	snprintf(path, sizeof path, "%s/%s", t->o.run_dir, name);
+	if (run_write_dir(path, fill_model, t, err, sizeof err) != 0)
+		die(EX_IOERR, "%s", err);
+}
+
+static void save_state(struct trainer *t)
+{
+	char path[4096], err[512];
+	snprintf(path, sizeof path, "%s/trainer.json", t->o.run_dir);
+	if (run_state_write(path, &t->st, err, sizeof err) != 0)
+		die(EX_IOERR, "%s", err);
+}
+
+static void checkpoint(struct trainer *t)
+{
+	char path[4096], err[512];
+	snprintf(path, sizeof path, "%s/checkpoint-%lld", t->o.run_dir, (long long)t->st.step);
+	if (run_write_dir(path, fill_checkpoint, t, err, sizeof err) != 0)
+		die(EX_IOERR, "%s", err);
+	run_prune_checkpoints(t->o.run_dir, (int)t->o.checkpoint_limit);
+	save_model(t, "model");   /* the run's model directory stays current */
+	save_state(t);
+	t->last_checkpoint = t->st.step;
+}
+
+/* ---- evaluation ---- */
+
+static void evaluate(struct trainer *t)
+{
+	if (!t->o.evaluator || t->last_eval == t->st.step)
+		return;
+	t->last_eval = t->st.step;
+	char path[4096];
+	save_model(t, "model");
+	snprintf(path, sizeof path, "%s/model", t->o.run_dir);
+	setenv("ST_MODEL", path, 1);
+	char step[32];
+	snprintf(step, sizeof step, "%lld", (long long)t->st.step);
+	setenv("ST_STEP", step, 1);
+	fflush(stdout);
+	FILE *p = popen(t->o.evaluator, "r");
+	if (!p)
+		die(EX_OSERR, "cannot run the evaluator: %s", strerror(errno));
+	char line[4096], last[4096] = "";
+	while (fgets(line, sizeof line, p))
+		if (strspn(line, " \t\r\n") != strlen(line))
+			snprintf(last, sizeof last, "%s", line);
+	int rc = pclose(p);
+	if (rc != 0)
+		die(EX_SOFTWARE, "the evaluator failed (exit status %d) at step %lld", rc, (long long)t->st.step);
+	/* the score is the last number the evaluator prints */
+	char *end = last + strlen(last), *tok = NULL;
+	while (end > last && strchr(" \t\r\n}", end[-1]))
+		*--end = '\0';
+	for (tok = end; tok > last && !strchr(" \t:,", tok[-1]); tok--)
+		;
+	char *stop;
+	double score = strtod(tok, &stop);
+	if (stop == tok || !isfinite(score))
+		die(EX_DATAERR, "the evaluator printed no score at step %lld (last line: %s)", (long long)t->st.step, last);
+	int best = score > t->st.best_score;
+	if (best) {
+		t->st.best_score = score;
+		t->st.best_step = t->st.step;
+		if (t->o.save_best)
+			save_model(t, "best");
+	}
+	st_val *rec = st_map();
+	st_set(rec, "kind", st_str("eval"));
+	st_set(rec, "step", st_int(t->st.step));
+	st_set(rec, "epoch", st_int(t->st.epoch));
+	st_set(rec, "score", st_float(score));
+	st_set(rec, "best", st_bool(best));
+	st_write(t->out, rec);
+	st_writer_flush(t->out);
+	char *js = st_to_json(rec, NULL);
+	snprintf(path, sizeof path, "%s/eval.jsonl", t->o.run_dir);
+	FILE *f = fopen(path, "a");
+	if (f) {
+		fprintf(f, "%s\n", js);
+		fclose(f);
+	}
+	free(js);
+	st_free(rec);
+	save_state(t);
+}
+
+/* ---- one batch ---- */
+
+static st_tensor *need_tensor(const st_val *rec, const char *key, enum st_dtype dt, int ndim, const char *where)
+{
+	st_tensor *x = st_get_tensor(rec, key);
+	if (!x)
+		die(EX_DATAERR, "batch without \"%s\" (%s); st-step reads batches from st-loss", key, where);
+	if (x->dtype != dt || x->ndim != ndim)
+		die(EX_DATAERR, "\"%s\" must be a %d-D %s tensor (%s)", key, ndim, st_dtype_name(dt), where);
+	return x;
+}
+
+static void format_eta(double s, char *buf, size_t n)
+{
+	if (!isfinite(s) || s < 0)
+		snprintf(buf, n, "?");
+	else if (s >= 3600)
+		snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+	else
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}
+
+static void train_batch(struct trainer *t, const st_val *rec, int objective, const char *where)
+{
+	st_tensor *ids = need_tensor(rec, "input_ids", ST_I32, 3, where);
+	st_tensor *len = need_tensor(rec, "lengths", ST_I32, 2, where);
+	st_tensor *grad = need_tensor(rec, "grad", ST_F32, 3, where);
+	int C = (int)ids->shape[0], B = (int)ids->shape[1], T = (int)ids->shape[2];
+	int dim = model_dim(t->m);
+	if (len->shape[0] != C || len->shape[1] != B)
+		die(EX_DATAERR, "\"lengths\" is [%lld][%lld], input_ids [%d][%d][..] (%s)", (long long)len->shape[0],
+		    (long long)len->shape[1], C, B, where);
+	if (grad->shape[0] != C || grad->shape[1] != B || grad->shape[2] != dim)
+		die(EX_DATAERR, "\"grad\" is [%lld][%lld][%lld], expected [%d][%d][%d] (%s)", (long long)grad->shape[0],
+		    (long long)grad->shape[1], (long long)grad->shape[2], C, B, dim, where);
+	const int32_t *L = ST_I32P(len);
+	for (size_t i = 0; i < (size_t)C * B; i++)
+		if (L[i] < 0 || L[i] > T)
+			die(EX_DATAERR, "length %d outside [0, %d] (%s)", L[i], T, where);
+	double loss = NAN;
+	st_get_num(rec, "loss", &loss);
+
+	/* GradCache: the loss already holds dL/dE for the whole batch; re-forward each chunk of rows with the
+	 * masks st-forward used (keyed by seed, update, column, row) and back-propagate its rows of dL/dE. The
+	 * parameter gradients add up to those of one backward over the full batch. */
+	uint64_t update = (uint64_t)t->st.step * t->k + objective;
+	memset(t->grads, 0, t->n * sizeof(float));
+	int mb = (int)t->o.mini_batch;
+	for (int c = 0; c < C; c++)
+		for (int r0 = 0; r0 < B; r0 += mb) {
+			int rows = B - r0 < mb ? B - r0 : mb;
+			const int32_t *cl = L + (size_t)c * B + r0;
+			int Tc = 0;   /* the chunk's own padded length: less work, same result */
+			for (int b = 0; b < rows; b++)
+				Tc = cl[b] > Tc ? cl[b] : Tc;
+			if (Tc == 0)
+				continue;
+			int32_t *cids = xmalloc(xmul((size_t)rows * Tc, sizeof(int32_t)));
+			for (int b = 0; b < rows; b++)
+				memcpy(cids + (size_t)b * Tc, ST_I32P(ids) + ((size_t)c * B + r0 + b) * T, Tc * sizeof(int32_t));
+			enc_dropout drop = { t->o.seed, (int64_t)update, c, r0 };
+			model_embed_backward(t->m, cids, cl, rows, Tc, &drop, ST_F32P(grad) + ((size_t)c * B + r0) * dim,
+			                     t->grads);
+			free(cids);
+		}
+	double norm = optim_clip_grad_norm(t->grads, t->n, t->o.max_grad_norm);
+	double lr = t->o.lr * optim_sched_lambda(t->o.sched, t->st.step, t->st.warmup_steps, t->st.total_steps);
+	optim_step(t->opt[objective], model_params(t->m), t->grads, lr);
+	t->st.updates = update + 1;
+	run_publish(t->w, t->st.updates);
+
+	double now = st_now();
+	t->examples_since += B;
+	double eps_rate = B / (now - t->t_last > 0 ? now - t->t_last : 1e-9);
+	t->t_last = now;
+	t->st.examples += B;
+	t->st.last_loss = loss;
+	st_val *log = st_map();
+	st_set(log, "kind", st_str("log"));
+	st_set(log, "step", st_int(t->st.step));
+	st_set(log, "epoch", st_int(t->st.epoch));
+	if (t->k > 1)
+		st_set(log, "objective", st_int(objective));
+	st_set(log, "loss", st_float(loss));
+	st_set(log, "lr", st_float(lr));
+	st_set(log, "grad_norm", st_float(norm));
+	st_set(log, "examples_per_s", st_float(eps_rate));
+	st_write(t->out, log);
+	st_writer_flush(t->out);
+	st_free(log);
+	if (t->progress) {
+		int64_t total = t->o.max_steps > 0 && t->o.max_steps < t->st.total_steps ? t->o.max_steps : t->st.total_steps;
+		double done = (double)(t->st.step + 1 - t->start_step);
+		char eta[32];
+		format_eta((now - t->t_start) / done * (double)(total - t->st.step - 1), eta, sizeof eta);
+		fprintf(stderr, "\rst-step: step %lld/%lld  loss %.4f  lr %.3g  %.1f ex/s  ETA %s   ",
+		        (long long)t->st.step + 1, (long long)total, loss, lr, eps_rate, eta);
+	}
+}
+
+/* ---- main ---- */
+
+static void parse(struct opts *o, int argc, char **argv)
+{
+	memset(o, 0, sizeof *o);
+	o->lr = 2e-5;
+	o->weight_decay = 0.01;
+	o->max_grad_norm = 1;
+	o->eps = -1;
+	o->kind = OPTIM_ADAMW;
+	o->sched = OPTIM_WARMUPLINEAR;
+	o->mini_batch = 32;
+	o->seed = 42;
+	o->warmup_text = "0";
+	o->inputs = xcalloc(argc, sizeof *o->inputs);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED() do { if (!v) usage_error(usage, "%s needs a value", a); i++; } while (0)
+		if (!strcmp(a, "--run")) { NEED(); o->run_dir = v; }
+		else if (!strcmp(a, "--model")) { NEED(); o->model_dir = v; }
+		else if (!strcmp(a, "--resume")) o->resume = 1;
+		else if (!strcmp(a, "--input")) { NEED(); o->inputs[o->ninputs++] = v; }
+		else if (!strcmp(a, "--lr")) { NEED(); o->lr = st_parse_double(a, v); }
+		else if (!strcmp(a, "--scheduler")) {
+			NEED();
+			if (optim_sched_parse(v, &o->sched) != 0)
+				usage_error(usage, "unknown scheduler %s", v);
+		} else if (!strcmp(a, "--warmup-steps")) { NEED(); o->warmup_text = v; }
+		else if (!strcmp(a, "--weight-decay")) { NEED(); o->weight_decay = st_parse_double(a, v); }
+		else if (!strcmp(a, "--max-grad-norm")) { NEED(); o->max_grad_norm = st_parse_double(a, v); }
+		else if (!strcmp(a, "--eps")) { NEED(); o->eps = st_parse_double(a, v); }
+		else if (!strcmp(a, "--optimizer")) {
+			NEED();
+			if (!strcmp(v, "adamw"))
+				o->kind = OPTIM_ADAMW;
+			else if (!strcmp(v, "adamw-hf"))
+				o->kind = OPTIM_ADAMW_HF;
+			else
+				usage_error(usage, "unknown optimizer %s (adamw, adamw-hf)", v);
+		} else if (!strcmp(a, "--mini-batch-size")) { NEED(); o->mini_batch = st_parse_long(a, v); }
+		else if (!strcmp(a, "--seed")) { NEED(); o->seed = (uint64_t)st_parse_long(a, v); }
+		else if (!strcmp(a, "--steps")) { NEED(); o->steps = st_parse_long(a, v); }
+		else if (!strcmp(a, "--max-steps")) { NEED(); o->max_steps = st_parse_long(a, v); }
+		else if (!strcmp(a, "--checkpoint-every")) { NEED(); o->checkpoint_every = st_parse_long(a, v); }
+		else if (!strcmp(a, "--checkpoint-limit")) { NEED(); o->checkpoint_limit = st_parse_long(a, v); }
+		else if (!strcmp(a, "--eval-every")) { NEED(); o->eval_every = st_parse_long(a, v); }
+		else if (!strcmp(a, "--evaluator")) { NEED(); o->evaluator = v; }
+		else if (!strcmp(a, "--save-best")) o->save_best = 1;
+		else if (!strcmp(a, "--no-save")) o->no_save = 1;
+		else if (!strcmp(a, "--json")) o->json = 1;
+		else if (!strcmp(a, "--threads")) { NEED(); o->threads = st_parse_long(a, v); }
+		else
+			usage_error(usage, "unknown option %s", a);
+	}
+	if (!o->run_dir)
+		usage_error(usage, "--run DIR is required");
+	if (!o->model_dir && !o->resume)
+		usage_error(usage, "--model MODEL or --resume is required");
+	if (o->mini_batch < 1)
+		usage_error(usage, "--mini-batch-size must be at least 1");
+	if (o->lr < 0 || o->weight_decay < 0 || o->checkpoint_every < 0 || o->eval_every < 0 || o->steps < 0)
+		usage_error(usage, "negative value");
+	if (o->save_best && !o->evaluator)
+		usage_error(usage, "--save-best needs --evaluator");
+	if (o->eps < 0)
+		o->eps = o->kind == OPTIM_ADAMW_HF ? 1e-6 : 1e-8;
+	if (o->ninputs == 0)
+		o->inputs[o->ninputs++] = "-";
+}
+
+/* The next batch of input i (pending first-read batches come first); NULL at its end. */
+static st_val *next_batch(struct trainer *t, int i)
+{
+	if (t->pending[i]) {
+		st_val *r = t->pending[i];
+		t->pending[i] = NULL;
+		return r;
+	}
+	for (;;) {
+		st_val *r = st_read(t->in[i]);
+		if (!r)
+			return NULL;
+		const char *kind = st_get_str(r, "kind");
+		if (kind && !strcmp(kind, "batch"))
+			return r;
+		st_free(r);   /* logs or other records of earlier stages are not ours */
+	}
+}
+
+int main(int argc, char **argv)
+{
+	st_tool_init("st-step", argc, argv, usage);
+	struct trainer tr;
+	memset(&tr, 0, sizeof tr);
+	struct trainer *t = &tr;
+	parse(&t->o, argc, argv);
+	st_set_threads((int)t->o.threads);
+	char err[1024];
+
+	int64_t from = -1;
+	char model_path[4096];
+	run_state_init(&t->st);
+	if (t->o.resume) {
+		from = run_latest_checkpoint(t->o.run_dir);
+		if (from < 0 && !t->o.model_dir)
+			die(EX_NOINPUT, "--resume: no checkpoint in %s", t->o.run_dir);
+	}
+	if (from >= 0) {
+		snprintf(model_path, sizeof model_path, "%s/checkpoint-%lld/trainer.json", t->o.run_dir, (long long)from);
+		if (run_state_read(model_path, &t->st, err, sizeof err) != 0)
+			die(EX_DATAERR, "%s", err);
+		snprintf(model_path, sizeof model_path, "%s/checkpoint-%lld/model", t->o.run_dir, (long long)from);
+		t->o.seed = t->st.seed;
+	} else
+		snprintf(model_path, sizeof model_path, "%s", t->o.model_dir);
+	t->m = model_load(model_path, err, sizeof err);
+	if (!t->m)
+		die(EX_NOINPUT, "%s", err);
+	if (from >= 0) {
+		/* model_save copies tokenizer files from where the model was loaded, and this checkpoint may be
+		 * pruned during the run: continue from a copy in DIR/start that the run keeps */
+		char start[4096];
+		snprintf(start, sizeof start, "%s/start", t->o.run_dir);
+		if (run_write_dir(start, fill_model, t, err, sizeof err) != 0)
+			die(EX_IOERR, "%s", err);
+		model_free(t->m);
+		if (!(t->m = model_load(start, err, sizeof err)))
+			die(EX_NOINPUT, "%s", err);
+	}
+	t->n = model_num_params(t->m);
+	t->k = t->o.ninputs;
+	if (from >= 0 && t->st.objectives != t->k)
+		die(EX_USAGE, "checkpoint-%lld has %d objectives, %d inputs given", (long long)from, t->st.objectives, t->k);
+
+	/* fit()'s two parameter groups: names containing "bias" or "LayerNorm.weight" are not decayed */
+	int np = model_param_table(t->m, NULL);
+	model_param *pt = xcalloc(np, sizeof *pt);
+	model_param_table(t->m, pt);
+	optim_tensor *ot = xcalloc(np, sizeof *ot);
+	for (int i = 0; i < np; i++) {
+		ot[i].offset = pt[i].offset;
+		ot[i].count = pt[i].count;
+		ot[i].no_decay = optim_no_decay_name(pt[i].name);
+	}
+	optim_config oc;
+	optim_config_default(&oc, t->o.kind);
+	oc.lr = t->o.lr;
+	oc.weight_decay = t->o.weight_decay;
+	oc.eps = t->o.eps;
+	t->opt = xcalloc(t->k, sizeof *t->opt);
+	for (int i = 0; i < t->k; i++)
+		t->opt[i] = optim_new(&oc, t->n, ot, np);
+	free(pt);
+	free(ot);
+	if (from >= 0) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/checkpoint-%lld/optimizer.bin", t->o.run_dir, (long long)from);
+		if (run_optim_read(path, t->opt, t->k, err, sizeof err) != 0)
+			die(EX_DATAERR, "%s", err);
+	}
+	t->grads = xcalloc(t->n, sizeof(float));
+
+	/* publish the starting weights before waiting for batches: st-forward needs them for the first one */
+	t->w = run_create(t->o.run_dir, model_params(t->m), t->n, t->o.seed, t->k,
+	                  from >= 0 ? t->st.updates : 0, err, sizeof err);
+	if (!t->w)
+		die(EX_IOERR, "%s", err);
+	model_bind_params(t->m, run_params(t->w));
+
+	/* open the inputs (after publishing: opening a FIFO or reading the first bytes waits for st-forward) and
+	 * read the first batch of each: the schedule needs the total step count */
+	t->in = xcalloc(t->k, sizeof *t->in);
+	t->pending = xcalloc(t->k, sizeof *t->pending);
+	int64_t total = t->o.steps;
+	for (int i = 0; i < t->k; i++) {
+		int fd = 0;
+		if (strcmp(t->o.inputs[i], "-") != 0 && (fd = open(t->o.inputs[i], O_RDONLY | O_CLOEXEC)) < 0)
+			die(EX_NOINPUT, "cannot open %s: %s", t->o.inputs[i], strerror(errno));
+		t->in[i] = st_reader_open(fd, fd == 0 ? "stdin" : t->o.inputs[i]);
+	}
+	if (from < 0) {
+		t->st.step = 0;
+		t->st.updates = 0;
+		t->st.seed = t->o.seed;
+		t->st.objectives = t->k;
+	}
+	for (int i = 0; i < t->k; i++) {
+		t->pending[i] = next_batch(t, i);
+		double s;
+		if (t->pending[i] && st_get_num(t->pending[i], "steps", &s) == 0 && !t->o.steps)
+			total = total == 0 || (int64_t)s < total ? (int64_t)s : total;
+	}
+	if (total <= 0)
+		total = from >= 0 ? t->st.total_steps : 0;
+	int64_t warmup;
+	if (optim_parse_warmup(t->o.warmup_text, total, &warmup) != 0)
+		usage_error(usage, "--warmup-steps %s: a number of steps or a percentage", t->o.warmup_text);
+	t->st.total_steps = total;
+	t->st.warmup_steps = warmup;
+	snprintf(t->st.scheduler, sizeof t->st.scheduler, "%s", optim_sched_name(t->o.sched));
+	snprintf(t->st.optimizer, sizeof t->st.optimizer, "%s", t->o.kind == OPTIM_ADAMW_HF ? "adamw-hf" : "adamw");
+	t->st.lr = t->o.lr;
+	t->st.weight_decay = t->o.weight_decay;
+	t->st.max_grad_norm = t->o.max_grad_norm;
+	t->st.eps = t->o.eps;
+
+	t->out = st_writer_open(1, t->o.json);
+	t->progress = st_stderr_is_tty();
+	t->t_start = t->t_last = st_now();
+	t->last_checkpoint = from >= 0 ? from : 0;
+	t->start_step = t->st.step;
+	t->last_eval = -1;
+	int64_t cur_epoch = -1, skipped = 0;
+	for (;;) {
+		if (t->o.max_steps > 0 && t->st.step >= t->o.max_steps)
+			break;
+		if (t->o.steps > 0 && t->st.step >= t->o.steps)
+			break;
+		int done = 0;
+		for (int i = 0; i < t->k && !done; i++) {
+			st_val *rec;
+			double s = -1, e = 0;
+			for (;;) {
+				rec = next_batch(t, i);
+				if (!rec)
+					break;
+				if (st_get_num(rec, "step", &s) != 0)
+					die(EX_DATAERR, "batch without \"step\" (%s)", st_reader_where(t->in[i]));
+				if ((int64_t)s >= t->st.step)
+					break;
+				skipped++;   /* resuming without st-batch --start-step: earlier steps were done before */
+				st_free(rec);
+			}
+			if (!rec) {
+				if (i > 0)
+					warn("input %s ended inside step %lld; stopping", t->o.inputs[i], (long long)t->st.step);
+				done = 1;
+				break;
+			}
+			if ((int64_t)s != t->st.step)
+				die(EX_DATAERR, "batch of step %lld where step %lld was expected (%s)", (long long)s,
+				    (long long)t->st.step, st_reader_where(t->in[i]));
+			st_get_num(rec, "epoch", &e);
+			if (i == 0 && cur_epoch >= 0 && (int64_t)e > cur_epoch)
+				evaluate(t);   /* the end of an epoch: fit evaluates there */
+			if (i == 0)
+				cur_epoch = (int64_t)e;
+			t->st.epoch = (int64_t)e;
+			train_batch(t, rec, i, st_reader_where(t->in[i]));
+			st_free(rec);
+		}
+		if (done)
+			break;
+		t->st.step++;
+		if (t->o.checkpoint_every > 0 && t->st.step % t->o.checkpoint_every == 0)
+			checkpoint(t);
+		if (t->o.eval_every > 0 && t->st.step % t->o.eval_every == 0)
+			evaluate(t);
+	}
+	if (t->progress)
+		fputc('\n', stderr);
+	if (skipped)
+		warn("skipped %lld batches of steps before %lld (already trained)", (long long)skipped,
+		     (long long)(from > 0 ? from : 0));
+	if (cur_epoch >= 0)
+		evaluate(t);
+	if (t->o.checkpoint_every > 0 && t->last_checkpoint != t->st.step)
+		checkpoint(t);
+	if (!t->o.no_save)
+		save_model(t, "model");
+	save_state(t);
+	/* copy the weights out of the shared file before letting go of it */
+	float *own = xmalloc(t->n * sizeof(float));
+	memcpy(own, model_params(t->m), t->n * sizeof(float));
+	run_finish(t->w);
+	model_bind_params(t->m, own);
+	st_writer_close(t->out);
+	for (int i = 0; i < t->k; i++)
+		st_reader_close(t->in[i]);
+	return 0;
+}
