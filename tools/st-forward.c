@@ -9,6 +9,7 @@
 #include "st.h"
 #include "stream.h"
 #include "model.h"
+#include "run.h"
 
 static const char usage[] =
 	"usage: st-forward --model DIR [--train --seed S] [options] < batches > batches\n"
@@ -17,6 +18,11 @@ static const char usage[] =
 	"\n"
 	"  --model DIR            a sentence-transformers model directory (or a plain Hugging Face checkpoint)\n"
 	"  --train                dropout on (training forward pass); masks keyed by (seed, step, column, row)\n"
+	"  --run DIR              train synchronously with the st-step of run DIR: its weights (shared memory) and\n"
+	"                         seed; each batch waits until the weights after the previous step are published\n"
+	"                         (implies --train; --model gives the architecture)\n"
+	"  --objective K          with several training objectives, this pipeline's 0-based index (default 0)\n"
+	"  --wait-timeout S       give up when st-step has not published the run after S seconds (default 600)\n"
 	"  --seed S               dropout seed (default 42)\n"
 	"  --mini-batch-size N    rows per chunk (default 32)\n"
 	"  --json                 write JSON Lines instead of msgpack\n"
@@ -53,15 +59,19 @@ static void check_batch(const st_model *m, const st_tensor *ids, const st_tensor
 int main(int argc, char **argv)
 {
 	st_tool_init("st-forward", argc, argv, usage);
-	const char *model_path = NULL;
+	const char *model_path = NULL, *run_dir = NULL;
 	int train = 0, json = 0;
-	long seed = 42, mini = 32;
+	long seed = 42, mini = 32, objective = 0;
+	double wait_timeout = 600;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED() do { if (!v) usage_error(usage, "%s needs a value", a); i++; } while (0)
 		if (!strcmp(a, "--model")) { NEED(); model_path = v; }
 		else if (!strcmp(a, "--train")) train = 1;
+		else if (!strcmp(a, "--run")) { NEED(); run_dir = v; train = 1; }
+		else if (!strcmp(a, "--objective")) { NEED(); objective = st_parse_long(a, v); }
+		else if (!strcmp(a, "--wait-timeout")) { NEED(); wait_timeout = st_parse_double(a, v); }
 		else if (!strcmp(a, "--seed")) { NEED(); seed = st_parse_long(a, v); }
 		else if (!strcmp(a, "--mini-batch-size")) {
 			NEED();
@@ -82,6 +92,17 @@ int main(int argc, char **argv)
 	if (!m)
 		die(EX_DATAERR, "%s", err);
 	int dim = model_dim(m);
+	/* In a run, the weights are st-step's, shared through memory: nothing is reloaded per step. */
+	run_weights *run = NULL;
+	if (run_dir) {
+		run = run_open_weights(run_dir, model_num_params(m), wait_timeout, err, sizeof err);
+		if (!run)
+			die(EX_NOINPUT, "%s", err);
+		if (objective < 0 || objective >= run_objectives(run))
+			usage_error(usage, "--objective %ld: the run has %d objectives", objective, run_objectives(run));
+		model_bind_params(m, run_params(run));
+		seed = (long)run_seed(run);
+	}
 
 	st_reader *r = st_reader_open(0, "stdin");
 	st_writer *w = st_writer_open(1, json);
@@ -103,6 +124,9 @@ int main(int argc, char **argv)
 		double stepd = 0;
 		if (train && st_get_num(rec, "step", &stepd) < 0)
 			die(EX_DATAERR, "--train needs the batch's \"step\" (%s)", where);
+		/* synchronous training: embeddings of step n come from the weights after step n-1 */
+		if (run && run_wait(run, run_update_index(run, (int64_t)stepd, (int)objective), err, sizeof err) < 0)
+			die(EX_SOFTWARE, "%s (%s)", err, where);
 		int C = (int)ids->shape[0], B = (int)ids->shape[1], T = (int)ids->shape[2];
 		int64_t eshape[3] = { C, B, dim };
 		st_val *embv = st_tensor_new(ST_F32, 3, eshape);
@@ -142,5 +166,7 @@ int main(int argc, char **argv)
 	free(chunk_ids);
 	free(chunk_lens);
 	model_free(m);
+	if (run)
+		run_close(run);
 	return 0;
 }

@@ -43,11 +43,12 @@ static const char usage[] =
 	"  --evaluator CMD           shell command scoring the model in $ST_MODEL; prints the score last\n"
 	"  --save-best               keep the best-scoring model in DIR/best\n"
 	"  --no-save                 do not write DIR/model at the end\n"
+	"  --grad-out FILE           write every step's gradient (float32 [n], before clipping) to FILE (tests)\n"
 	"  --json                    write the log as JSON Lines instead of msgpack\n"
 	"  --threads N               threads (default all cores)\n";
 
 struct opts {
-	const char *run_dir, *model_dir, *evaluator, *warmup_text;
+	const char *run_dir, *model_dir, *evaluator, *warmup_text, *grad_out;
 	const char **inputs;
 	int ninputs, resume, save_best, json, no_save;
 	double lr, weight_decay, max_grad_norm, eps;
@@ -72,6 +73,7 @@ struct trainer {
 	double t_last, t_start, examples_since;
 	int64_t last_checkpoint, last_eval, start_step;
 	int progress;
+	FILE *grad_out;
 };
 
 /* ---- saving ---- */
@@ -253,6 +255,8 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 			                     t->grads);
 			free(cids);
 		}
+	if (t->grad_out && fwrite(t->grads, sizeof(float), t->n, t->grad_out) != t->n)
+		die(EX_IOERR, "cannot write %s", t->o.grad_out);
 	double norm = optim_clip_grad_norm(t->grads, t->n, t->o.max_grad_norm);
 	double lr = t->o.lr * optim_sched_lambda(t->o.sched, t->st.step, t->st.warmup_steps, t->st.total_steps);
 	optim_step(t->opt[objective], model_params(t->m), t->grads, lr);
@@ -337,6 +341,7 @@ static void parse(struct opts *o, int argc, char **argv)
 		else if (!strcmp(a, "--evaluator")) { NEED(); o->evaluator = v; }
 		else if (!strcmp(a, "--save-best")) o->save_best = 1;
 		else if (!strcmp(a, "--no-save")) o->no_save = 1;
+		else if (!strcmp(a, "--grad-out")) { NEED(); o->grad_out = v; }
 		else if (!strcmp(a, "--json")) o->json = 1;
 		else if (!strcmp(a, "--threads")) { NEED(); o->threads = st_parse_long(a, v); }
 		else
@@ -495,6 +500,8 @@ int main(int argc, char **argv)
 	t->st.eps = t->o.eps;
 
 	t->out = st_writer_open(1, t->o.json);
+	if (t->o.grad_out && !(t->grad_out = fopen(t->o.grad_out, "wb")))
+		die(EX_IOERR, "cannot create %s: %s", t->o.grad_out, strerror(errno));
 	t->progress = st_stderr_is_tty();
 	t->t_start = t->t_last = st_now();
 	t->last_checkpoint = from >= 0 ? from : 0;
@@ -565,6 +572,8 @@ int main(int argc, char **argv)
 	run_finish(t->w);
 	model_bind_params(t->m, own);
 	st_writer_close(t->out);
+	if (t->grad_out && fclose(t->grad_out) != 0)
+		die(EX_IOERR, "cannot write %s", t->o.grad_out);
 	for (int i = 0; i < t->k; i++)
 		st_reader_close(t->in[i]);
 	return 0;
