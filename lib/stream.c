@@ -300,8 +300,15 @@ struct st_reader {
 	char where[64];
 };
 
+static struct st_writer *die_flush_writer;
+void st_writer_flush(struct st_writer *w);
+
 static size_t fd_read(st_reader *r, void *dst, size_t cap)
 {
+	/* Output waits for no input: a stage that is about to block on its reader first hands on what it has
+	 * written, or a pipeline that loops back (st-step publishing weights st-forward waits on) would stall. */
+	if (die_flush_writer)
+		st_writer_flush(die_flush_writer);
 	for (;;) {
 		ssize_t n = read(r->fd, dst, cap);
 		if (n >= 0) {
@@ -830,7 +837,6 @@ struct st_writer {
 	msgpack_packer pk;
 };
 
-static st_writer *die_flush_writer;
 extern void (*st_die_hook)(void);
 
 static void out_write(st_writer *w, const char *p, size_t n)

@@ -125,6 +125,8 @@ int main(int argc, char **argv)
 		if (train && st_get_num(rec, "step", &stepd) < 0)
 			die(EX_DATAERR, "--train needs the batch's \"step\" (%s)", where);
 		/* synchronous training: embeddings of step n come from the weights after step n-1 */
+		if (run)
+			st_writer_flush(w);   /* st-step needs the previous batch before it can publish */
 		if (run && run_wait(run, run_update_index(run, (int64_t)stepd, (int)objective), err, sizeof err) < 0)
 			die(EX_SOFTWARE, "%s (%s)", err, where);
 		int C = (int)ids->shape[0], B = (int)ids->shape[1], T = (int)ids->shape[2];
