@@ -24,7 +24,7 @@ for mb in 1 3 8; do
 	st-batch --size 8 < "$TMP/ex.jsonl" |
 		st-forward --model "$TMP/model" --run "$TMP/run$mb" --mini-batch-size 5 --threads 1 |
 		st-loss mnrl |
-		st-step --model "$TMP/model" --run "$TMP/run$mb" --mini-batch-size $mb --grad-out "$TMP/g$mb" --threads 1 \
+		timeout --foreground 30 st-step --model "$TMP/model" --run "$TMP/run$mb" --mini-batch-size $mb --grad-out "$TMP/g$mb" --threads 1 \
 			--no-save --json > "$TMP/log$mb" 2>"$TMP/err"
 	ok $? "two steps with --mini-batch-size $mb" || cat "$TMP/err"
 done

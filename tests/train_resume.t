@@ -3,6 +3,7 @@
 # Same seed, data and threads give bit-identical weights; a run killed after a checkpoint and resumed with
 # --resume ends with the weights of a run that was never stopped, bit for bit. Leftovers are cleaned up.
 . "$(dirname "$0")/lib.sh"
+# (every st-step runs under timeout: a stage that does not flush each batch deadlocks the synchronous pipeline)
 # ST_TRAIN_BIN: a folder of st-* binaries to try first (development of the stages before they land in bin/)
 [ -n "$ST_TRAIN_BIN" ] && PATH="$ST_TRAIN_BIN:$PATH"
 st-forward --help 2>&1 | grep -q -- '--run' || skip_all "st-forward has no --run yet (docs/training.md)"
@@ -28,7 +29,7 @@ train() {   # train RUN START [st-step options...]
 	st-batch --size 8 --epochs 3 --shuffle --seed 5 --start-step "$start" < "$TMP/ex.jsonl" |
 		st-forward --model "$TMP/model" --run "$run" --threads 1 |
 		st-loss mnrl |
-		st-step --model "$TMP/model" --run "$run" --threads 1 --lr 1e-3 --warmup-steps 10% --mini-batch-size 3 \
+		timeout --foreground 30 st-step --model "$TMP/model" --run "$run" --threads 1 --lr 1e-3 --warmup-steps 10% --mini-batch-size 3 \
 			--seed 9 --checkpoint-every 4 --checkpoint-limit 2 --json "$@"
 }
 

@@ -127,8 +127,19 @@ int main(int argc, char **argv)
 		/* synchronous training: embeddings of step n come from the weights after step n-1 */
 		if (run)
 			st_writer_flush(w);   /* st-step needs the previous batch before it can publish */
-		if (run && run_wait(run, run_update_index(run, (int64_t)stepd, (int)objective), err, sizeof err) < 0)
-			die(EX_SOFTWARE, "%s (%s)", err, where);
+		int64_t drop_step = (int64_t)stepd;
+		if (run) {
+			/* st-step keys dropout by the update index (step * objectives + objective) */
+			uint64_t update = run_update_index(run, (int64_t)stepd, (int)objective);
+			int waited = run_wait(run, update, err, sizeof err);
+			if (waited < 0)
+				die(EX_SOFTWARE, "%s (%s)", err, where);
+			if (waited > 0) {   /* st-step has finished (e.g. --max-steps): no one needs more batches */
+				st_free(rec);
+				break;
+			}
+			drop_step = (int64_t)update;
+		}
 		int C = (int)ids->shape[0], B = (int)ids->shape[1], T = (int)ids->shape[2];
 		int64_t eshape[3] = { C, B, dim };
 		st_val *embv = st_tensor_new(ST_F32, 3, eshape);
@@ -154,7 +165,7 @@ int main(int argc, char **argv)
 					memcpy(chunk_ids + (size_t)b * Tc, src, sizeof(int32_t) * len[b]);
 					chunk_lens[b] = len[b];
 				}
-				enc_dropout drop = { (uint64_t)seed, (int64_t)stepd, c, r0 };
+				enc_dropout drop = { (uint64_t)seed, drop_step, c, r0 };
 				model_embed(m, chunk_ids, chunk_lens, rows, Tc, emb + ((size_t)c * B + r0) * dim,
 					    train ? &drop : NULL);
 			}

@@ -1,0 +1,594 @@
+/* gemm.c: st_sgemm, cblas_sgemm or our own cache-blocked AVX-512 / AVX2 kernel (gemm.h, docs/gemm.md).
+ *
+ * The own kernel works on row-major C; a column-major call is the row-major product C^T = op(B)^T op(A)^T.
+ * C is cut into MR x NR tiles: per k, MR broadcasts of op(A) times NR/16 (or NR/8) vectors of op(B), summed
+ * in MR * NR/W vector registers. Loops, outermost first:
+ *   jc: op(B)'s columns in blocks of nc   (the packed block kc x nc stays in L2)
+ *   pc: K in blocks of kc                 (pack op(B)[pc.., jc..] into NR-column panels)
+ *   ir: op(A)'s rows in panels of MR      (pack op(A)[ir.., pc..]: MR x kc, stays in L1)
+ *   jr: the NR-column panels of the block (the micro-kernel: C[ir.., jc+jr..] += A panel x B panel)
+ * Packing only pays when a panel is reused many times, so small products (attention: L x L x 32,
+ * L x 32 x L) read op(A) in place when few B panels use it and op(B) in place when few A panels do and it is
+ * not transposed (the "direct" modes of the AVX-512 kernel).
+ * Threads take disjoint row (or column) ranges of C and run the loops above on their own packed copies. */
+#include "gemm.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GEMM_X86 1
+#endif
+
+/* K per packed block: an AVX-512 A panel (12 x 384 floats, 18 KiB) stays in L1 (48 KiB) while B streams. */
+#define GEMM_KC 384
+/* L2 bytes assumed when sysconf cannot tell; the packed B block takes half of L2. */
+#define GEMM_L2_DEFAULT (1 << 20)
+/* op(A) is read in place when at most this many columns of C use each panel (a packed panel would be
+ * reused fewer than 4 times). */
+#define GEMM_DIRECT_A_MAX_N 128
+/* op(B) (not transposed) is read in place when a thread has at most this many rows of C. */
+#define GEMM_DIRECT_B_MAX_M 48
+/* Each extra thread needs at least this many multiply-adds (starting a team costs microseconds). */
+#define GEMM_MIN_WORK_PER_THREAD (1 << 21)
+
+/* How the micro-kernel reads op(A): a packed panel (Ap[k * MR + r]), rows in place (A[r * lda + k]: op(A)
+ * not transposed) or columns in place (A[k * lda + r]: op(A) transposed). */
+enum { A_PACKED, A_ROWS, A_COLS };
+
+/* C[mr x nc] (alpha, beta) = A panel (mr x kc) x B (kc x nc): b is packed NR-column panels (panel p at
+ * b + p * kc * NR) or, "direct", op(B) in place with row stride ldb. */
+typedef void gemm_macro_fn(int mr, int nc, int kc, const float *a, size_t lda, const float *b, size_t ldb,
+	float *C, size_t ldc, float alpha, float beta);
+/* Ap (MR x kc) from op(A)'s rows [0, mr); A points at op(A)(0, 0). */
+typedef void gemm_pack_a_fn(int mr, int kc, const float *A, size_t lda, int trans, float *Ap);
+/* Bp (NR-column panels, kc x NR each) from op(B)'s columns [0, nc); B points at op(B)(0, 0). */
+typedef void gemm_pack_b_fn(int kc, int nc, const float *B, size_t ldb, int trans, float *Bp);
+
+struct gemm_kernel {
+	int mr, nr;
+	gemm_macro_fn *macro[3][2];   /* [A mode][B direct]; NULL where the kernel has no such mode */
+	gemm_pack_a_fn *pack_a;
+	gemm_pack_b_fn *pack_b;
+};
+
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+#ifdef GEMM_X86
+/* ---- portable packing (the AVX2 kernel's) ---- */
+
+/* Ap[k * MR + r] = op(A)(r, k) for r < mr, 0 for mr <= r < MR. */
+static inline __attribute__((always_inline)) void pack_a_plain(const int MR, int mr, int kc, const float *A,
+	size_t lda, int trans, float *restrict Ap)
+{
+	if (!trans) {   /* op(A)(r, k) = A[r * lda + k]: read rows, write with stride MR */
+		for (int r = 0; r < mr; r++)
+			for (int k = 0; k < kc; k++)
+				Ap[(size_t)k * MR + r] = A[r * lda + k];
+	} else {        /* op(A)(r, k) = A[k * lda + r]: a contiguous run of mr per k */
+		for (int k = 0; k < kc; k++)
+			for (int r = 0; r < mr; r++)
+				Ap[(size_t)k * MR + r] = A[k * lda + r];
+	}
+	for (int k = 0; k < kc && mr < MR; k++)
+		for (int r = mr; r < MR; r++)
+			Ap[(size_t)k * MR + r] = 0;
+}
+
+/* Panel p at Bp + p * kc * NR: Bp[p][k * NR + c] = op(B)(k, p * NR + c), zero beyond nc. */
+static inline __attribute__((always_inline)) void pack_b_plain(const int NR, int kc, int nc, const float *B,
+	size_t ldb, int trans, float *restrict Bp)
+{
+	for (int j = 0; j < nc; j += NR) {
+		int nr = min_int(NR, nc - j);
+		float *dst = Bp + (size_t)j * kc;
+		if (!trans) {   /* op(B)(k, j) = B[k * ldb + j] */
+			for (int k = 0; k < kc; k++)
+				for (int c = 0; c < NR; c++)
+					dst[(size_t)k * NR + c] = c < nr ? B[k * ldb + j + c] : 0;
+		} else {        /* op(B)(k, j) = B[j * ldb + k]: read rows of B, write with stride NR */
+			for (int c = 0; c < nr; c++)
+				for (int k = 0; k < kc; k++)
+					dst[(size_t)k * NR + c] = B[(j + c) * ldb + k];
+			for (int k = 0; k < kc && nr < NR; k++)
+				for (int c = nr; c < NR; c++)
+					dst[(size_t)k * NR + c] = 0;
+		}
+	}
+}
+
+/* ---- AVX-512: 12 x 32 tile, 24 zmm accumulators, op(A) broadcast from memory ---- */
+#define TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+enum { MR512 = 12, NR512 = 32 };
+
+TARGET_AVX512 static inline __attribute__((always_inline)) __mmask16 mask16(int n)
+{
+	return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+/* C[mr x nr] = alpha A B + beta C for one tile. In A_COLS mode mr must be MR512 (rows past mr would be read). */
+TARGET_AVX512 static inline __attribute__((always_inline)) void micro512(const int amode, const int bdirect,
+	int kc, const float *restrict a, size_t lda, const float *restrict b, size_t ldb, float *C, size_t ldc,
+	int mr, int nr, float alpha, float beta)
+{
+	__m512 acc[MR512][2];
+#pragma GCC unroll 12
+	for (int r = 0; r < MR512; r++)
+		acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+	/* masked loads and stores: lanes beyond nr are neither read nor written (and cannot fault) */
+	__mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
+	const float *row[MR512];
+	if (amode == A_ROWS)   /* rows past mr repeat the last one; their sums are not stored */
+#pragma GCC unroll 12
+		for (int r = 0; r < MR512; r++)
+			row[r] = a + (r < mr ? r : mr - 1) * lda;
+	for (int k = 0; k < kc; k++) {
+		__m512 b0, b1;
+		if (bdirect) {
+			b0 = _mm512_maskz_loadu_ps(m0, b);
+			b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+			b += ldb;
+		} else {
+			b0 = _mm512_load_ps(b);
+			b1 = _mm512_load_ps(b + 16);
+			b += NR512;
+		}
+#pragma GCC unroll 12
+		for (int r = 0; r < MR512; r++) {
+			__m512 ar = _mm512_set1_ps(amode == A_ROWS ? row[r][k] : a[r]);
+			acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+			acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+		}
+		if (amode == A_PACKED)
+			a += MR512;
+		else if (amode == A_COLS)
+			a += lda;
+	}
+	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+	for (int r = 0; r < MR512; r++) {
+		if (r >= mr)
+			break;
+		float *c = C + r * ldc;
+		__m512 x0 = _mm512_mul_ps(acc[r][0], va), x1 = _mm512_mul_ps(acc[r][1], va);
+		if (beta != 0) {   /* beta == 0: C may be garbage (NaN) and is not read */
+			x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), x0);
+			x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), x1);
+		}
+		_mm512_mask_storeu_ps(c, m0, x0);
+		_mm512_mask_storeu_ps(c + 16, m1, x1);
+	}
+}
+
+#define MACRO512(NAME, AMODE, BDIRECT)                                                                        \
+	TARGET_AVX512 static void NAME(int mr, int nc, int kc, const float *a, size_t lda, const float *b,     \
+		size_t ldb, float *C, size_t ldc, float alpha, float beta)                                      \
+	{                                                                                                      \
+		for (int j = 0; j < nc; j += NR512)                                                            \
+			micro512(AMODE, BDIRECT, kc, a, lda, BDIRECT ? b + j : b + (size_t)j * kc, ldb, C + j, \
+				ldc, mr, min_int(NR512, nc - j), alpha, beta);                                  \
+	}
+MACRO512(macro512_pp, A_PACKED, 0)
+MACRO512(macro512_pd, A_PACKED, 1)
+MACRO512(macro512_rp, A_ROWS, 0)
+MACRO512(macro512_rd, A_ROWS, 1)
+MACRO512(macro512_cp, A_COLS, 0)
+MACRO512(macro512_cd, A_COLS, 1)
+
+/* dst[k * P + i] = src[i * ld + k] for rows i < n (zero for n <= i < P), k < kc: the transposing pack
+ * (op(A) not transposed, op(B) transposed). Groups of 4 rows x 16 k are transposed in registers (4 x 4 within
+ * each 128-bit lane) and stored as 4-float pieces. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void pack512_transpose(const int P, int n, int kc,
+	const float *src, size_t ld, float *restrict dst)
+{
+	for (int g = 0; g < P; g += 4) {
+		const float *s0 = src + (size_t)g * ld;
+		for (int k0 = 0; k0 < kc; k0 += 16) {
+			__mmask16 km = mask16(kc - k0);
+			__m512 zero = _mm512_setzero_ps();
+			__m512 r0 = g + 0 < n ? _mm512_maskz_loadu_ps(km, s0 + k0) : zero;
+			__m512 r1 = g + 1 < n ? _mm512_maskz_loadu_ps(km, s0 + ld + k0) : zero;
+			__m512 r2 = g + 2 < n ? _mm512_maskz_loadu_ps(km, s0 + 2 * ld + k0) : zero;
+			__m512 r3 = g + 3 < n ? _mm512_maskz_loadu_ps(km, s0 + 3 * ld + k0) : zero;
+			__m512 t0 = _mm512_unpacklo_ps(r0, r1), t1 = _mm512_unpackhi_ps(r0, r1);
+			__m512 t2 = _mm512_unpacklo_ps(r2, r3), t3 = _mm512_unpackhi_ps(r2, r3);
+			/* lane l of u[j] holds rows g..g+3 at k = k0 + 4 l + j */
+			__m512 u[4] = { _mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xee),
+				_mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xee) };
+			float *d = dst + (size_t)k0 * P + g;
+			if (km == 0xffff) {
+#pragma GCC unroll 4
+				for (int j = 0; j < 4; j++) {
+					_mm_storeu_ps(d + (0 + j) * P, _mm512_extractf32x4_ps(u[j], 0));
+					_mm_storeu_ps(d + (4 + j) * P, _mm512_extractf32x4_ps(u[j], 1));
+					_mm_storeu_ps(d + (8 + j) * P, _mm512_extractf32x4_ps(u[j], 2));
+					_mm_storeu_ps(d + (12 + j) * P, _mm512_extractf32x4_ps(u[j], 3));
+				}
+			} else {   /* the last, partial group of k */
+				float t[4][16];
+				for (int j = 0; j < 4; j++)
+					_mm512_storeu_ps(t[j], u[j]);
+				for (int k = 0; k < kc - k0; k++)   /* k = 4 l + j */
+					memcpy(d + (size_t)k * P, &t[k % 4][4 * (k / 4)], 4 * sizeof(float));
+			}
+		}
+	}
+}
+
+/* dst[k * P + i] = src[k * ld + i] for i < n (zero for n <= i < P), k < kc: the copying pack (op(A)
+ * transposed, op(B) not). P is 12 or 32. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void pack512_copy(const int P, int n, int kc,
+	const float *src, size_t ld, float *restrict dst)
+{
+	__mmask16 m0 = mask16(n), m1 = mask16(n - 16);
+	if (P == 32) {
+		for (int k = 0; k < kc; k++) {
+			_mm512_store_ps(dst + (size_t)k * 32, _mm512_maskz_loadu_ps(m0, src + k * ld));
+			_mm512_store_ps(dst + (size_t)k * 32 + 16, _mm512_maskz_loadu_ps(m1, src + k * ld + 16));
+		}
+	} else {
+		for (int k = 0; k < kc; k++)
+			_mm512_mask_storeu_ps(dst + (size_t)k * P, mask16(P), _mm512_maskz_loadu_ps(m0, src + k * ld));
+	}
+}
+
+TARGET_AVX512 static void pack_a512(int mr, int kc, const float *A, size_t lda, int trans, float *Ap)
+{
+	if (trans)
+		pack512_copy(MR512, mr, kc, A, lda, Ap);
+	else
+		pack512_transpose(MR512, mr, kc, A, lda, Ap);
+}
+
+TARGET_AVX512 static void pack_b512(int kc, int nc, const float *B, size_t ldb, int trans, float *Bp)
+{
+	for (int j = 0; j < nc; j += NR512) {
+		int nr = min_int(NR512, nc - j);
+		if (trans)
+			pack512_transpose(NR512, nr, kc, B + j * ldb, ldb, Bp + (size_t)j * kc);
+		else
+			pack512_copy(NR512, nr, kc, B + j, ldb, Bp + (size_t)j * kc);
+	}
+}
+
+/* ---- AVX2 + FMA: 6 x 16 tile, 12 ymm accumulators, packed panels only ---- */
+#define TARGET_AVX2 __attribute__((target("avx2,fma")))
+enum { MR256 = 6, NR256 = 16 };
+
+TARGET_AVX2 static inline __attribute__((always_inline)) __m256i mask256(int n)
+{
+	static const int32_t ones_then_zeros[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
+	n = n < 0 ? 0 : n > 8 ? 8 : n;
+	return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - n));
+}
+
+TARGET_AVX2 static inline __attribute__((always_inline)) void micro256(int kc, const float *restrict a,
+	const float *restrict b, float *C, size_t ldc, int mr, int nr, float alpha, float beta)
+{
+	__m256 acc[MR256][2];
+#pragma GCC unroll 6
+	for (int r = 0; r < MR256; r++)
+		acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+	for (int k = 0; k < kc; k++) {
+		__m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+		for (int r = 0; r < MR256; r++) {
+			__m256 ar = _mm256_broadcast_ss(a + r);
+			acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+			acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+		}
+		a += MR256;
+		b += NR256;
+	}
+	/* maskload/maskstore neither read nor write (nor fault on) the lanes beyond nr */
+	__m256i m0 = mask256(nr), m1 = mask256(nr - 8);
+	__m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+	for (int r = 0; r < MR256; r++) {
+		if (r >= mr)
+			break;
+		float *c = C + r * ldc;
+		__m256 x0 = _mm256_mul_ps(acc[r][0], va), x1 = _mm256_mul_ps(acc[r][1], va);
+		if (beta != 0) {
+			x0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c, m0), x0);
+			x1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + 8, m1), x1);
+		}
+		_mm256_maskstore_ps(c, m0, x0);
+		_mm256_maskstore_ps(c + 8, m1, x1);
+	}
+}
+
+TARGET_AVX2 static void macro256(int mr, int nc, int kc, const float *a, size_t lda, const float *b, size_t ldb,
+	float *C, size_t ldc, float alpha, float beta)
+{
+	for (int j = 0; j < nc; j += NR256)
+		micro256(kc, a, b + (size_t)j * kc, C + j, ldc, mr, min_int(NR256, nc - j), alpha, beta);
+}
+
+static void pack_a256(int mr, int kc, const float *A, size_t lda, int trans, float *Ap)
+{
+	pack_a_plain(MR256, mr, kc, A, lda, trans, Ap);
+}
+
+static void pack_b256(int kc, int nc, const float *B, size_t ldb, int trans, float *Bp)
+{
+	pack_b_plain(NR256, kc, nc, B, ldb, trans, Bp);
+}
+
+static const struct gemm_kernel kernel512 = { MR512, NR512,
+	{ { macro512_pp, macro512_pd }, { macro512_rp, macro512_rd }, { macro512_cp, macro512_cd } },
+	pack_a512, pack_b512 };
+static const struct gemm_kernel kernel256 = { MR256, NR256, { { macro256, NULL } }, pack_a256, pack_b256 };
+#endif
+
+/* ---- the blocked driver ---- */
+
+/* Columns of a packed B block (kc x nc floats in about half of L2), a multiple of nr. */
+static int gemm_nc_cap(int kc, int nr)
+{
+	static long l2;
+	if (!l2) {
+		long n = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+		n = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+		l2 = n > 0 ? n : GEMM_L2_DEFAULT;   /* a benign race: every thread computes the same value */
+	}
+	int nc = (int)(l2 / 2 / ((long)kc * sizeof(float))) / nr * nr;
+	return nc < nr ? nr : nc;
+}
+
+/* How one thread cuts its m x n x k part: K into equal blocks of at most GEMM_KC (K = 400 is 2 x 200, not
+ * 384 + 16), N into equal blocks of at most the L2 cap. */
+struct gemm_plan {
+	int kc, nc;           /* block sizes */
+	int b_direct;         /* op(B) read in place */
+	size_t a_floats, b_floats;   /* packing buffer parts */
+};
+
+static struct gemm_plan gemm_plan(const struct gemm_kernel *kern, int tb, int m, int n, int k)
+{
+	struct gemm_plan p;
+	int kblocks = (k + GEMM_KC - 1) / GEMM_KC;
+	p.kc = (k + kblocks - 1) / kblocks;
+	int cap = gemm_nc_cap(p.kc, kern->nr), nblocks = (n + cap - 1) / cap;
+	p.nc = (int)round_up((n + nblocks - 1) / nblocks, kern->nr);
+	p.b_direct = !tb && m <= GEMM_DIRECT_B_MAX_M && kern->macro[A_PACKED][1];
+	p.a_floats = round_up((size_t)p.kc * kern->mr, 16);
+	p.b_floats = p.b_direct ? 0 : (size_t)p.kc * min_int(p.nc, (int)round_up(n, kern->nr));
+	return p;
+}
+
+/* Row-major C[m x n] = alpha op(A) op(B) + beta C for one thread. A points at op(A)(0, 0), B at op(B)(0, 0);
+ * buf holds the plan's a_floats + b_floats, 64-byte aligned. */
+static void gemm_part(const struct gemm_kernel *kern, int ta, int tb, int m, int n, int k, float alpha,
+	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, float *buf)
+{
+	const int MR = kern->mr;
+	struct gemm_plan p = gemm_plan(kern, tb, m, n, k);
+	float *Ap = buf, *Bp = buf + p.a_floats;
+	for (int jc = 0; jc < n; jc += p.nc) {
+		int nc = min_int(p.nc, n - jc);
+		/* few B panels per A panel: packing A would cost about as much as using it */
+		int a_mode = nc > GEMM_DIRECT_A_MAX_N ? A_PACKED : ta ? A_COLS : A_ROWS;
+		if (!kern->macro[a_mode][p.b_direct])
+			a_mode = A_PACKED;
+		for (int pc = 0; pc < k; pc += p.kc) {
+			int kc = min_int(p.kc, k - pc);
+			float beta_block = pc == 0 ? beta : 1.0f;
+			const float *b = tb ? B + jc * ldb + pc : B + pc * ldb + jc;
+			size_t ldb_kernel = ldb;
+			if (!p.b_direct) {
+				kern->pack_b(kc, nc, b, ldb, tb, Bp);
+				b = Bp;
+				ldb_kernel = kern->nr;
+			}
+			for (int ir = 0; ir < m; ir += MR) {
+				int mr = min_int(MR, m - ir);
+				const float *a = ta ? A + pc * lda + ir : A + ir * lda + pc;
+				int mode = a_mode == A_COLS && mr < MR ? A_PACKED : a_mode;   /* A_COLS reads MR rows */
+				if (mode == A_PACKED) {
+					kern->pack_a(mr, kc, a, lda, ta, Ap);
+					a = Ap;
+				}
+				kern->macro[mode][p.b_direct](mr, nc, kc, a, lda, b, ldb_kernel, C + ir * ldc + jc, ldc,
+					alpha, beta_block);
+			}
+		}
+	}
+}
+
+/* C = beta C, for alpha == 0 or K == 0 (BLAS reads neither A nor B then). */
+static void gemm_scale(int m, int n, float beta, float *C, size_t ldc)
+{
+	for (int i = 0; i < m; i++) {
+		float *c = C + i * ldc;
+		if (beta == 0)
+			memset(c, 0, n * sizeof(float));
+		else if (beta != 1)
+			for (int j = 0; j < n; j++)
+				c[j] *= beta;
+	}
+}
+
+/* The calling thread's packing buffer (for all its worker threads), kept between calls. Per calling thread,
+ * so concurrent callers (threads of an outer parallel region) never share one. */
+static __thread float *gemm_buf;
+static __thread size_t gemm_buf_floats;
+
+static float *gemm_buffer(size_t floats)
+{
+	if (floats > gemm_buf_floats) {
+		free(gemm_buf);
+		gemm_buf = NULL;
+		gemm_buf_floats = 0;
+		if (posix_memalign((void **)&gemm_buf, 64, round_up(floats * sizeof(float), 64)))
+			return gemm_buf = NULL;
+		gemm_buf_floats = floats;
+	}
+	return gemm_buf;
+}
+
+/* Row-major, arguments checked. Returns 0 when done, -1 when the buffer could not be allocated. */
+static int gemm_own(const struct gemm_kernel *kern, int ta, int tb, int M, int N, int K, float alpha,
+	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+	int threads = 1;
+#ifdef _OPENMP
+	if (!omp_in_parallel())   /* inside a parallel region the caller already uses the cores */
+		threads = omp_get_max_threads();
+#endif
+	double work = (double)M * N * K;
+	if (threads > 1 && work / threads < GEMM_MIN_WORK_PER_THREAD)
+		threads = work < 2.0 * GEMM_MIN_WORK_PER_THREAD ? 1 : (int)(work / GEMM_MIN_WORK_PER_THREAD);
+	/* split the longer side of C, in whole tiles */
+	int split_rows = M >= N, side = split_rows ? M : N, tile = split_rows ? kern->mr : kern->nr;
+	int chunk = (int)round_up((side + threads - 1) / threads, tile);
+	threads = (side + chunk - 1) / chunk;
+	struct gemm_plan p = gemm_plan(kern, tb, split_rows ? chunk : M, split_rows ? N : chunk, K);
+	size_t per_thread = round_up(p.a_floats + p.b_floats, 16);
+	float *buf = gemm_buffer(per_thread * threads);
+	if (!buf)
+		return -1;
+	if (threads == 1) {
+		gemm_part(kern, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, buf);
+		return 0;
+	}
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+#endif
+	for (int t = 0; t < threads; t++) {
+		int lo = t * chunk, len = min_int(chunk, side - lo);
+		if (split_rows)
+			gemm_part(kern, ta, tb, len, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta,
+				C + lo * ldc, ldc, buf + t * per_thread);
+		else
+			gemm_part(kern, ta, tb, M, len, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo,
+				ldc, buf + t * per_thread);
+	}
+	return 0;
+}
+
+/* ---- dispatch ---- */
+
+static enum st_gemm_impl own_impl = ST_GEMM_BLAS, chosen_impl = ST_GEMM_BLAS;
+static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+
+/* OpenBLAS cores whose sgemm kernels use AVX2 or better (or that are not x86); any other name is an
+ * SSE-era fallback (Prescott, Core2, Nehalem, Atom, Sandybridge's AVX without FMA, ...). */
+static int openblas_core_is_modern(const char *name)
+{
+	static const char *const modern[] = { "haswell", "skylakex", "cooperlake", "sapphirerapids", "zen",
+		"dhyana", "excavator" };
+	if (!name)
+		return 0;
+	for (size_t i = 0; i < sizeof modern / sizeof *modern; i++)
+		if (!strncasecmp(name, modern[i], strlen(modern[i])))
+			return 1;
+	return 0;
+}
+
+static void choose(void)
+{
+#ifdef GEMM_X86
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f"))
+		own_impl = ST_GEMM_AVX512;
+	else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		own_impl = ST_GEMM_AVX2;
+#endif
+	chosen_impl = openblas_core_is_modern(openblas_get_corename()) ? ST_GEMM_BLAS : own_impl;
+	const char *force = getenv("ST_GEMM");
+	if (force && *force) {
+		if (!strcmp(force, "blas"))
+			chosen_impl = ST_GEMM_BLAS;
+		else if (!strcmp(force, "own"))
+			chosen_impl = own_impl;
+		else if (!strcmp(force, "avx2") && own_impl != ST_GEMM_BLAS)
+			chosen_impl = ST_GEMM_AVX2;   /* every AVX-512F CPU we run on has AVX2 + FMA */
+		else if (!strcmp(force, "avx512") && own_impl == ST_GEMM_AVX512)
+			chosen_impl = ST_GEMM_AVX512;
+	}
+}
+
+enum st_gemm_impl st_gemm_impl(void)
+{
+	pthread_once(&choose_once, choose);
+	return chosen_impl;
+}
+
+enum st_gemm_impl st_gemm_own_impl(void)
+{
+	pthread_once(&choose_once, choose);
+	return own_impl;
+}
+
+const char *st_gemm_impl_name(enum st_gemm_impl impl)
+{
+	return impl == ST_GEMM_AVX512 ? "avx512" : impl == ST_GEMM_AVX2 ? "avx2" : "blas";
+}
+
+void st_sgemm_with(enum st_gemm_impl impl, enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta,
+	enum CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+	int ldb, float beta, float *C, int ldc)
+{
+	pthread_once(&choose_once, choose);
+	const struct gemm_kernel *kern = NULL;
+#ifdef GEMM_X86
+	if (impl == ST_GEMM_AVX512 && own_impl == ST_GEMM_AVX512)
+		kern = &kernel512;
+	else if (impl == ST_GEMM_AVX2 && own_impl != ST_GEMM_BLAS)
+		kern = &kernel256;
+#endif
+	int row = order == CblasRowMajor;
+	int tra = ta == CblasTrans || ta == CblasConjTrans, trb = tb == CblasTrans || tb == CblasConjTrans;
+	int good_t = (tra || ta == CblasNoTrans || ta == CblasConjNoTrans) &&
+		     (trb || tb == CblasNoTrans || tb == CblasConjNoTrans);
+	/* the smallest leading dimensions BLAS accepts */
+	int lda_min = row ? (tra ? M : K) : (tra ? K : M), ldb_min = row ? (trb ? K : N) : (trb ? N : K);
+	int ldc_min = row ? N : M;
+	int bad = (!row && order != CblasColMajor) || !good_t || M < 0 || N < 0 || K < 0 ||
+		  lda < (lda_min > 1 ? lda_min : 1) || ldb < (ldb_min > 1 ? ldb_min : 1) ||
+		  ldc < (ldc_min > 1 ? ldc_min : 1);
+	if (!kern || bad) {   /* argument errors too: cblas_sgemm reports them as BLAS does */
+		cblas_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+		return;
+	}
+	if (!row) {   /* column-major C is row-major C^T = op(B)^T op(A)^T */
+		const float *t = A;
+		A = B, B = t;
+		int ti = M;
+		M = N, N = ti;
+		ti = lda, lda = ldb, ldb = ti;
+		ti = tra, tra = trb, trb = ti;
+	}
+	if (M == 0 || N == 0)
+		return;
+	if (K == 0 || alpha == 0) {
+		gemm_scale(M, N, beta, C, ldc);
+		return;
+	}
+	if (gemm_own(kern, tra, trb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+		cblas_sgemm(CblasRowMajor, tra ? CblasTrans : CblasNoTrans, trb ? CblasTrans : CblasNoTrans, M, N,
+			K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void st_sgemm_own(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N,
+	int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+	st_sgemm_with(st_gemm_own_impl(), order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void st_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K,
+	float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+	st_sgemm_with(st_gemm_impl(), order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
