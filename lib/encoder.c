@@ -5,6 +5,7 @@
  * Every position-wise step (projections, FFN, LayerNorm, residuals) runs on the packed [N][*] matrices, so pads
  * cost nothing; attention runs per (row, head) over that row's own length, so no mask is needed.
  * Each layer's backward follows its forward. Backward functions accumulate (+=) into parameter gradients. */
+#include "gemm.h"
 #include "encoder.h"
 #include "st.h"
 
@@ -579,7 +580,7 @@ static void linear_forward(float *out, const float *inp, const float *weight, in
 		int r0 = (int)((int64_t)N * k / nb), r1 = (int)((int64_t)N * (k + 1) / nb);
 		if (r1 <= r0)
 			continue;
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, OC, C, 1.0f, inp + (size_t)r0 * C, C,
+		st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, OC, C, 1.0f, inp + (size_t)r0 * C, C,
 			    weight, C, 0.0f, out + (size_t)r0 * OC, OC);
 		if (fn)
 			fn(ctx, r0, r1);
@@ -598,7 +599,7 @@ static void linear_backward_input(float *dinp, float beta, const float *dout, co
 		int r0 = (int)((int64_t)N * k / nb), r1 = (int)((int64_t)N * (k + 1) / nb);
 		if (r1 <= r0)
 			continue;
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, C, OC, 1.0f, dout + (size_t)r0 * OC, OC,
+		st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, C, OC, 1.0f, dout + (size_t)r0 * OC, OC,
 			    weight, C, beta, dinp + (size_t)r0 * C, C);
 		if (fn)
 			fn(ctx, r0, r1);
@@ -617,7 +618,7 @@ static void linear_backward_weight(float *dweight, float *dbias, const float *do
 		int o0 = (OC * p / parts) & ~15, o1 = p == parts - 1 ? OC : (OC * (p + 1) / parts) & ~15;
 		if (o1 <= o0)
 			continue;
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, C, N, 1.0f, dout + o0, OC, inp, C, 1.0f,
+		st_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, C, N, 1.0f, dout + o0, OC, inp, C, 1.0f,
 			    dweight + (size_t)o0 * C, C);
 		cblas_sgemv(CblasRowMajor, CblasTrans, N, o1 - o0, 1.0f, dout + o0, OC, ones, 1, 1.0f, dbias + o0, 1);
 	}
@@ -996,7 +997,7 @@ static void attention_forward(const enc_config *c, const batch *bt, const float 
 			float *p = att ? att + bt->att_off[b] + (size_t)h * L * L : scratch;   /* (L, L) */
 			float *pd = scratch + (size_t)T * T;
 			/* scores p (L, L) = q (L, hs) . k^T / sqrt(hs), then softmax by rows */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, q, H3, k, H3, 0.0f, p, L);
+			st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, q, H3, k, H3, 0.0f, p, L);
 			for (int i = 0; i < L; i++) {
 				softmax_row(p + (size_t)i * L, L);
 				if (attn_drop) {
@@ -1005,7 +1006,7 @@ static void attention_forward(const enc_config *c, const batch *bt, const float 
 				}
 			}
 			/* ctx (L, hs) = p (L, L) . v (L, hs) */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, attn_drop ? pd : p, L, v, H3,
+			st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, attn_drop ? pd : p, L, v, H3,
 				    0.0f, ctx + (size_t)bt->start[b] * H + h * hs, H);
 		}
 		free(scratch);
@@ -1036,7 +1037,7 @@ static void attention_backward(const enc_config *c, const batch *bt, float *dqkv
 			const float *p = att + bt->att_off[b] + (size_t)h * L * L;
 			float *ds = scratch, *pd = scratch + (size_t)T * T;   /* (L, L) each */
 			/* forward: ctx = pd v, pd = dropout(p). dpd = dout v^T; dv = pd^T dout */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, 1.0f, dout, H, v, H3, 0.0f, ds, L);
+			st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, 1.0f, dout, H, v, H3, 0.0f, ds, L);
 			if (attn_drop)
 				for (int i = 0; i < L; i++) {
 					uint64_t key = drop_key(d, b, layer, SITE_ATTN_PROBS, i);
@@ -1049,7 +1050,7 @@ static void attention_backward(const enc_config *c, const batch *bt, float *dqkv
 						g[j] *= m;
 					}
 				}
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, attn_drop ? pd : p, L, dout, H,
+			st_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, attn_drop ? pd : p, L, dout, H,
 				    0.0f, dv, H3);
 			/* softmax: ds_ij = p_ij (dp_ij - sum_k p_ik dp_ik), times the 1/sqrt(hs) of the scores */
 			for (int i = 0; i < L; i++) {
@@ -1063,8 +1064,8 @@ static void attention_backward(const enc_config *c, const batch *bt, float *dqkv
 					g[j] = pr[j] * (g[j] - dot) * scale;
 			}
 			/* s = q k^T: dq = ds k, dk = ds^T q */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, ds, L, k, H3, 0.0f, dq, H3);
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, ds, L, q, H3, 0.0f, dk, H3);
+			st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, ds, L, k, H3, 0.0f, dq, H3);
+			st_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, ds, L, q, H3, 0.0f, dk, H3);
 		}
 		free(scratch);
 	}

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "loss.h"
 #include "st.h"
 
@@ -261,13 +262,13 @@ static double ce_block(const float *Q, int B, const float *K, int N, int D, doub
 	for (int r0 = 0; r0 < B; r0 += CHUNK) {
 		int R = B - r0 < CHUNK ? B - r0 : CHUNK;
 		/* S [R][N] = scale * Q[r0:r0+R] K^T */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, N, D, (float)scale, Q + (size_t)r0 * D, D,
+		st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, N, D, (float)scale, Q + (size_t)r0 * D, D,
 			    K, D, 0.0f, S, N);
 		L += ce_rows(S, R, N, r0, scale, coef);
 		/* dQ[r0:] += S K ; dK += S^T Q[r0:] */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, D, N, 1.0f, S, N, K, D, 1.0f,
+		st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, D, N, 1.0f, S, N, K, D, 1.0f,
 			    dQ + (size_t)r0 * D, D);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, R, 1.0f, S, N, Q + (size_t)r0 * D, D,
+		st_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, R, 1.0f, S, N, Q + (size_t)r0 * D, D,
 			    1.0f, dK, D);
 	}
 	return L * coef;
@@ -321,7 +322,7 @@ static double loss_megabatch(const loss_opts *o, const loss_batch *b, float *gra
 	loss_normalize(P, B, D, 1e-12, Pn, nP);
 	for (int r0 = 0; r0 < B; r0 += CHUNK) {
 		int R = B - r0 < CHUNK ? B - r0 : CHUNK;
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, B, D, 1.0f, An + (size_t)r0 * D, D, Pn, D,
+		st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, B, D, 1.0f, An + (size_t)r0 * D, D, Pn, D,
 			    0.0f, S, B);
 		for (int r = 0; r < R; r++) {
 			float *s = S + (size_t)r * B;
@@ -454,7 +455,7 @@ static double loss_softmax(const loss_opts *o, const loss_batch *b, loss_classif
 	/* logits [B][NL] = f W^T + b */
 	for (int i = 0; i < B; i++)
 		memcpy(logits + (size_t)i * NL, cls->b, NL * sizeof(float));
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, NL, F, 1.0f, f, F, cls->W, F, 1.0f, logits, NL);
+	st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, NL, F, 1.0f, f, F, cls->W, F, 1.0f, logits, NL);
 	double L = 0;
 	for (int i = 0; i < B; i++) {
 		float *z = logits + (size_t)i * NL;
@@ -472,14 +473,14 @@ static double loss_softmax(const loss_opts *o, const loss_batch *b, loss_classif
 		z[t] -= 1.0f / B;
 	}
 	/* dW = dlogits^T f, db = column sums, df = dlogits W */
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, NL, F, B, 1.0f, logits, NL, f, F, 0.0f, cls->dW, F);
+	st_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, NL, F, B, 1.0f, logits, NL, f, F, 0.0f, cls->dW, F);
 	for (int j = 0; j < NL; j++) {
 		double s = 0;
 		for (int i = 0; i < B; i++)
 			s += logits[(size_t)i * NL + j];
 		cls->db[j] = (float)s;
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, F, NL, 1.0f, logits, NL, cls->W, F, 0.0f, f, F);
+	st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, F, NL, 1.0f, logits, NL, cls->W, F, 0.0f, f, F);
 	for (int i = 0; i < B; i++) {
 		const float *df = f + (size_t)i * F, *u = ROW(U, i, D), *v = ROW(V, i, D);
 		float *gu = ROW(gU, i, D), *gv = ROW(gV, i, D);
@@ -601,7 +602,7 @@ static void dist_matrix(enum loss_distance dist, const float *E, int B, int D, f
 		loss_normalize(E, B, D, 1e-12, En, nrm);
 		X = En;
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, B, D, 1.0f, X, D, X, D, 0.0f, Dm, B);
+	st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, B, D, 1.0f, X, D, X, D, 0.0f, Dm, B);
 	if (dist == LOSS_COSINE) {
 		for (size_t k = 0; k < (size_t)B * B; k++)
 			Dm[k] = 1 - Dm[k];
@@ -645,13 +646,13 @@ static void dist_matrix_back(enum loss_distance dist, const float *E, int B, int
 	if (dist == LOSS_COSINE) {
 		/* D = 1 - En En^T: dEn = -W En, then back through the normalisation */
 		float *dEn = xmalloc(xmul((size_t)B * D, sizeof(float)));
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, D, B, -1.0f, gD, B, En, D, 0.0f, dEn, D);
+		st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, D, B, -1.0f, gD, B, En, D, 0.0f, dEn, D);
 		loss_normalize_back(En, nrm, B, D, 1e-12, dEn, dE);
 		free(dEn);
 		return;
 	}
 	/* dE_i = sum_j W_ij (e_i - e_j) = rowsum(W)_i e_i - (W E)_i */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, D, B, -1.0f, gD, B, E, D, 1.0f, dE, D);
+	st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, D, B, -1.0f, gD, B, E, D, 1.0f, dE, D);
 	for (int i = 0; i < B; i++) {
 		double s = 0;
 		for (int j = 0; j < B; j++)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
+#include "gemm.h"
 #include "model.h"
 
 int model_pool_count(int modes)
@@ -170,7 +171,7 @@ void model_dense_forward(const float *W, const float *bias, int act, int B, int 
 			 const float *x, float *z, float *y)
 {
 	float *zz = z ? z : y;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, x, in, W, in, 0.0f, zz, out);
+	st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, x, in, W, in, 0.0f, zz, out);
 	for (int b = 0; b < B; b++)
 		for (int o = 0; o < out; o++) {
 			float v = zz[(size_t)b * out + o] + (bias ? bias[o] : 0.0f);
@@ -187,13 +188,13 @@ void model_dense_backward(const float *W, int act, int B, int in, int out, const
 	for (size_t i = 0; i < (size_t)B * out; i++)
 		dz[i] = dy[i] * act_grad(act, z[i], y[i]);
 	/* dW[out][in] += dz^T [out][B] * x [B][in] */
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dz, out, x, in, 1.0f, dW, in);
+	st_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dz, out, x, in, 1.0f, dW, in);
 	if (dbias)
 		for (int b = 0; b < B; b++)
 			for (int o = 0; o < out; o++) dbias[o] += dz[(size_t)b * out + o];
 	/* dx [B][in] = dz [B][out] * W [out][in] */
 	if (dx)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dz, out, W, in, 0.0f, dx, in);
+		st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dz, out, W, in, 0.0f, dx, in);
 	free(dz);
 }
 

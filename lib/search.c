@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "metrics.h"
 #include "stream.h"
 #include "model.h"
@@ -107,7 +108,7 @@ static void score_blocks(const float *queries, size_t q0, size_t nq, const float
 			size_t cn = nc - cb < SEARCH_CB ? nc - cb : SEARCH_CB;
 			const float *C = block_rows(corpus + (c0 + cb) * d, cn, d, sim, cs);
 			/* S [qn][cn] = Q [qn][d] . C [cn][d]^T */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)cn, d, 1.0f, Q, d, C, d, 0.0f,
+			st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)cn, d, 1.0f, Q, d, C, d, 0.0f,
 				    S, (int)cn);
 #pragma omp parallel for schedule(static)
 			for (size_t i = 0; i < qn; i++) {

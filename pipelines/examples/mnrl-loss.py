@@ -12,6 +12,7 @@ negatives), scores = scale * cosine similarity, cross-entropy averaged over rows
 
 Needs python3-numpy and python3-msgpack (Debian). Exit status 65 on a batch it cannot use."""
 import argparse
+import os
 import sys
 
 import msgpack
@@ -46,6 +47,18 @@ def tensor_f32(t, what):
     return np.frombuffer(t["data"], dtype="<f4").reshape(t["shape"])
 
 
+def records():
+    """The records on stdin, each as soon as its bytes are there. (msgpack.Unpacker(sys.stdin.buffer) would wait
+    for a full read buffer, and in training the next batch only comes after this stage has answered.)"""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 31)
+    while True:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            return
+        unpacker.feed(chunk)
+        yield from unpacker
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=float, default=20.0)
@@ -53,7 +66,7 @@ def main():
     out = sys.stdout.buffer
     packer = msgpack.Packer(use_bin_type=True)
     n = 0
-    for rec in msgpack.Unpacker(sys.stdin.buffer, raw=False):
+    for rec in records():
         n += 1
         if not isinstance(rec, dict) or rec.get("kind") != "batch":
             out.write(packer.pack(rec))

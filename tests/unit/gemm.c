@@ -255,6 +255,8 @@ int main(void)
 	printf("# OpenBLAS core %s, own kernel %s\n", core, st_gemm_impl_name(own));
 	ok(impl_in_child("blas") == ST_GEMM_BLAS, "ST_GEMM=blas uses cblas_sgemm");
 	ok(impl_in_child("own") == own, "ST_GEMM=own uses the best own kernel (%s)", st_gemm_impl_name(own));
+	ok(impl_in_child("avx2") == (own == ST_GEMM_BLAS ? ST_GEMM_BLAS : ST_GEMM_AVX2),
+		"ST_GEMM=avx2 forces the AVX2 kernel where the CPU has it");
 	ok(impl_in_child(NULL) == (core_modern ? ST_GEMM_BLAS : own),
 		"unforced: OpenBLAS core %s gives %s", core, st_gemm_impl_name(core_modern ? ST_GEMM_BLAS : own));
 
