@@ -1,0 +1,61 @@
+#!/bin/bash
+# The demo's recipe (pipelines/demo.mk) end to end at SMALL=1: a tiny model on a few hundred WordNet
+# examples, every stage of the tutorial, in a temporary OUT. Checks the outputs, not the scores (a tiny model
+# trained for 20 steps need not improve); the full-size scores are in pipelines/README.md.
+. "$(dirname "$0")/lib.sh"
+[ -r /usr/share/wordnet/data.noun ] || [ -r "${WNSEARCHDIR:-/nonexistent}/data.noun" ] ||
+	skip_all "WordNet is absent (Debian's wordnet-base)"
+command -v jq > /dev/null || skip_all "needs jq"
+BIN=$ROOT/bin
+if [ -n "$ST_TRAIN_BIN" ]; then   # stages under development first, as in tests/train_resume.t
+	mkdir "$TMP/bin" && ln -s "$ROOT"/bin/st-* "$TMP/bin/" && ln -sf "$ST_TRAIN_BIN"/st-* "$TMP/bin/"
+	BIN=$TMP/bin
+fi
+for t in st-vocab st-init st-tokenize st-batch st-forward st-loss st-step st-eval st-plot; do
+	[ -x "$BIN/$t" ] || skip_all "$t is not built yet"
+done
+"$BIN/st-forward" --help 2>&1 | grep -q -- '--run' || skip_all "st-forward has no --run yet (docs/training.md)"
+OUT=$TMP/out
+demo() { timeout 300 make -s -C pipelines -f demo.mk SMALL=1 OUT="$OUT" BIN="$BIN" "$@"; }
+
+demo > "$TMP/log" 2>&1; ok $? "make -f demo.mk SMALL=1" || tail -30 "$TMP/log" | sed 's/^/# /'
+grep -q '^== st demo' "$TMP/log"; ok $? "the summary is printed"
+rows=$(grep -cE '^(before \(random init\)|after TripletLoss|after MNRL fine-tuning) +[0-9]\.[0-9]{4}' "$TMP/log")
+is "$rows" 3 "before/between/after rows with scores"
+sed -n '/^== st demo/,$p' "$TMP/log" | sed 's/^/# /'
+for s in init triplet mnrl; do
+	jq -e '.["wordnet-dev_cosine_accuracy"] | . >= 0 and . <= 1' "$OUT/eval/$s/wordnet-dev.json" > /dev/null
+	ok $? "$s: WordNet dev accuracy in [0, 1]"
+done
+if [ -d "$SHARED/stsbenchmark" ]; then
+	jq -e '.["sts-test_spearman_cosine"] | . >= -1 and . <= 1' "$OUT/eval/mnrl/sts-test.json" > /dev/null
+	ok $? "STS-B test Spearman of the final model"
+else
+	echo "# ../shared/data/stsbenchmark is absent: STS-B not evaluated"
+fi
+# 320 triplets in batches of 16, 320 pairs in batches of 32 (SMALL=1's sizes)
+is "$(jq -c 'select(.kind == "log")' "$OUT/triplet.log.jsonl" | wc -l | tr -d ' ')" 20 "20 TripletLoss steps logged"
+is "$(jq -c 'select(.kind == "log")' "$OUT/mnrl.log.jsonl" | wc -l | tr -d ' ')" 10 "10 MNRL steps logged"
+for f in modules.json config.json config_sentence_transformers.json sentence_bert_config.json model.safetensors \
+	tokenizer.json vocab.txt 1_Pooling/config.json README.md; do
+	[ -s "$OUT/model/$f" ]; ok $? "the Hub-ready model has $f"
+done
+jq -e '[.[].type] == ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling"]' \
+	"$OUT/model/modules.json" > /dev/null; ok $? "modules: Transformer + Pooling"
+jq -e '.pooling_mode_mean_tokens == true' "$OUT/model/1_Pooling/config.json" > /dev/null; ok $? "mean pooling"
+is "$(jq .vocab_size "$OUT/model/config.json")" "$(wc -l < "$OUT/vocab/vocab.txt" | tr -d ' ')" \
+	"the model's vocabulary is st-vocab's"
+grep -q 'wordnet-dev' "$OUT/model/README.md"; ok $? "the model card carries the final scores"
+! cmp -s "$OUT/init/model.safetensors" "$OUT/triplet/model/model.safetensors"; ok $? "TripletLoss changed the weights"
+! cmp -s "$OUT/triplet/model/model.safetensors" "$OUT/model/model.safetensors"; ok $? "MNRL changed them again"
+cmp -s "$OUT/mnrl/model/model.safetensors" "$OUT/model/model.safetensors"; ok $? "the saved model is the fine-tuned one"
+[ -s "$OUT/plots/triplet.png" ] && [ -s "$OUT/plots/mnrl.png" ]; ok $? "training curves drawn"
+is "$(find "$OUT" -name '*.tmp' -o -name '*.tmp.*' | wc -l | tr -d ' ')" 0 "no temporary files left"
+
+# incremental: nothing to redo; a changed learning rate of the second stage redoes only from there on
+demo -q "$OUT/model/model.safetensors" "$OUT/plots/mnrl.png" "$OUT/eval/init/wordnet-dev.json"; ok $? "a second make has nothing to do"
+touch "$OUT/triplet/model/model.safetensors"
+demo -n demo > "$TMP/plan" 2>&1
+grep -q 'st-loss mnrl' "$TMP/plan" && ! grep -q 'st-loss triplet' "$TMP/plan" && ! grep -q 'st-vocab' "$TMP/plan"
+ok $? "a newer TripletLoss model retrains only MNRL (and what follows)"
+done_testing
