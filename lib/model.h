@@ -37,6 +37,10 @@ void model_embed_backward(st_model *m, const int32_t *ids, const int32_t *length
 
 /* ---- beyond the agreed interface: building models (st-init) ---- */
 
+/* For tools: model_load, or die with 66 when DIR does not exist and 65 (the message naming the file and
+ * tensor) when it cannot be loaded. */
+st_model *model_open(const char *dir);
+
 /* Pooling modes, in the order the library concatenates them. */
 enum {
 	MODEL_POOL_CLS = 1 << 0,

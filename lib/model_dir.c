@@ -76,9 +76,14 @@ static json_t *load_json(const char *path, char *err, size_t errlen)
 }
 
 /* A JSON value written as Python's json.dump(indent=2) does; sorted keys for Hugging Face's config.json. */
-static int write_json(const char *path, const json_t *j, int sort, int newline, char *err, size_t errlen)
+/* Writes j (and releases it) as DIR/NAME, indented as Python's json.dump(indent=2); sort: keys sorted; newline:
+ * a final newline (transformers' config.json has one, sentence-transformers' files do not). */
+static int save_json(const char *dir, const char *name, json_t *j, int sort, int newline, char *err, size_t errlen)
 {
+	char path[PATH_MAX];
+	join(path, dir, name);
 	char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(15) | (sort ? JSON_SORT_KEYS : 0));
+	json_decref(j);
 	if (!text) {
 		model_seterr(err, errlen, "%s: cannot format JSON", path);
 		return -1;
@@ -530,6 +535,18 @@ fail:
 	return NULL;
 }
 
+st_model *model_open(const char *dir)
+{
+	struct stat st;
+	char err[1024];
+	if (stat(dir, &st) < 0)
+		die(EX_NOINPUT, "%s: no such model directory", dir);
+	st_model *m = model_load(dir, err, sizeof err);
+	if (!m)
+		die(EX_DATAERR, "%s", err);
+	return m;
+}
+
 /* ---- a new model ---- */
 
 /* The number of embedding rows a tokenizer source needs (lib/tokenizer.h loads it as st-tokenize would). */
@@ -681,9 +698,7 @@ static int save_dense(const st_model *m, const struct model_head *h, const char 
 	json_object_set_new(dc, "out_features", json_integer(h->out));
 	json_object_set_new(dc, "bias", json_boolean(h->bias));
 	json_object_set_new(dc, "activation_function", json_string(model_activation_class(h->act)));
-	join(path, ddir, "config.json");
-	int rc = write_json(path, dc, 0, 0, err, errlen);
-	json_decref(dc);
+	int rc = save_json(ddir, "config.json", dc, 0, 0, err, errlen);
 	if (rc < 0)
 		return -1;
 	sft_tensor_f32 t[2] = {
@@ -828,9 +843,7 @@ int model_save(const st_model *m, const char *dir_in, char *err, size_t errlen)
 		json_object_set_new(o, "type", json_string(type));
 		json_array_append_new(mods, o);
 	}
-	join(path, tmp, "modules.json");
-	int rc = write_json(path, mods, 0, 0, err, errlen);
-	json_decref(mods);
+	int rc = save_json(tmp, "modules.json", mods, 0, 0, err, errlen);
 	if (rc < 0)
 		goto fail;
 
@@ -852,9 +865,7 @@ int model_save(const st_model *m, const char *dir_in, char *err, size_t errlen)
 		json_object_set_new(ordered, "model_type", json_string("SentenceTransformer"));
 	json_object_update(stc, ordered);   /* keeps stc's order, then the missing keys */
 	json_decref(ordered);
-	join(path, tmp, "config_sentence_transformers.json");
-	rc = write_json(path, stc, 0, 0, err, errlen);
-	json_decref(stc);
+	rc = save_json(tmp, "config_sentence_transformers.json", stc, 0, 0, err, errlen);
 	if (rc < 0)
 		goto fail;
 
@@ -862,9 +873,7 @@ int model_save(const st_model *m, const char *dir_in, char *err, size_t errlen)
 	json_t *sbc = json_object();
 	json_object_set_new(sbc, "max_seq_length", json_integer(m->max_seq_length));
 	json_object_set_new(sbc, "do_lower_case", json_boolean(m->do_lower_case));
-	join(path, tmp, "sentence_bert_config.json");
-	rc = write_json(path, sbc, 0, 0, err, errlen);
-	json_decref(sbc);
+	rc = save_json(tmp, "sentence_bert_config.json", sbc, 0, 0, err, errlen);
 	if (rc < 0)
 		goto fail;
 
@@ -876,9 +885,7 @@ int model_save(const st_model *m, const char *dir_in, char *err, size_t errlen)
 	if (!json_object_get(hfc, "model_type"))
 		json_object_set_new(hfc, "model_type", json_string(m->enc.model_type));
 	json_object_set_new(hfc, json_object_get(hfc, "dtype") ? "dtype" : "torch_dtype", json_string("float32"));
-	join(path, tmp, "config.json");
-	rc = write_json(path, hfc, 1, 1, err, errlen);
-	json_decref(hfc);
+	rc = save_json(tmp, "config.json", hfc, 1, 1, err, errlen);
 	if (rc < 0 || save_encoder(m, tmp, err, errlen) < 0 || save_tokenizer(m, tmp, err, errlen) < 0)
 		goto fail;
 
@@ -893,9 +900,7 @@ int model_save(const st_model *m, const char *dir_in, char *err, size_t errlen)
 		json_object_set_new(pc, key, json_boolean(m->pool_modes & bit));
 	}
 	json_object_set_new(pc, "include_prompt", json_boolean(m->include_prompt));
-	join(path, sub, "config.json");
-	rc = write_json(path, pc, 0, 0, err, errlen);
-	json_decref(pc);
+	rc = save_json(sub, "config.json", pc, 0, 0, err, errlen);
 	if (rc < 0)
 		goto fail;
 

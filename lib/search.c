@@ -319,33 +319,48 @@ static int cmp_len_desc(const void *pa, const void *pb)
 	return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
-int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *texts, const size_t *lens,
-                  size_t n, int batch_size, int normalize, float *out, char *err, size_t errlen)
+void search_open_model(const char *dir, struct st_model **m, struct tokenizer **tok)
 {
-	int dim = model_dim(m), max_len = model_max_seq_length(m);
+	char err[1024];
+	*m = model_open(dir);
+	if (tok && !(*tok = tokenizer_load(model_dir(*m), err, sizeof err)))
+		die(EX_NOINPUT, "%s", err);
+}
+
+int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *texts, const size_t *lens,
+                  size_t n, int batch_size, int max_len, float *out, char *err, size_t errlen)
+{
+	int dim = model_dim(m), vocab = model_encoder_config(m)->vocab_size;
+	if (max_len <= 0)
+		max_len = model_max_seq_length(m);
 	if (batch_size <= 0)
 		batch_size = 32;
 	/* token ids of every text, in one buffer */
 	size_t *off = xmalloc(xmul(n + 1, sizeof *off)), cap = 1024, used = 0;
 	int32_t *ids = xmalloc(xmul(cap, sizeof *ids));
 	for (size_t i = 0; i < n; i++) {
+		int got;
 		for (;;) {
 			int room = cap - used > (size_t)1 << 30 ? 1 << 30 : (int)(cap - used);
-			int got = tokenizer_encode(tok, texts[i], lens[i], max_len, ids + used, room);
+			got = tokenizer_encode(tok, texts[i], lens[i], max_len, ids + used, room);
 			if (got < 0) {
 				snprintf(err, errlen, "cannot tokenize text %zu", i + 1);
-				free(off);
-				free(ids);
-				return -1;
+				goto fail;
 			}
-			if (got <= room) {
-				off[i] = used;
-				used += got;
+			if (got <= room)
 				break;
-			}
 			cap = 2 * cap + got;
 			ids = xrealloc(ids, xmul(cap, sizeof *ids));
 		}
+		/* ids the embedding table does not have would read outside it */
+		for (int k = 0; k < got; k++)
+			if (ids[used + k] < 0 || ids[used + k] >= vocab) {
+				snprintf(err, errlen, "text %zu: token id %d outside the model's vocabulary 0..%d (the tokenizer "
+					 "and config.json disagree)", i + 1, ids[used + k], vocab - 1);
+				goto fail;
+			}
+		off[i] = used;
+		used += got;
 	}
 	off[n] = used;
 	/* longest first: batches of similar lengths */
@@ -374,8 +389,6 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 		for (int r = 0; r < B; r++)
 			memcpy(out + order[b0 + r].idx * dim, emb + (size_t)r * dim, sizeof *emb * dim);
 	}
-	if (normalize)
-		search_normalize(out, n, dim);
 	free(batch);
 	free(lengths);
 	free(emb);
@@ -383,6 +396,10 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 	free(off);
 	free(ids);
 	return 0;
+fail:
+	free(off);
+	free(ids);
+	return -1;
 }
 
 /* ---- embedding cache ---- */
@@ -487,7 +504,7 @@ static void texts_put_slot(search_texts *t, size_t idx)
 	t->slots[k] = idx + 1;
 }
 
-static size_t texts_append(search_texts *t, const char *s, size_t len)
+size_t search_texts_append(search_texts *t, const char *s, size_t len)
 {
 	if (t->n == t->cap) {
 		t->cap = t->cap ? 2 * t->cap : 256;
@@ -514,7 +531,7 @@ size_t search_texts_add(search_texts *t, const char *s, size_t len)
 		for (size_t k = 0; k < t->n; k++)
 			texts_put_slot(t, k);
 	}
-	i = texts_append(t, s, len);
+	i = search_texts_append(t, s, len);
 	texts_put_slot(t, i);
 	return i;
 }
@@ -548,7 +565,7 @@ int search_read_lines(FILE *f, const char *name, search_texts *t, int dedup, cha
 			char msg[256];
 			rec = st_from_json(line, len, msg, sizeof msg);
 			if (!rec) {
-				snprintf(err, errlen, "%s line %ld: %s", name, lineno, msg);
+				snprintf(err, errlen, "%s, line %ld: %s", name, lineno, msg);
 				free(line);
 				return -1;
 			}
@@ -561,7 +578,7 @@ int search_read_lines(FILE *f, const char *name, search_texts *t, int dedup, cha
 				s = txt[0];
 				len = tl[0];
 			} else {
-				snprintf(err, errlen, "%s line %ld: a JSON line without \"text\"", name, lineno);
+				snprintf(err, errlen, "%s, line %ld: a JSON line without \"text\"", name, lineno);
 				st_free(rec);
 				free(line);
 				return -1;
@@ -570,7 +587,7 @@ int search_read_lines(FILE *f, const char *name, search_texts *t, int dedup, cha
 		if (dedup)
 			search_texts_add(t, s, len);
 		else
-			texts_append(t, s, len);
+			search_texts_append(t, s, len);
 		st_free(rec);
 	}
 	free(line);

@@ -30,13 +30,18 @@ void search_topk(const float *queries, size_t nq, const float *corpus, size_t nc
 size_t search_mine(const float *emb, size_t n, int d, int sim, int top_k, size_t max_pairs, size_t corpus_chunk,
                    search_pair **pairs);
 
-/* Encoding texts (model.h + tokenizer.h): tokenizes, sorts by length (longest first, as encode() does, so
- * batches carry little padding), embeds batch_size rows at a time; out [n][model_dim]. normalize != 0
- * L2-normalises the rows. Returns 0, or -1 with a message. */
+/* Encoding texts (model.h + tokenizer.h), as SentenceTransformer.encode: tokenizes (truncating to max_len
+ * tokens; 0: the model's max_seq_length), checks the ids against the model's vocabulary, sorts by length
+ * (longest first, so batches carry little padding), embeds batch_size rows at a time; out [n][model_dim] in
+ * input order. Returns 0, or -1 with a message naming the text (1-based). */
 struct st_model;
 struct tokenizer;
 int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *texts, const size_t *lens,
-                  size_t n, int batch_size, int normalize, float *out, char *err, size_t errlen);
+                  size_t n, int batch_size, int max_len, float *out, char *err, size_t errlen);
+
+/* For the tools that encode: model_open(DIR) and, when tok is not NULL, its tokenizer (66 when that cannot be
+ * loaded). */
+void search_open_model(const char *dir, struct st_model **m, struct tokenizer **tok);
 
 /* Embedding cache files: "STEMB1\0\0", uint64 n, uint64 d, uint64 key, then n*d float32 little-endian.
  * key identifies what was embedded (search_cache_key of the weights and the texts). Written atomically. */
@@ -56,6 +61,8 @@ typedef struct search_texts {
 } search_texts;
 /* The index of s (added when new). */
 size_t search_texts_add(search_texts *t, const char *s, size_t len);
+/* Appends s without looking for it (the set then holds it twice if it did already); its index. */
+size_t search_texts_append(search_texts *t, const char *s, size_t len);
 /* The index of s, or (size_t)-1. */
 size_t search_texts_find(const search_texts *t, const char *s, size_t len);
 void search_texts_free(search_texts *t);

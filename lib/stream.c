@@ -613,7 +613,7 @@ static st_val *read_msgpack(st_reader *r)
 			die(EX_OSERR, "out of memory");
 		size_t n = src_read(r, msgpack_unpacker_buffer(&r->mp), msgpack_unpacker_buffer_capacity(&r->mp));
 		if (n == 0) {
-			if (r->mp.used > r->mp.off)
+			if (msgpack_unpacker_message_size(&r->mp) > 0)
 				die(EX_DATAERR, "%s, record %ld: truncated msgpack record", r->name, r->count + 1);
 			msgpack_unpacked_destroy(&res);
 			return NULL;

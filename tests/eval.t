@@ -3,12 +3,11 @@
 # (tests/reference/metrics_ref.py), the text path against st-encode + --embeddings, the CSV file, the names,
 # the exit codes, and the contract with st-step's --evaluator (the primary metric is the last number).
 . "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lib-model.sh"
 
 if /usr/bin/python3 -c 'import numpy, scipy' 2>/dev/null; then
 	for c in similarity similarity-ties triplet binary binary-ties ir mining; do
-		out=$(TMP=$TMP /usr/bin/python3 tests/reference/metrics_ref.py $c 2>&1)
-		ok $? "$c metrics equal numpy/scipy's"
-		[ "$out" = ok ] || echo "$out" | sed 's/^/#   /'
+		metrics_ref $c "$c metrics equal numpy/scipy's"
 	done
 else
 	echo "# /usr/bin/python3 without numpy/scipy: reference checks skipped"
@@ -22,13 +21,7 @@ printf '%s\n' '{"embeddings":[[1,0],[1,0.1]],"label":1}' '{"embeddings":[[0,1],[
 is "$(cat "$TMP/batch.json")" "$(cat "$TMP/rows.json")" "... the same metrics as per-example records"
 
 # a tiny random model
-printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n' > "$TMP/vocab.txt"
-for w in the a cat dog sat on mat ran far away big small red blue house tree . ,; do echo "$w"; done >> "$TMP/vocab.txt"
-cat > "$TMP/bert.json" <<'JSON'
-{"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 32, "max_position_embeddings": 40}
-JSON
-st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" -o "$TMP/m" 2>/dev/null || skip_all "st-init cannot build a model"
+tiny_model "$TMP/m"
 
 cat > "$TMP/pairs.jsonl" <<'EOF2'
 {"texts": ["the cat sat on the mat", "a cat sat on a mat"], "label": 4.5}
@@ -63,6 +56,7 @@ st-eval similarity --model "$TMP/m" --name sts-dev --output-dir "$TMP/eval" --si
 	< "$TMP/pairs.jsonl" > /dev/null
 is "$(wc -l < "$csv")" 3 "a second run appends a row"
 is "$(sed -n 3p "$csv" | cut -d, -f1,2)" "1,20" "--epoch and --steps"
+ls "$TMP/eval" | grep -q '\.tmp\.'; is $? 1 "the CSV is rewritten through a temporary name: none left"
 # st-step takes the last number printed as the score
 last=$(sed 's/}$//; s/.*[ :,]//' "$TMP/named.json")
 is "$last" "$(jq '.["sts-dev_spearman_max"]' "$TMP/named.json")" "the last number is the primary metric"

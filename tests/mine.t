@@ -2,20 +2,12 @@
 # st-mine: paraphrase mining equals a brute-force numpy version of the library's algorithm (top_k + 1 per
 # row and corpus chunk, the max_pairs queue), and the text path equals st-encode + --embeddings.
 . "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lib-model.sh"
 
-if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
-	out=$(TMP=$TMP /usr/bin/python3 tests/reference/metrics_ref.py mine 2>&1)
-	ok $? "mined pairs equal numpy's brute force (top-k, corpus chunks, max-pairs)"
-	[ "$out" = ok ] || echo "$out" | sed 's/^/#   /'
-fi
+/usr/bin/python3 -c 'import numpy' 2>/dev/null &&
+	metrics_ref mine "mined pairs equal numpy's brute force (top-k, corpus chunks, max-pairs)"
 
-printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n' > "$TMP/vocab.txt"
-for w in the a cat dog sat on mat ran far away big small red blue house tree . ,; do echo "$w"; done >> "$TMP/vocab.txt"
-cat > "$TMP/bert.json" <<'JSON'
-{"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 32, "max_position_embeddings": 40}
-JSON
-st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" -o "$TMP/m" 2>/dev/null || skip_all "st-init cannot build a model"
+tiny_model "$TMP/m"
 cat > "$TMP/s.txt" <<'TXT'
 the cat sat on the mat
 a dog ran far away
@@ -34,4 +26,8 @@ st-mine --model "$TMP/m" --max-pairs 3 < "$TMP/s.txt" > "$TMP/p3"
 is "$(wc -l < "$TMP/p3")" 1 "--max-pairs 3 keeps 2 candidates: one unordered pair (as the library)"
 st-mine 2>/dev/null < "$TMP/s.txt"; is $? 64 "no model: 64"
 st-mine --model "$TMP/m" --top-k 0 < "$TMP/s.txt" 2>/dev/null; is $? 64 "--top-k 0: 64"
+cp -R "$TMP/m" "$TMP/mismatch"
+tiny_vocab "$TMP/big.txt" "$TINY_WORDS zebra"
+st-vocab --from "$TMP/big.txt" -o "$TMP/mismatch" 2>/dev/null
+printf 'a zebra\nthe cat\n' | st-mine --model "$TMP/mismatch" > /dev/null 2>&1; is $? 65 "a token id beyond the model's vocabulary: 65"
 done_testing

@@ -2,20 +2,12 @@
 # st-search: top-k hits equal brute-force numpy on random embeddings (cosine and dot); the text path equals
 # st-encode + --embeddings; the corpus embedding cache is written, reused, and refused when stale.
 . "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lib-model.sh"
 
-if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
-	out=$(TMP=$TMP /usr/bin/python3 tests/reference/metrics_ref.py search 2>&1)
-	ok $? "top-k ids and scores equal numpy's brute force"
-	[ "$out" = ok ] || echo "$out" | sed 's/^/#   /'
-fi
+/usr/bin/python3 -c 'import numpy' 2>/dev/null &&
+	metrics_ref search "top-k ids and scores equal numpy's brute force"
 
-printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n' > "$TMP/vocab.txt"
-for w in the a cat dog sat on mat ran far away big small red blue house tree . ,; do echo "$w"; done >> "$TMP/vocab.txt"
-cat > "$TMP/bert.json" <<'JSON'
-{"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 32, "max_position_embeddings": 40}
-JSON
-st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" -o "$TMP/m" 2>/dev/null || skip_all "st-init cannot build a model"
+tiny_model "$TMP/m"
 cat > "$TMP/corpus.txt" <<'TXT'
 the cat sat on the mat
 a dog ran far away

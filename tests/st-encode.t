@@ -2,14 +2,9 @@
 # st-encode: text lines (or JSON Lines) to embeddings in input order; agrees with the pipeline
 # st-tokenize | st-batch | st-forward; f32 output; window and batch sizes do not change results.
 . "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lib-model.sh"
 
-printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n' > "$TMP/vocab.txt"
-for w in the a cat dog sat on mat ran far away big small red blue house tree . ,; do echo "$w"; done >> "$TMP/vocab.txt"
-cat > "$TMP/bert.json" <<'JSON'
-{"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 32, "max_position_embeddings": 40}
-JSON
-st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" --pooling mean --normalize -o "$TMP/m" || exit 1
+tiny_model "$TMP/m" --pooling mean --normalize
 
 cat > "$TMP/in.txt" <<'TXT'
 the cat sat on the mat.
@@ -63,5 +58,11 @@ printf '{"text": "a cat"}\n{"txt": "a dog"}\n' | st-encode --model "$TMP/m" > /d
 is $? 65 "a JSON line without text"
 grep -q 'line 2' "$TMP/err"; ok $? "... names the line"
 st-encode --model "$TMP/nowhere" < "$TMP/in.txt" > /dev/null 2>&1; is $? 66 "missing model"
+# a tokenizer with more words than the model's embedding table: refused, never read outside the table
+cp -R "$TMP/m" "$TMP/mismatch"
+tiny_vocab "$TMP/big.txt" "$TINY_WORDS zebra"
+st-vocab --from "$TMP/big.txt" -o "$TMP/mismatch" 2>/dev/null
+echo "a zebra" | st-encode --model "$TMP/mismatch" > /dev/null 2>"$TMP/err"; is $? 65 "a token id beyond the model's vocabulary"
+grep -q 'outside the model.s vocabulary' "$TMP/err"; ok $? "... says so"
 st-encode --model "$TMP/m" --format csv < "$TMP/in.txt" > /dev/null 2>&1; is $? 64 "unknown format"
 done_testing

@@ -1,13 +1,10 @@
 #!/bin/sh
 # st-init: new random models and wrapped checkpoints form complete model directories; bad requests fail clearly.
 . "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lib-model.sh"
 
-printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n' > "$TMP/vocab.txt"
-for w in the a cat dog sat on mat ran far away big small red blue house tree; do echo "$w"; done >> "$TMP/vocab.txt"
-cat > "$TMP/bert.json" <<'JSON'
-{"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 32, "max_position_embeddings": 40}
-JSON
+tiny_vocab "$TMP/vocab.txt"
+tiny_config "$TMP/bert.json"
 
 st-init --help > "$TMP/help" 2>&1; ok $? "--help exits 0"
 st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" 2>/dev/null; is $? 64 "no -o: usage error"
@@ -29,7 +26,7 @@ is "$(jq -c . "$TMP/m1/2_Dense/config.json")" \
 	'{"in_features":32,"out_features":8,"bias":true,"activation_function":"torch.nn.modules.activation.ReLU"}' \
 	"Dense config as Python writes it"
 is "$(jq -c . "$TMP/m1/sentence_bert_config.json")" '{"max_seq_length":20,"do_lower_case":false}' "max_seq_length"
-is "$(jq -r '.vocab_size' "$TMP/m1/config.json")" 21 "vocab_size from the vocabulary"
+is "$(jq -r '.vocab_size' "$TMP/m1/config.json")" "$(wc -l < "$TMP/vocab.txt")" "vocab_size from the vocabulary"
 
 if /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then
 	/usr/bin/python3 tests/reference/model_ref.py check "$TMP/m1"; ok $? "independent structural check of the folder"

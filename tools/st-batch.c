@@ -21,7 +21,9 @@ static const char usage[] =
 	"                    no-duplicates: no text twice in a batch (for in-batch negatives);\n"
 	"                    group-by-label: runs of examples of the same label (batch-*-triplet losses)\n"
 	"  --start-step K    begin at global step K (resuming a run)\n"
-	"  --json            write JSON Lines instead of msgpack\n";
+	"  --json            write JSON Lines instead of msgpack\n"
+	"  --threads N       accepted for uniformity; batching runs on one core\n"
+	"  --help            this text\n";
 
 enum sampler { SAMPLER_RANDOM, SAMPLER_NO_DUPLICATES, SAMPLER_GROUP_BY_LABEL };
 
@@ -367,6 +369,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--epochs")) epochs = st_parse_long(a, next), i++;
 		else if (!strcmp(a, "--seed")) seed = (uint64_t)st_parse_long(a, next), i++;
 		else if (!strcmp(a, "--start-step")) start_step = st_parse_long(a, next), i++;
+		else if (!strcmp(a, "--threads")) st_set_threads((int)st_parse_long(a, next)), i++;
 		else if (!strcmp(a, "--shuffle")) shuffle = 1;
 		else if (!strcmp(a, "--drop-last")) drop_last = 1;
 		else if (!strcmp(a, "--json")) json = 1;

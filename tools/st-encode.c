@@ -1,14 +1,14 @@
 /* st-encode: sentences in, embeddings out, in input order -- SentenceTransformer.encode as a filter.
- * Reads a window of lines, tokenizes them, sorts the window by length so that batches carry little padding,
- * embeds batch by batch, and writes the window back in input order: memory is bounded by the window. */
+ * Reads a window of lines and hands it to search_encode (tokenize, sort by length so that batches carry little
+ * padding, embed batch by batch), then writes the window in input order: memory is bounded by the window. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "st.h"
 #include "model.h"
+#include "search.h"
 #include "tokenizer.h"
 
 static const char usage[] =
@@ -25,16 +25,6 @@ static const char usage[] =
 	"  --threads N           threads (default all cores)\n"
 	"  --help                this text\n";
 
-struct item { int32_t *ids; int len; long line; };
-
-static int by_length_desc(const void *a, const void *b)
-{
-	const struct item *x = *(const struct item *const *)a, *y = *(const struct item *const *)b;
-	if (x->len != y->len)
-		return y->len - x->len;
-	return x->line < y->line ? -1 : x->line > y->line;
-}
-
 static void check_write(FILE *out)
 {
 	if (ferror(out)) {
@@ -42,31 +32,6 @@ static void check_write(FILE *out)
 			exit(0);   /* a closed downstream pipe is not an error */
 		die(EX_IOERR, "writing the output: %s", strerror(errno));
 	}
-}
-
-/* Embeds items[0..n) (sorted by length), batch by batch, into emb [window][dim] at each item's slot. */
-static void embed_window(st_model *m, struct item **sorted, int n, long first_line, int batch, float *emb)
-{
-	int dim = model_dim(m);
-	int32_t *ids = NULL, *lens = xmalloc(sizeof(int32_t) * batch);
-	float *out = xmalloc(xmul((size_t)batch * dim, sizeof(float)));
-	for (int i0 = 0; i0 < n; i0 += batch) {
-		int rows = n - i0 < batch ? n - i0 : batch;
-		int T = sorted[i0]->len > 0 ? sorted[i0]->len : 1;   /* sorted: the first is the longest */
-		ids = xrealloc(ids, xmul((size_t)rows * T, sizeof(int32_t)));
-		memset(ids, 0, sizeof(int32_t) * rows * T);
-		for (int b = 0; b < rows; b++) {
-			memcpy(ids + (size_t)b * T, sorted[i0 + b]->ids, sizeof(int32_t) * sorted[i0 + b]->len);
-			lens[b] = sorted[i0 + b]->len;
-		}
-		model_embed(m, ids, lens, rows, T, out, NULL);
-		for (int b = 0; b < rows; b++)
-			memcpy(emb + (size_t)(sorted[i0 + b]->line - first_line) * dim, out + (size_t)b * dim,
-			       sizeof(float) * dim);
-	}
-	free(ids);
-	free(lens);
-	free(out);
 }
 
 static void write_window(FILE *out, const float *emb, int n, int dim, int f32)
@@ -89,7 +54,7 @@ int main(int argc, char **argv)
 {
 	st_tool_init("st-encode", argc, argv, usage);
 	const char *model_path = NULL;
-	long batch = 32, window = 4096, max_len = 0;
+	long batch = 32, window_size = 4096, max_len = 0;
 	int f32 = 0, nfiles = 0;
 	const char **files = xcalloc(argc, sizeof *files);
 	for (int i = 1; i < argc; i++) {
@@ -108,7 +73,7 @@ int main(int argc, char **argv)
 				usage_error(usage, "--batch-size out of range");
 		} else if (!strcmp(a, "--window")) {
 			NEED();
-			if ((window = st_parse_long(a, v)) <= 0 || window > 1 << 24)
+			if ((window_size = st_parse_long(a, v)) <= 0 || window_size > 1 << 24)
 				usage_error(usage, "--window out of range");
 		} else if (!strcmp(a, "--max-seq-length")) {
 			NEED();
@@ -121,33 +86,23 @@ int main(int argc, char **argv)
 	}
 	if (!model_path)
 		usage_error(usage, "--model DIR is required");
-	if (window < batch)
-		window = batch;
-	struct stat st;
-	if (stat(model_path, &st) < 0)
-		die(EX_NOINPUT, "%s: no such model directory", model_path);
-	char err[1024];
-	st_model *m = model_load(model_path, err, sizeof err);
-	if (!m)
-		die(EX_DATAERR, "%s", err);
-	tokenizer *tok = tokenizer_load(model_path, err, sizeof err);
-	if (!tok)
-		die(EX_DATAERR, "%s", err);
+	if (window_size < batch)
+		window_size = batch;
+	st_model *m;
+	tokenizer *tok;
+	search_open_model(model_path, &m, &tok);
 	int limit = enc_max_length(model_encoder_config(m));
 	if (!max_len)
 		max_len = model_max_seq_length(m);
 	if (max_len > limit)
 		die(EX_USAGE, "--max-seq-length %ld exceeds the model's position table (%d)", max_len, limit);
-	int vocab = model_encoder_config(m)->vocab_size;
 	int dim = model_dim(m);
 
-	struct item *items = xcalloc(window, sizeof *items);
-	struct item **sorted = xcalloc(window, sizeof *sorted);
-	int32_t *arena = xmalloc(xmul(xmul(window, max_len), sizeof(int32_t)));
-	float *emb = xmalloc(xmul(xmul(window, dim), sizeof(float)));
+	/* a window of texts, embedded by search_encode (sorted by length, in batches) and written in input order */
+	search_texts window = { 0 };
+	float *emb = xmalloc(xmul(xmul(window_size, dim), sizeof(float)));
+	char err[1024];
 	int json_input = -1;   /* decided by the first line */
-	long line_no = 0, first_line = 0;
-	int n = 0;
 	char *line = NULL;
 	size_t cap = 0;
 	for (int fi = 0; fi < (nfiles ? nfiles : 1); fi++) {
@@ -165,42 +120,23 @@ int main(int argc, char **argv)
 					line[--got] = 0;
 				if (json_input < 0)
 					json_input = got > 0 && line[0] == '{';
-				const char *text = line;
-				size_t len = got;
-				json_t *j = NULL;
 				if (json_input) {
 					json_error_t je;
-					j = json_loadb(line, got, 0, &je);
+					json_t *j = json_loadb(line, got, 0, &je);
 					json_t *t = json_object_get(j, "text");
 					if (!json_is_string(t))
-						die(EX_DATAERR, "%s line %ld: %s", name, file_line,
-						    j ? "no \"text\" string" : je.text);
-					text = json_string_value(t);
-					len = json_string_length(t);
-				}
-				struct item *it = &items[n];
-				it->ids = arena + (size_t)n * max_len;
-				it->len = tokenizer_encode(tok, text, len, (int)max_len, it->ids, (int)max_len);
-				it->line = line_no++;
-				if (it->len > max_len)
-					die(EX_SOFTWARE, "%s line %ld: tokenizer returned %d ids for at most %ld", name, file_line,
-					    it->len, max_len);
-				for (int k = 0; k < it->len; k++)
-					if (it->ids[k] < 0 || it->ids[k] >= vocab)
-						die(EX_DATAERR, "%s line %ld: token id %d outside the model's vocabulary 0..%d "
-						    "(tokenizer and config.json disagree)", name, file_line, it->ids[k], vocab - 1);
-				if (j)
+						die(EX_DATAERR, "%s, line %ld: %s", name, file_line, j ? "no \"text\" string" : je.text);
+					search_texts_append(&window, json_string_value(t), json_string_length(t));
 					json_decref(j);
-				n++;
+				} else
+					search_texts_append(&window, line, got);
 			}
-			if (n == window || (got < 0 && n > 0 && fi == (nfiles ? nfiles : 1) - 1)) {
-				for (int i = 0; i < n; i++)
-					sorted[i] = &items[i];
-				qsort(sorted, n, sizeof *sorted, by_length_desc);
-				embed_window(m, sorted, n, first_line, (int)batch, emb);
-				write_window(stdout, emb, n, dim, f32);
-				first_line += n;
-				n = 0;
+			if ((long)window.n == window_size || (got < 0 && window.n > 0 && fi == (nfiles ? nfiles : 1) - 1)) {
+				if (search_encode(m, tok, (const char *const *)window.s, window.len, window.n, (int)batch,
+						  (int)max_len, emb, err, sizeof err) < 0)
+					die(EX_DATAERR, "%s: %s", model_path, err);
+				write_window(stdout, emb, (int)window.n, dim, f32);
+				search_texts_free(&window);
 			}
 			if (got < 0)
 				break;
@@ -211,10 +147,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	check_write(stdout);
 	free(line);
-	free(arena);
 	free(emb);
-	free(items);
-	free(sorted);
 	free(files);
 	tokenizer_free(tok);
 	model_free(m);

@@ -326,12 +326,9 @@ static void encode_items(struct data *D, const struct opts *o)
 	if (!o->model)
 		die(EX_USAGE, "no model: give --model DIR (or set ST_MODEL), or --embeddings");
 	char err[1024];
-	st_model *m = model_load(o->model, err, sizeof err);
-	if (!m)
-		die(EX_NOINPUT, "%s", err);
-	tokenizer *tok = tokenizer_load(model_dir(m), err, sizeof err);
-	if (!tok)
-		die(EX_NOINPUT, "%s", err);
+	st_model *m;
+	tokenizer *tok;
+	search_open_model(o->model, &m, &tok);
 	size_t n = D->keys.n;
 	const char **texts = xmalloc(xmul(n + 1, sizeof *texts));
 	size_t *lens = xmalloc(xmul(n + 1, sizeof *lens));
@@ -733,12 +730,18 @@ static void write_csv(const struct opts *o, const double *vals, int n)
 		die(EX_IOERR, "cannot create %s: %s", o->output_dir, strerror(errno));
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s%s%s_results.csv", o->output_dir, base[o->kind], *o->name ? "_" : "", o->name);
-	struct stat sb;
-	int exists = stat(path, &sb) == 0;
-	FILE *f = fopen(path, "a");
-	if (!f)
-		die(EX_IOERR, "cannot open %s: %s", path, strerror(errno));
-	if (!exists) {
+	/* the library appends a row; here the file is rewritten whole under a temporary name and renamed, so a
+	 * failed write never leaves half a row */
+	size_t old_len = 0;
+	char *old = st_read_file(path, &old_len);
+	if (!old && errno != ENOENT)
+		die(EX_IOERR, "cannot read %s: %s", path, strerror(errno));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (old)
+		fwrite(old, 1, old_len, f);
+	else {
 		char hdr[8192];
 		csv_header(o, hdr, sizeof hdr);
 		fprintf(f, "%s\n", hdr);
@@ -750,8 +753,11 @@ static void write_csv(const struct opts *o, const double *vals, int n)
 		fprintf(f, ",%s", b);
 	}
 	fputc('\n', f);
-	if (fclose(f) != 0)
+	fclose(f);
+	if (st_write_file_atomic(path, text, len) < 0)
 		die(EX_IOERR, "cannot write %s: %s", path, strerror(errno));
+	free(text);
+	free(old);
 }
 
 /* ---- main ---- */

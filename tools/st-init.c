@@ -91,10 +91,7 @@ int main(int argc, char **argv)
 	char err[1024];
 	st_model *m;
 	if (transformer) {
-		if (stat(transformer, &st) < 0)
-			die(EX_NOINPUT, "%s: no such model directory", transformer);
-		if (!(m = model_load(transformer, err, sizeof err)))
-			die(EX_DATAERR, "%s", err);
+		m = model_open(transformer);
 	} else {
 		size_t len;
 		char *text = st_read_file(config, &len);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char usage[] =
-	"usage: st-json [--to-msgpack] [--skip-bad] < records > records\n"
+	"usage: st-json [--to-msgpack] [--skip-bad] [--threads N] < records > records\n"
 	"\n"
 	"Reads msgpack or JSON Lines (plain or zstd-compressed, told apart by their first bytes) and writes\n"
 	"JSON Lines, tensors as nested arrays; with --to-msgpack writes msgpack, keys of known meaning\n"
@@ -13,6 +13,7 @@ static const char usage[] =
 	"\n"
 	"  --to-msgpack   write msgpack instead of JSON Lines\n"
 	"  --skip-bad     skip malformed JSON lines with a warning instead of stopping\n"
+	"  --threads N    accepted for uniformity; conversion runs on one core\n"
 	"  -h, --help     this text\n";
 
 int main(int argc, char **argv)
@@ -24,6 +25,12 @@ int main(int argc, char **argv)
 			to_msgpack = 1;
 		else if (!strcmp(argv[i], "--skip-bad"))
 			skip_bad = 1;
+		else if (!strcmp(argv[i], "--threads")) {
+			if (i + 1 == argc)
+				usage_error(usage, "--threads needs a value");
+			st_set_threads((int)st_parse_long(argv[i], argv[i + 1]));
+			i++;
+		}
 		else
 			usage_error(usage, "unknown option '%s'", argv[i]);
 	}

@@ -84,12 +84,9 @@ int main(int argc, char **argv)
 			die(EX_DATAERR, "%s", err);
 		st_reader_close(r);
 	} else {
-		st_model *m = model_load(model_path, err, sizeof err);
-		if (!m)
-			die(EX_NOINPUT, "%s", err);
-		tokenizer *tok = tokenizer_load(model_dir(m), err, sizeof err);
-		if (!tok)
-			die(EX_NOINPUT, "%s", err);
+		st_model *m;
+		tokenizer *tok;
+		search_open_model(model_path, &m, &tok);
 		FILE *f = fdopen(fd, "r");
 		search_texts t = { 0 };
 		if (!f || search_read_lines(f, name, &t, 0, err, sizeof err) < 0)

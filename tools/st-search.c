@@ -84,12 +84,8 @@ int main(int argc, char **argv)
 
 	st_model *m = NULL;
 	tokenizer *tok = NULL;
-	if (!embeddings) {
-		if (!(m = model_load(model_path, err, sizeof err)))
-			die(EX_NOINPUT, "%s", err);
-		if (!(tok = tokenizer_load(model_dir(m), err, sizeof err)))
-			die(EX_NOINPUT, "%s", err);
-	}
+	if (!embeddings)
+		search_open_model(model_path, &m, &tok);
 
 	/* the corpus */
 	float *C = NULL;

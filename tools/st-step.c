@@ -67,8 +67,10 @@ struct trainer {
 	int k;                 /* objectives */
 	run_weights *w;
 	run_state st;
-	st_reader **in;
-	st_val **pending;      /* the first batch of every input, read before the first step */
+	st_reader **in;        /* [k], opened when first read (opening reads the first bytes) */
+	int *fds;              /* [k] */
+	st_val **pending;      /* the first batch of input 0, read before the first step */
+	char *seen;            /* [k] whether input i's first batch has been read */
 	st_writer *out;
 	double t_last, t_start, examples_since;
 	int64_t last_checkpoint, last_eval, start_step;
@@ -371,6 +373,8 @@ static st_val *next_batch(struct trainer *t, int i)
 		t->pending[i] = NULL;
 		return r;
 	}
+	if (!t->in[i])
+		t->in[i] = st_reader_open(t->fds[i], t->fds[i] == 0 ? "stdin" : t->o.inputs[i]);
 	for (;;) {
 		st_val *r = st_read(t->in[i]);
 		if (!r)
@@ -463,15 +467,20 @@ int main(int argc, char **argv)
 	model_bind_params(t->m, run_params(t->w));
 
 	/* open the inputs (after publishing: opening a FIFO or reading the first bytes waits for st-forward) and
-	 * read the first batch of each: the schedule needs the total step count */
+	 * read the first batch of input 0: the schedule needs the total step count. The other inputs' first
+	 * batches cannot be read yet: their st-forward waits for the update of objective 0 at this step. They may
+	 * lower the total (fit: the shortest loader) when they arrive; the updates made before that are those of
+	 * the first step, whose multiplier lambda(0) (0 with warmup, else 1) does not depend on the total. */
 	t->in = xcalloc(t->k, sizeof *t->in);
+	t->fds = xcalloc(t->k, sizeof *t->fds);
 	t->pending = xcalloc(t->k, sizeof *t->pending);
+	t->seen = xcalloc(t->k, 1);
 	int64_t total = t->o.steps;
 	for (int i = 0; i < t->k; i++) {
 		int fd = 0;
 		if (strcmp(t->o.inputs[i], "-") != 0 && (fd = open(t->o.inputs[i], O_RDONLY | O_CLOEXEC)) < 0)
 			die(EX_NOINPUT, "cannot open %s: %s", t->o.inputs[i], strerror(errno));
-		t->in[i] = st_reader_open(fd, fd == 0 ? "stdin" : t->o.inputs[i]);
+		t->fds[i] = fd;
 	}
 	if (from < 0) {
 		t->st.step = 0;
@@ -479,11 +488,15 @@ int main(int argc, char **argv)
 		t->st.seed = t->o.seed;
 		t->st.objectives = t->k;
 	}
-	for (int i = 0; i < t->k; i++) {
-		t->pending[i] = next_batch(t, i);
+	{
+		t->pending[0] = next_batch(t, 0);
+		t->seen[0] = 1;
 		double s;
-		if (t->pending[i] && st_get_num(t->pending[i], "steps", &s) == 0 && !t->o.steps)
-			total = total == 0 || (int64_t)s < total ? (int64_t)s : total;
+		if (t->pending[0] && st_get_num(t->pending[0], "steps", &s) == 0 && !t->o.steps)
+			total = (int64_t)s;
+		/* resuming several objectives: the checkpoint's total already is the minimum over all inputs */
+		if (!t->o.steps && from >= 0 && t->k > 1 && t->st.total_steps > 0 && (total <= 0 || t->st.total_steps < total))
+			total = t->st.total_steps;
 	}
 	if (total <= 0)
 		total = from >= 0 ? t->st.total_steps : 0;
@@ -523,6 +536,17 @@ int main(int argc, char **argv)
 					break;
 				if (st_get_num(rec, "step", &s) != 0)
 					die(EX_DATAERR, "batch without \"step\" (%s)", st_reader_where(t->in[i]));
+				if (!t->seen[i]) {   /* input i's first batch: its total may be the smaller one */
+					double steps;
+					t->seen[i] = 1;
+					if (!t->o.steps && st_get_num(rec, "steps", &steps) == 0 && (int64_t)steps > 0 &&
+					    (t->st.total_steps <= 0 || (int64_t)steps < t->st.total_steps)) {
+						int64_t warmup;
+						optim_parse_warmup(t->o.warmup_text, (int64_t)steps, &warmup);
+						t->st.total_steps = (int64_t)steps;
+						t->st.warmup_steps = warmup;
+					}
+				}
 				if ((int64_t)s >= t->st.step)
 					break;
 				skipped++;   /* resuming without st-batch --start-step: earlier steps were done before */
@@ -575,6 +599,7 @@ int main(int argc, char **argv)
 	if (t->grad_out && fclose(t->grad_out) != 0)
 		die(EX_IOERR, "cannot write %s", t->o.grad_out);
 	for (int i = 0; i < t->k; i++)
-		st_reader_close(t->in[i]);
+		if (t->in[i])
+			st_reader_close(t->in[i]);
 	return 0;
 }

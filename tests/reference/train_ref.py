@@ -8,8 +8,21 @@
       OUT: float64 lr[STEPS], float64 grad_norm[STEPS], float32 params[STEPS][N] (after each step).
   train_ref.py adamw-hf ... (same arguments): transformers.AdamW (correct_bias=True, eps 1e-6) written out
       from its published update rule, since the transformers package is not installed here.
+  train_ref.py train MODEL --objective LOSS BATCHES.jsonl [--loss-options JSON] [--objective ...] [--lr X]
+               [--scheduler NAME] [--warmup-steps N] [--steps T] [--weight-decay X] [--max-grad-norm X]
+               [--eps X] [--log ST-STEP-LOG.jsonl] [--weights MODEL.safetensors] [--tol X] [--out F] [--threads N]
+      A whole fit() in PyTorch, float64: the model directory MODEL (model_ref.py's BERT + Pooling), each
+      objective's batches (st-batch --json records, in order) and loss (loss_ref.py, default options),
+      backward, clip_grad_norm_, torch.optim.AdamW (decay on all names without "bias"/"LayerNorm.weight") +
+      LambdaLR, optimizer.step() before scheduler.step(), one optimizer and schedule per objective, round
+      robin, stopping with the shortest input. Compares every update's loss, lr and grad_norm with st-step's
+      JSON log, and the final weights with a model.safetensors (max-norm relative per tensor); prints
+      "RC<TAB>description" lines, RC 0 for a pass. --out writes torch's final weights.
 """
+import json
 import math
+import os
+import struct
 import sys
 
 import numpy as np
@@ -113,6 +126,160 @@ def adamw(argv, hf):
         f.write(np.array(norms, dtype=np.float64).tobytes())
         f.write(np.stack(out).astype(np.float32).tobytes())
 
+def read_safetensors(path):
+    """The tensors of a safetensors file as numpy arrays (8-byte header length, JSON header, raw data)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    kinds = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        out[name] = np.frombuffer(data[8 + n + b:8 + n + e], dtype=kinds[info["dtype"]]).reshape(info["shape"])
+    return out
+
+
+def read_batches(path):
+    with open(path) as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    return [r for r in recs if r.get("kind") == "batch"]
+
+
+def train(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    import loss_ref
+    from model_ref import Model, write_safetensors
+    if not argv:
+        raise SystemExit(__doc__)
+    model_dir, objectives = argv[0], []
+    o = {"lr": 2e-5, "scheduler": "warmuplinear", "warmup-steps": 0, "steps": 0, "weight-decay": 0.01,
+         "max-grad-norm": 1.0, "eps": 1e-8, "log": None, "weights": None, "tol": 1e-4, "out": None,
+         "threads": 1}
+    i = 1
+    while i < len(argv):
+        key = argv[i][2:]
+        if key == "objective":
+            objectives.append((argv[i + 1], read_batches(argv[i + 2]), {}))
+            i += 3
+            continue
+        if key == "loss-options":   # JSON options of the last objective's loss, as loss_ref.py names them
+            objectives[-1][2].update(json.loads(argv[i + 1]))
+            i += 2
+            continue
+        if key not in o or i + 1 >= len(argv):
+            raise SystemExit("train_ref.py train: bad option " + argv[i])
+        o[key] = argv[i + 1]
+        i += 2
+    torch.set_num_threads(int(o["threads"]))
+    lr, wd, maxnorm, eps = (float(o[k]) for k in ("lr", "weight-decay", "max-grad-norm", "eps"))
+    W = int(o["warmup-steps"])
+    steps = min(len(b) for _, b, _ in objectives)   # fit stops with the shortest loader
+    T = int(o["steps"]) or min(int(b[0]["steps"]) for _, b, _ in objectives)
+
+    torch.set_default_dtype(torch.float64)
+    model = Model(model_dir)   # float64 leaves; the unused pooler is not among them (grad None in fit)
+    named = [(name, t) for (file, name), t in model.params.items()]
+    decay = [t for name, t in named if not ("bias" in name or "LayerNorm.weight" in name)]
+    nodecay = [t for name, t in named if "bias" in name or "LayerNorm.weight" in name]
+    opts, scheds = [], []
+    for _ in objectives:   # fit(): one optimizer and one scheduler per objective over the shared weights
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd},
+                                 {"params": nodecay, "weight_decay": 0.0}], lr=lr, eps=eps)
+        opts.append(opt)
+        scheds.append(torch.optim.lr_scheduler.LambdaLR(opt, sched_lambda(o["scheduler"], W, T)))
+
+    log = []   # (step, objective, loss, lr, grad_norm)
+    gmax = {}  # name -> largest |gradient| over the run
+    lr_used = []
+    for s in range(steps):
+        for k, (loss_name, batches, loss_opts) in enumerate(objectives):
+            b = batches[s]
+            ids = torch.tensor(b["input_ids"], dtype=torch.long)      # [C][B][T]
+            lengths = torch.tensor(b["lengths"], dtype=torch.long)    # [C][B]
+            E = torch.stack([model.embed(ids[c], lengths[c]) for c in range(ids.shape[0])])
+            labels = torch.tensor(b["labels"]) if "labels" in b else None
+            loss = loss_ref.LOSSES[loss_name](E, labels, loss_opts)
+            for t in model.params.values():
+                t.grad = None
+            loss.backward()
+            for name, t in named:
+                gmax[name] = max(gmax.get(name, 0.0), float(t.grad.abs().max()))
+            norm = float(torch.nn.utils.clip_grad_norm_(list(model.params.values()), maxnorm))
+            log.append((s, k, float(loss), opts[k].param_groups[0]["lr"], norm))
+            lr_used.append(opts[k].param_groups[0]["lr"])
+            opts[k].step()
+            scheds[k].step()
+
+    final = {name: t.detach().numpy() for name, t in named}
+    if o["out"]:
+        write_safetensors(o["out"], final)
+    tol = float(o["tol"])
+    if o["log"]:
+        with open(o["log"]) as f:
+            got = [r for r in (json.loads(line) for line in f if line.strip()) if r.get("kind") == "log"]
+        print("%d\tst-step logged %d updates (torch: %d)" % (len(got) != len(log), len(got), len(log)))
+        worst, where, order_ok = {"loss": 0.0, "lr": 0.0, "grad_norm": 0.0}, {}, True
+        for r, (s, k, L, rate, norm) in zip(got, log):
+            order_ok &= r["step"] == s and r.get("objective", 0) == k
+            for key, want in (("loss", L), ("lr", rate), ("grad_norm", norm)):
+                d = abs(r[key] - want) / abs(want) if want else abs(r[key])
+                if d > worst[key]:
+                    worst[key], where[key] = d, "%d/%d" % (s, k)
+        print("%d\tlog records in step, objective order" % (not order_ok))
+        for key in ("loss", "lr", "grad_norm"):
+            print("%d\tevery update's %s equals torch's within %g relative (worst %.2e at step/objective %s)"
+                  % (worst[key] > tol, key, tol, worst[key], where.get(key, "-")))
+        for k, (loss_name, _, _) in enumerate(objectives):
+            first = [L for s, kk, L, _, _ in log if kk == k][:3]
+            last = [L for s, kk, L, _, _ in log if kk == k][-3:]
+            a, z = sum(first) / len(first), sum(last) / len(last)
+            print("%d\t%s: the loss went down (torch, mean of first/last 3 steps: %.6f -> %.6f)"
+                  % (not z < a, loss_name, a, z))
+    if o["weights"]:
+        got = read_safetensors(o["weights"])
+        init = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+        # Tensors whose gradient is zero in exact arithmetic (the attention key bias: it adds a constant to a
+        # row of scores, which the softmax ignores; with Euclidean triplet, the last LayerNorm bias: it shifts
+        # every embedding alike) get only rounding noise, which Adam, dividing by sqrt(v) + eps, turns into
+        # steps: float32 noise moves them, float64 noise hardly (torch in float32 drifts as st does). Their
+        # values change no output, so they are only checked to move less than Adam's largest step allows.
+        # torch's float64 gradient names them: below 1e-9 of the largest.
+        top = max(gmax.values())
+        zero = {name for name, g in gmax.items() if g < 1e-9 * top}
+        bound = 3.2 * sum(lr_used)   # |m_hat| / (sqrt(v_hat) + eps) <= (1 - b1) / sqrt(1 - b2) ~ 3.16 per step
+        bad, worst, worst_name, moved, drift = [], 0.0, "", [], []
+        for name, want in final.items():
+            if name not in got:
+                bad.append(name + " missing")
+                continue
+            g = got[name].astype(np.float64)
+            if name in zero:
+                drift.append((np.abs(g - init[name]).max(), name))
+                continue
+            rel = np.abs(g - want).max() / np.abs(want).max()
+            if rel > worst:
+                worst, worst_name = rel, name
+            if rel > tol:
+                bad.append("%s (%.2e)" % (name, rel))
+            moved.append(np.abs(want - init[name]).max() / np.abs(want).max())
+        print("%d\tall %d trained tensors with a gradient equal torch's within %g max-norm relative "
+              "(worst %.2e in %s)%s" % (bool(bad), len(final) - len(zero), tol, worst, worst_name,
+                                          "; bad: " + ", ".join(bad) if bad else ""))
+        if drift:
+            d, dn = max(drift)
+            print("%d\tthe %d tensors with zero gradient (%s) move by rounding noise only: at most %.2e "
+                  "(%s), Adam's bound %.2e" % (d > bound, len(drift), ", ".join(sorted(n for _, n in drift)),
+                                               d, dn, bound))
+        med = float(np.median(moved))
+        print("%d\tthe weights moved (median per-tensor max-norm relative change %.2e)" % (med < 1e-2, med))
+        if "pooler.dense.weight" in got:
+            same = np.array_equal(got["pooler.dense.weight"], init["pooler.dense.weight"])
+            print("%d\tthe unused pooler is left alone (fit: grad None, no decay)" % (not same))
+
 
 def main():
     if len(sys.argv) < 2:
@@ -123,6 +290,8 @@ def main():
         adamw(sys.argv[2:], False)
     elif mode == "adamw-hf":
         adamw(sys.argv[2:], True)
+    elif mode == "train":
+        train(sys.argv[2:])
     else:
         raise SystemExit("unknown mode " + mode)
 
