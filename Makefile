@@ -63,11 +63,13 @@ demo: deps all
 # Debian packages that building and testing need; does nothing when they are present.
 DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libzstd-dev zstd libjansson-dev \
 	libutf8proc-dev libpcre2-dev python3-torch python3-numpy python3-scipy python3-msgpack python3-yaml gnuplot-nox bc wordnet-base \
-	git git-lfs jq perl nodejs npm
+	git git-lfs jq perl
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+	@# Node.js may come from elsewhere than Debian (with its own npm): install Debian's only when there is none.
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 	@if [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules ]; then \
 	  (cd tests/js && npm install --ignore-scripts --no-audit --no-fund --loglevel=error); fi
 
