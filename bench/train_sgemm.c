@@ -54,9 +54,9 @@ int main(int argc, char **argv)
 	int M = 1024, N = 1536, K = 384;
 	float *x = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K), *y = malloc(sizeof(float) * M * N);
 	for (int i = 0; i < M * K; i++)
-		x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+		x[i] = (float)(((long long)i * 7919) % 1000) / 1000.0f - 0.5f;
 	for (int i = 0; i < N * K; i++)
-		w[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+		w[i] = (float)(((long long)i * 104729) % 1000) / 1000.0f - 0.5f;
 	printf("corename=%s\n", openblas_get_corename());
 	printf("sgemm_shape=%dx%dx%d\n", M, N, K);
 	printf("openblas_gflops=%.1f\n", gflops(blas, M, N, K, x, w, y));

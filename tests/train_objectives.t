@@ -6,7 +6,7 @@
 # shorter input. Checked: the round-robin order of the log, every update's loss/lr/grad_norm and the final
 # weights against PyTorch doing the same (tests/reference/train_ref.py: two optimizers, two LambdaLR, round
 # robin, as fit() does), each objective's loss going down, and bit-identical results across two runs with
-# dropout on.
+# dropout on, also when the run is stopped at a checkpoint and resumed.
 # (Cosine, not the default Euclidean distance: Euclidean triplet gives the last LayerNorm bias a gradient that is
 # zero in exact arithmetic, which Adam in float32 turns into a drift of rounding noise, in torch float32 as in
 # st; mnrl then sees that drift, so the float64 oracle could not be matched. tests/train_parity.t covers
@@ -50,11 +50,11 @@ train() {   # train MODEL RUN [st-step options...]: two pipelines into FIFOs, on
 	local model=$1 run=$2; shift 2
 	rm -f "$TMP/f0" "$TMP/f1"
 	mkfifo "$TMP/f0" "$TMP/f1" || return 1
-	(st-batch --size 8 < "$TMP/triplets.jsonl" |
+	(st-batch --size 8 --start-step "${START:-0}" < "$TMP/triplets.jsonl" |
 		st-forward --model "$model" --run "$run" --objective 0 --threads 1 |
 		st-loss triplet --distance cosine > "$TMP/f0") 2>"$TMP/err0" &
 	local p0=$!
-	(st-batch --size 8 < "$TMP/pairs.jsonl" |
+	(st-batch --size 8 --start-step "${START:-0}" < "$TMP/pairs.jsonl" |
 		st-forward --model "$model" --run "$run" --objective 1 --threads 1 |
 		st-loss mnrl > "$TMP/f1") 2>"$TMP/err1" &
 	local p1=$!
@@ -103,4 +103,17 @@ cmp -s <(jq -c 'del(.examples_per_s)' "$TMP/b.log") <(jq -c 'del(.examples_per_s
 ok $? "dropout on: identical logs"
 ! cmp -s <(jq -c 'select(.kind == "log") | .loss' "$TMP/a.log") <(jq -c 'select(.kind == "log") | .loss' "$TMP/b.log")
 ok $? "dropout changes the losses (the masks are applied)"
+
+# stopped after 7 steps at a checkpoint and resumed (both pipelines from step 7): the weights of run b
+train "$TMP/model-0.1" "$TMP/r" --lr $LR --warmup-steps 3 --seed 7 --max-steps 7 --checkpoint-every 7 \
+	> "$TMP/r1.log" 2>"$TMP/err"
+ok $? "dropout 0.1, run r: 7 steps, checkpoint-7" || cat "$TMP/err"
+[ -f "$TMP/r/checkpoint-7/optimizer.bin" ]; ok $? "checkpoint-7 written"
+START=7 train "$TMP/model-0.1" "$TMP/r" --resume > "$TMP/r2.log" 2>"$TMP/err"
+ok $? "run r resumed from checkpoint-7 with both objectives" || cat "$TMP/err"
+cmp -s "$TMP/b/model/model.safetensors" "$TMP/r/model/model.safetensors"
+ok $? "resumed weights equal the uninterrupted run's bit for bit"
+cmp -s <(jq -c 'select(.kind == "log" and .step >= 7) | del(.examples_per_s)' "$TMP/b.log") \
+	<(jq -c 'select(.kind == "log") | del(.examples_per_s)' "$TMP/r2.log")
+ok $? "the resumed steps log the same losses, learning rates and norms"
 done_testing

@@ -56,7 +56,11 @@ struct opts {
 	enum optim_sched sched;
 	long mini_batch, checkpoint_every, checkpoint_limit, eval_every, steps, max_steps, threads;
 	uint64_t seed;
+	unsigned given;        /* GIVEN_* bits: options on the command line (a resume keeps the others) */
 };
+
+enum { GIVEN_LR = 1, GIVEN_SCHED = 2, GIVEN_WARMUP = 4, GIVEN_WD = 8, GIVEN_MAXNORM = 16, GIVEN_EPS = 32,
+       GIVEN_OPTIMIZER = 64 };
 
 struct trainer {
 	struct opts o;
@@ -316,17 +320,22 @@ static void parse(struct opts *o, int argc, char **argv)
 		else if (!strcmp(a, "--model")) { NEED(); o->model_dir = v; }
 		else if (!strcmp(a, "--resume")) o->resume = 1;
 		else if (!strcmp(a, "--input")) { NEED(); o->inputs[o->ninputs++] = v; }
-		else if (!strcmp(a, "--lr")) { NEED(); o->lr = st_parse_double(a, v); }
+		else if (!strcmp(a, "--lr")) { NEED(); o->lr = st_parse_double(a, v); o->given |= GIVEN_LR; }
 		else if (!strcmp(a, "--scheduler")) {
 			NEED();
 			if (optim_sched_parse(v, &o->sched) != 0)
 				usage_error(usage, "unknown scheduler %s", v);
-		} else if (!strcmp(a, "--warmup-steps")) { NEED(); o->warmup_text = v; }
-		else if (!strcmp(a, "--weight-decay")) { NEED(); o->weight_decay = st_parse_double(a, v); }
-		else if (!strcmp(a, "--max-grad-norm")) { NEED(); o->max_grad_norm = st_parse_double(a, v); }
-		else if (!strcmp(a, "--eps")) { NEED(); o->eps = st_parse_double(a, v); }
+			o->given |= GIVEN_SCHED;
+		} else if (!strcmp(a, "--warmup-steps")) { NEED(); o->warmup_text = v; o->given |= GIVEN_WARMUP; }
+		else if (!strcmp(a, "--weight-decay")) { NEED(); o->weight_decay = st_parse_double(a, v); o->given |= GIVEN_WD; }
+		else if (!strcmp(a, "--max-grad-norm")) {
+			NEED();
+			o->max_grad_norm = st_parse_double(a, v);
+			o->given |= GIVEN_MAXNORM;
+		} else if (!strcmp(a, "--eps")) { NEED(); o->eps = st_parse_double(a, v); o->given |= GIVEN_EPS; }
 		else if (!strcmp(a, "--optimizer")) {
 			NEED();
+			o->given |= GIVEN_OPTIMIZER;
 			if (!strcmp(v, "adamw"))
 				o->kind = OPTIM_ADAMW;
 			else if (!strcmp(v, "adamw-hf"))
@@ -397,7 +406,7 @@ int main(int argc, char **argv)
 	char err[1024];
 
 	int64_t from = -1;
-	char model_path[4096];
+	char model_path[4096], warmup_text[32];
 	run_state_init(&t->st);
 	if (t->o.resume) {
 		from = run_latest_checkpoint(t->o.run_dir);
@@ -410,6 +419,23 @@ int main(int argc, char **argv)
 			die(EX_DATAERR, "%s", err);
 		snprintf(model_path, sizeof model_path, "%s/checkpoint-%lld/model", t->o.run_dir, (long long)from);
 		t->o.seed = t->st.seed;
+		/* the run goes on with the checkpoint's schedule and optimizer settings; options given again win */
+		if (!(t->o.given & GIVEN_LR))
+			t->o.lr = t->st.lr;
+		if (!(t->o.given & GIVEN_SCHED) && optim_sched_parse(t->st.scheduler, &t->o.sched) != 0)
+			die(EX_DATAERR, "checkpoint-%lld: unknown scheduler %s", (long long)from, t->st.scheduler);
+		if (!(t->o.given & GIVEN_WARMUP)) {
+			snprintf(warmup_text, sizeof warmup_text, "%lld", (long long)t->st.warmup_steps);
+			t->o.warmup_text = warmup_text;
+		}
+		if (!(t->o.given & GIVEN_WD))
+			t->o.weight_decay = t->st.weight_decay;
+		if (!(t->o.given & GIVEN_MAXNORM))
+			t->o.max_grad_norm = t->st.max_grad_norm;
+		if (!(t->o.given & GIVEN_OPTIMIZER))
+			t->o.kind = strcmp(t->st.optimizer, "adamw-hf") == 0 ? OPTIM_ADAMW_HF : OPTIM_ADAMW;
+		if (!(t->o.given & GIVEN_EPS))
+			t->o.eps = t->st.eps;
 	} else
 		snprintf(model_path, sizeof model_path, "%s", t->o.model_dir);
 	t->m = model_load(model_path, err, sizeof err);
