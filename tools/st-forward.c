@@ -84,13 +84,8 @@ int main(int argc, char **argv)
 	}
 	if (!model_path)
 		usage_error(usage, "--model DIR is required");
-	struct stat st;
-	if (stat(model_path, &st) < 0)
-		die(EX_NOINPUT, "%s: no such model directory", model_path);
+	st_model *m = model_open(model_path);   /* dies 66 when missing, 65 when broken */
 	char err[1024];
-	st_model *m = model_load(model_path, err, sizeof err);
-	if (!m)
-		die(EX_DATAERR, "%s", err);
 	int dim = model_dim(m);
 	/* In a run, the weights are st-step's, shared through memory: nothing is reloaded per step. */
 	run_weights *run = NULL;
