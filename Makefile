@@ -4,12 +4,16 @@
 
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := openblas msgpack libzstd jansson libutf8proc libpcre2-8
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKGS := openblas msgpack libzstd jansson libutf8proc libpcre2-8 libcurl libzip
+# Asked of pkg-config when a recipe runs, not when make reads this file: `make demo` installs the -dev
+# packages first (deps), and flags read before that would stay empty for the rest of the run.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# CFLAGS is the user's (make CFLAGS=... or SANITIZE flags are added to it); ST_CFLAGS is what st needs.
 CFLAGS ?= -O2 -march=native -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -fopenmp -Ilib $(PKG_CFLAGS)
-LDLIBS := build/libst.a $(PKG_LIBS) -fopenmp -lm -lpthread
+ST_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -fopenmp -Ilib $(PKG_CFLAGS)
+ALL_CFLAGS = $(CFLAGS) $(ST_CFLAGS)
+LDLIBS = build/libst.a $(PKG_LIBS) -fopenmp -lm -lpthread $(LDFLAGS)
 
 LIB_SRC := $(wildcard lib/*.c)
 LIB_OBJ := $(LIB_SRC:lib/%.c=build/lib/%.o)
@@ -22,7 +26,7 @@ all: $(TOOLS) $(SCRIPTS)
 
 build/lib/%.o: lib/%.c $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 build/libst.a: $(LIB_OBJ)
 	@rm -f $@
@@ -30,7 +34,7 @@ build/libst.a: $(LIB_OBJ)
 
 bin/%: tools/%.c build/libst.a $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 # Tools written in a scripting language are copied as they are.
 $(SCRIPTS): bin/%: tools/%
@@ -39,7 +43,7 @@ $(SCRIPTS): bin/%: tools/%
 
 build/t/%.t: tests/unit/%.c tests/unit/tap.h build/libst.a $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LDLIBS)
 
 check-build: all $(UNIT)
 
@@ -57,12 +61,14 @@ bench: all
 fuzz: all
 	@for f in fuzz/*.sh; do [ -f "$$f" ] && sh $$f; done; true
 
-demo: deps all
+# deps first, then a new make that reads the flags of the packages deps has just installed.
+demo: deps
+	$(MAKE) all
 	$(MAKE) -C pipelines -f demo.mk
 
 # Debian packages that building and testing need; does nothing when they are present.
 DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libzstd-dev zstd libjansson-dev \
-	libutf8proc-dev libpcre2-dev python3-torch python3-numpy python3-scipy python3-msgpack python3-yaml gnuplot-nox bc wordnet-base \
+	libutf8proc-dev libpcre2-dev libcurl4-openssl-dev libzip-dev sentencepiece python3-sentencepiece python3-torch python3-numpy python3-scipy python3-msgpack python3-yaml gnuplot-nox bc wordnet-base \
 	git git-lfs jq perl
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

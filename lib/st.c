@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,36 @@ void st_tool_init(const char *name, int argc, char **argv, const char *usage)
 		}
 	}
 	st_set_threads(0);
+}
+
+int st_getopt(int argc, char **argv, const struct option *opts, const char *usage)
+{
+	opterr = 0;
+	/* getopt_long would take "--mod" for "--model": refuse abbreviations, as a documented CLI must */
+	int before = optind, idx = -1;
+	int c = getopt_long(argc, argv, ":", opts, &idx);
+	if (c == -1)
+		return -1;
+	const char *arg = before < argc ? argv[before] : "";
+	if (c == '?' || c == ':') {
+		if (strncmp(arg, "--", 2) != 0)
+			usage_error(usage, "unknown option '-%c'", optopt ? optopt : '?');
+		char name[256];
+		snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+		if (c == ':')
+			usage_error(usage, "option '%s' needs a value", name);
+		if (strchr(arg, '='))
+			for (const struct option *o = opts; o->name; o++)
+				if (!strcmp(o->name, name + 2) && o->has_arg == no_argument)
+					usage_error(usage, "option '%s' takes no value", name);
+		usage_error(usage, "unknown option '%s'", name);
+	}
+	if (idx >= 0 && !strncmp(arg, "--", 2)) {
+		size_t n = strcspn(arg + 2, "=");
+		if (strlen(opts[idx].name) != n)
+			usage_error(usage, "unknown option '%s' (did you mean '--%s'?)", arg, opts[idx].name);
+	}
+	return c;
 }
 
 static void vmessage(const char *prefix, const char *fmt, va_list ap)

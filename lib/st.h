@@ -33,6 +33,13 @@ size_t xmul(size_t n, size_t size);
 int st_set_threads(int n);
 int st_threads(void);
 
+/* One option parser for every tool: getopt_long without its own messages and without abbreviations.
+ * Returns the option's val (its short letter or an enum past 255), -1 at the end of the options; an unknown
+ * option or one without its argument is a usage error naming it. Positional arguments are left in
+ * argv[optind..argc-1]. Define the table as `static const struct option opts[] = {..., {0}}`. */
+struct option;
+int st_getopt(int argc, char **argv, const struct option *opts, const char *usage);
+
 /* Parses a whole decimal number or dies with EX_USAGE naming the option. */
 long st_parse_long(const char *opt, const char *s);
 double st_parse_double(const char *opt, const char *s);
