@@ -1,5 +1,6 @@
 // onnx-run.mjs: runs an ONNX model written by st-export in ONNX Runtime (onnxruntime-node), for tests/export.t.
 //   node onnx-run.mjs MODEL.onnx PAD_ID BATCH EXTRA < tokenized.jsonl > embeddings.jsonl
+//   node onnx-run.mjs --io MODEL.onnx      prints "inputs -> outputs", the names comma-separated
 // Reads st-tokenize --json records (one text each: "input_ids": [[ids]]), groups them BATCH at a time in input
 // order, pads every batch to its longest row plus EXTRA positions with PAD_ID (attention_mask 0), and writes one
 // {"embedding": [...]} line per text, in input order. token_type_ids (zeros) are given when the model asks for
@@ -7,6 +8,11 @@
 import * as ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
 
+if (process.argv[2] === '--io') {
+	const s = await ort.InferenceSession.create(process.argv[3]);
+	console.log(s.inputNames.join(',') + ' -> ' + s.outputNames.join(','));
+	process.exit(0);
+}
 const [file, padArg, batchArg, extraArg] = process.argv.slice(2);
 const pad = BigInt(padArg), batchSize = Number(batchArg), extra = Number(extraArg);
 const rows = readFileSync(0, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l).input_ids[0]);
