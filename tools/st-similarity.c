@@ -101,7 +101,7 @@ static void run_pairs(const ctx *c, long window)
 		}
 		metrics_pairwise(c->sim, a, b, n, d, score);
 		for (size_t i = 0; i < n; i++)
-			printf("{\"score\": %.9g}\n", (float)score[i]);
+			printf("{\"score\": %.9g}\n", (float)score[i] + 0.0f);   /* + 0: no -0 */
 		check_write();
 		search_texts_free(&t);
 	}
