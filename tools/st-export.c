@@ -18,11 +18,12 @@ static const char usage[] =
 	"  --onnx                the format (the only one so far)\n"
 	"  --model DIR           a sentence-transformers model directory (or a plain Hugging Face checkpoint)\n"
 	"  -o, --output FILE     the file to write\n"
+	"  --threads N           accepted for uniformity (exporting is a copy)\n"
 	"  --help                this text\n"
 	"\n"
 	"Exit status: 0 written, 64 usage, 65 a model that cannot be exported, 66 no such model, 74 I/O error.\n";
 
-enum { OPT_ONNX = 256, OPT_MODEL };
+enum { OPT_ONNX = 256, OPT_MODEL, OPT_THREADS };
 
 int main(int argc, char **argv)
 {
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
 		{ "onnx", no_argument, NULL, OPT_ONNX },
 		{ "model", required_argument, NULL, OPT_MODEL },
 		{ "output", required_argument, NULL, 'o' },
+		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ 0 },
 	};
 	const char *model_path = NULL, *out_path = NULL;
@@ -44,6 +46,7 @@ int main(int argc, char **argv)
 		case OPT_ONNX: onnx = 1; break;
 		case OPT_MODEL: model_path = optarg; break;
 		case 'o': out_path = optarg; break;
+		case OPT_THREADS: st_set_threads((int)st_parse_long("--threads", optarg)); break;
 		}
 	}
 	if (optind < argc)
