@@ -59,6 +59,9 @@ invocation() {
 		missing="--model $NOPE --corpus $TMP/text.txt" nofile="--model $M --corpus $NOFILE" ;;
 	st-mine) args="--model $M --top-k 2 --threads 1" input=text.jsonl records=1 writes=1 missing="--model $NOPE"
 		nofile="--model $M $NOFILE" ;;
+	st-similarity) args="--model $M --threads 1" input=ex.jsonl records=2 writes=1 missing="--model $NOPE"
+		nofile="--model $M --queries $TMP/text.txt --corpus $NOFILE" ;;
+	st-export) args="--onnx --model $M -o $TMP/export$run_n.onnx --threads 1" missing="--onnx --model $NOPE -o $TMP/x.onnx" ;;
 	st-plot) args="-o $TMP/plot$run_n.png --threads 1" input=log.jsonl records=2 nofile="-o $TMP/plot.png $NOFILE" ;;
 	st-card) args="--model $TMP/card-model -o $TMP/card$run_n.md --threads 1" missing="--model $NOPE"
 		nofile="--model $TMP/card-model -o $TMP/card.md --eval $NOFILE" ;;
