@@ -2,7 +2,8 @@
 # st-export --onnx: the ONNX file, run in ONNX Runtime (onnxruntime-node, tests/js), gives st-encode's sentence
 # embeddings within 1e-5 (max abs difference) on tiny random models of every architecture, pooling mode and head
 # (bert mean; roberta cls + Dense(tanh) + Normalize; distilbert max; bert with all six pooling modes and two
-# Dense layers), batched in several ways with padding; bad invocations exit 64/66/74 and leave no file behind.
+# Dense layers), batched in several ways with padding; with ST_LONG=1 also a MiniLM-sized model on 200 STS-B
+# sentences; bad invocations exit 64/66/74 and leave no file behind.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lib-model.sh"
 
@@ -82,6 +83,17 @@ st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" --seed 7 \
 	--dense 6 --activation sigmoid -o "$TMP/allpool" 2> "$TMP/err"
 ok $? "a tiny bert with all six pooling modes, Dense(gelu, no bias), Dense(sigmoid)"
 check allpool 0 "bert, six pooling modes + two Dense"
+
+# At the size of all-MiniLM-L6-v2 (random weights; its real tokenizer; STS-B sentences), with ST_LONG=1
+if [ -n "$ST_LONG" ] && [ -d "$SHARED/tokenizers/all-MiniLM-L6-v2" ] && [ -d "$SHARED/stsbenchmark" ]; then
+	echo '{"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
+	       "intermediate_size": 1536, "max_position_embeddings": 512, "vocab_size": 30522}' > "$TMP/mini.json"
+	st-init --config "$TMP/mini.json" --vocab "$SHARED/tokenizers/all-MiniLM-L6-v2" --normalize -o "$TMP/mini" 2> "$TMP/err"
+	ok $? "a MiniLM-sized bert with the all-MiniLM-L6-v2 tokenizer"
+	head -200 "$SHARED/stsbenchmark/sts-dev.csv" | cut -f6 > "$TMP/texts.txt"
+	jq -Rc '{texts: [.]}' "$TMP/texts.txt" > "$TMP/texts.jsonl"
+	check mini 0 "MiniLM size, 200 STS-B sentences"
+fi
 
 # the graph's interface
 { node tests/js/onnx-run.mjs --io "$TMP/bert.onnx"; node tests/js/onnx-run.mjs --io "$TMP/roberta.onnx"; } > "$TMP/io" 2>&1
