@@ -511,7 +511,6 @@ static int write_all(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, 
 /* rows x cols floats from src (transposed when asked), little-endian, through a scratch buffer */
 static int write_weight(FILE *f, const weight *w)
 {
-	size_t n = w->raw / sizeof(float);
 	const float *src = w->src;
 	float *tmp = NULL;
 	if (w->transpose) {
@@ -527,6 +526,7 @@ static int write_weight(FILE *f, const weight *w)
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	rc = write_all(f, src, w->raw);
 #else
+	size_t n = w->raw / sizeof(float);
 	for (size_t i = 0; i < n && !rc; i += 4096) {
 		onnx_buf b = { 0 };
 		put_f32_le(&b, src + i, n - i < 4096 ? n - i : 4096);
@@ -534,7 +534,6 @@ static int write_weight(FILE *f, const weight *w)
 		onnx_buf_free(&b);
 	}
 #endif
-	(void)n;
 	free(tmp);
 	return rc;
 }
@@ -566,6 +565,7 @@ int onnx_export(st_model *m, const char *path, int *too_large, char *err, size_t
 	onnx_put_varint(&head, graph_len);
 	uint64_t total = head.n + graph_len;
 	int rc = -1;
+	char *tmp = NULL;
 	if (total > 0x7fffffffULL) {
 		*too_large = 1;
 		snprintf(err, errlen, "the ONNX file would take %.2f GB: one protobuf file holds at most 2 GB (ONNX's "
@@ -573,8 +573,9 @@ int onnx_export(st_model *m, const char *path, int *too_large, char *err, size_t
 		goto out;
 	}
 
-	char tmp[4096];
-	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	size_t tmplen = strlen(path) + 32;
+	tmp = xmalloc(tmplen);
+	snprintf(tmp, tmplen, "%s.tmp.%ld", path, (long)getpid());
 	FILE *f = fopen(tmp, "wb");
 	if (!f) {
 		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
@@ -603,6 +604,7 @@ int onnx_export(st_model *m, const char *path, int *too_large, char *err, size_t
 	}
 	rc = 0;
 out:
+	free(tmp);
 	onnx_buf_free(&head);
 	onnx_buf_free(&graph_head);
 	graph_free(&g);
