@@ -2,7 +2,8 @@
 # st-export --onnx: the ONNX file, run in ONNX Runtime (onnxruntime-node, tests/js), gives st-encode's sentence
 # embeddings within 1e-5 (max abs difference) on tiny random models of every architecture, pooling mode and head
 # (bert mean; roberta cls + Dense(tanh) + Normalize; distilbert max; bert with all six pooling modes and two
-# Dense layers), batched in several ways with padding; with ST_LONG=1 also a MiniLM-sized model on 200 STS-B
+# Dense layers), batched in several ways with padding; and deployed as transformers.js loads a model (its own
+# tokenizer, then the graph's sentence_embedding); with ST_LONG=1 also a MiniLM-sized model on 200 STS-B
 # sentences; bad invocations exit 64/66/74 and leave no file behind.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lib-model.sh"
@@ -55,6 +56,23 @@ PY
 	done
 }
 
+# jscheck NAME DESCRIPTION: the model as transformers.js deploys it (NAME/onnx/model.onnx; its tokenizer,
+# padded batches of 4) against st-encode
+jscheck() {
+	rm -rf "$TMP/js-$1" && cp -R "$TMP/$1" "$TMP/js-$1" && mkdir "$TMP/js-$1/onnx" && cp "$TMP/$1.onnx" "$TMP/js-$1/onnx/model.onnx"
+	node tests/js/embed.mjs "$TMP/js-$1" < "$TMP/texts.txt" > "$TMP/$1.tjs" 2> "$TMP/err"
+	ok $? "$2: transformers.js loads and runs it"
+	[ -s "$TMP/err" ] && sed 's/^/#   /' "$TMP/err"
+	diff=$(/usr/bin/python3 -c '
+import json, sys
+a = [json.loads(l)["embedding"] for l in open(sys.argv[1])]
+b = [json.loads(l)["embedding"] for l in open(sys.argv[2])]
+print("%.3g" % max(abs(u - v) for x, y in zip(a, b) for u, v in zip(x, y)) if len(a) == len(b) else "rows differ")
+' "$TMP/$1.st" "$TMP/$1.tjs")
+	/usr/bin/python3 -c "import sys; sys.exit(0 if float('$diff') < 1e-5 else 1)" 2> /dev/null
+	ok $? "$2: max |transformers.js - st-encode| = $diff < 1e-5"
+}
+
 tiny_model "$TMP/bert"
 check bert 0 "bert, mean pooling"
 
@@ -83,6 +101,13 @@ st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" --seed 7 \
 	--dense 6 --activation sigmoid -o "$TMP/allpool" 2> "$TMP/err"
 ok $? "a tiny bert with all six pooling modes, Dense(gelu, no bias), Dense(sigmoid)"
 check allpool 0 "bert, six pooling modes + two Dense"
+
+if (cd tests/js && node -e "import('@huggingface/transformers').then(() => 0, () => process.exit(1))") 2> /dev/null; then
+	jscheck bert "bert, mean pooling"
+	jscheck roberta "roberta, cls + Dense(tanh) + Normalize"
+else
+	echo "# transformers.js is absent: its checks are skipped"
+fi
 
 # At the size of all-MiniLM-L6-v2 (random weights; its real tokenizer; STS-B sentences), with ST_LONG=1
 if [ -n "$ST_LONG" ] && [ -d "$SHARED/tokenizers/all-MiniLM-L6-v2" ] && [ -d "$SHARED/stsbenchmark" ]; then
