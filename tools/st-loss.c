@@ -10,6 +10,7 @@
 
 #include "loss.h"
 #include "optim.h"
+#include "run.h"
 #include "st.h"
 #include "stream.h"
 
@@ -25,9 +26,9 @@ static const char usage[] =
 	"  online-contrastive       --distance (cosine) --margin 0.5\n"
 	"  softmax                  --num-labels N --run DIR [--no-]concatenation-sent-rep (on)\n"
 	"                           [--no-]concatenation-sent-difference (on) [--no-]concatenation-sent-multiplication\n"
-	"                           (off); classifier training: --lr 2e-5 --weight-decay 0.01\n"
-	"                           --scheduler warmuplinear --warmup-steps 10000 (or P%) --max-grad-norm 1\n"
-	"                           --seed 42 --no-train\n"
+	"                           (off); the classifier trains with st-step's settings (RUN/training.json);\n"
+	"                           options override them: --lr --weight-decay --scheduler --warmup-steps N|P%\n"
+	"                           --max-grad-norm --seed; --no-train\n"
 	"  cosine-similarity\n"
 	"  cosent, angle            --scale 20\n"
 	"  batch-hard-triplet, batch-semi-hard-triplet, batch-all-triplet\n"
@@ -73,7 +74,38 @@ static struct {
 	double max_grad_norm;
 	long seed;
 	int train;
-} tool = { 0, NULL, { 0 }, OPTIM_WARMUPLINEAR, "10000", 1.0, 42, 1 };
+	unsigned given;
+	int64_t steps;    /* st-step --steps (0: the batches' "steps") */   /* G_* bits: set on the command line; the others come from RUN/training.json */
+} tool = { 0, NULL, { 0 }, OPTIM_WARMUPLINEAR, "0", 1.0, 42, 1, 0, 0 };
+
+enum { G_LR = 1, G_WD = 2, G_SCHED = 4, G_WARMUP = 8, G_MAXNORM = 16, G_SEED = 32 };
+
+/* The classifier's optimizer settings: those st-step wrote to the run, unless given here. */
+static void settings_from_run(void)
+{
+	run_settings rs;
+	char err[512];
+	int rc = run_settings_read(tool.run, &rs, err, sizeof err);
+	if (rc < 0)
+		die(EX_DATAERR, "%s", err);
+	if (rc > 0)   /* no st-step in this run (tests of the loss alone): the defaults, which are st-step's */
+		return;
+	optim_config c;
+	optim_config_default(&c, strcmp(rs.optimizer, "adamw-hf") ? OPTIM_ADAMW : OPTIM_ADAMW_HF);
+	c.eps = rs.eps;
+	c.lr = tool.given & G_LR ? tool.optim.lr : rs.lr;
+	c.weight_decay = tool.given & G_WD ? tool.optim.weight_decay : rs.weight_decay;
+	tool.optim = c;
+	if (!(tool.given & G_SCHED) && optim_sched_parse(rs.scheduler, &tool.sched))
+		die(EX_DATAERR, "%s/training.json: unknown scheduler %s", tool.run, rs.scheduler);
+	if (!(tool.given & G_WARMUP))
+		tool.warmup = xstrdup(rs.warmup);
+	if (!(tool.given & G_MAXNORM))
+		tool.max_grad_norm = rs.max_grad_norm;
+	if (!(tool.given & G_SEED))
+		tool.seed = (long)rs.seed;
+	tool.steps = rs.steps;
+}
 
 static const char *need_arg(int argc, char **argv, int *i)
 {
@@ -174,22 +206,27 @@ static void parse_loss(int argc, char **argv, int *i, loss_opts *o, int inner)
 		} else if (IS("--run")) {
 			need = O_SOFTMAX, tool.run = need_arg(argc, argv, i);
 		} else if (IS("--lr")) {
+			tool.given |= G_LR;
 			need = O_SOFTMAX, tool.optim.lr = st_parse_double(a, need_arg(argc, argv, i));
 		} else if (IS("--weight-decay")) {
+			tool.given |= G_WD;
 			need = O_SOFTMAX, tool.optim.weight_decay = st_parse_double(a, need_arg(argc, argv, i));
 		} else if (IS("--scheduler")) {
-			need = O_SOFTMAX;
+			need = O_SOFTMAX, tool.given |= G_SCHED;
 			const char *v = need_arg(argc, argv, i);
 			if (optim_sched_parse(v, &tool.sched))
 				usage_error(usage, "unknown --scheduler '%s'", v);
 		} else if (IS("--warmup-steps")) {
+			tool.given |= G_WARMUP;
 			need = O_SOFTMAX, tool.warmup = need_arg(argc, argv, i);
 			int64_t w;
 			if (optim_parse_warmup(tool.warmup, 100, &w))
 				usage_error(usage, "--warmup-steps takes a number of steps or a percentage, not '%s'", tool.warmup);
 		} else if (IS("--max-grad-norm")) {
+			tool.given |= G_MAXNORM;
 			need = O_SOFTMAX, tool.max_grad_norm = st_parse_double(a, need_arg(argc, argv, i));
 		} else if (IS("--seed")) {
+			tool.given |= G_SEED;
 			need = O_SOFTMAX, tool.seed = st_parse_long(a, need_arg(argc, argv, i));
 		} else if (IS("--no-train")) {
 			need = O_SOFTMAX, tool.train = 0;
@@ -290,6 +327,10 @@ int main(int argc, char **argv)
 	char err[512], where[128];
 	while ((rec = st_read(in))) {
 		const char *kind = st_get_str(rec, "kind");
+		if ((!kind || strcmp(kind, "batch")) && st_get(rec, "embeddings"))
+			die(EX_DATAERR, "%s: a record with \"embeddings\" but %s%s%s: batches carry \"kind\": \"batch\" "
+			    "(st-batch writes it; add it to batches made by hand) (stdin, %s)", name,
+			    kind ? "\"kind\": \"" : "no \"kind\"", kind ? kind : "", kind ? "\"" : "", st_reader_where(in));
 		if (!kind || strcmp(kind, "batch")) {   /* logs and other records pass through */
 			st_write(out, rec);
 			st_free(rec);
@@ -305,6 +346,8 @@ int main(int argc, char **argv)
 		loss_batch b = { (int)E->shape[0], (int)E->shape[1], (int)E->shape[2], E->data, NULL, 0, 0 };
 		float *labels = read_labels(rec, name, b.B, &b, where);
 		if (opts.kind == LOSS_SOFTMAX && !sm && b.D > 0) {
+			/* read now: the batch came through st-forward --run, so st-step has written its settings */
+			settings_from_run();
 			sm = loss_softmax_open(tool.run, opts.num_labels, loss_softmax_in(&opts, b.D), (uint64_t)tool.seed,
 					       &tool.optim, err, sizeof err);
 			if (!sm)
@@ -334,6 +377,8 @@ int main(int argc, char **argv)
 		}
 		if (sm && tool.train && has_step) {
 			int64_t w;
+			if (tool.steps > 0)
+				steps = (double)tool.steps;
 			if (optim_parse_warmup(tool.warmup, (int64_t)steps, &w))
 				w = 0;
 			double lr = tool.optim.lr * optim_sched_lambda(tool.sched, (int64_t)step, w, (int64_t)steps);
