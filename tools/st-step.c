@@ -870,7 +870,7 @@ int main(int argc, char **argv)
 	int64_t target = t->st.total_steps;
 	if (t->o.max_steps > 0 && (target <= 0 || t->o.max_steps < target))
 		target = t->o.max_steps;
-	if (t->batches == 0)
+	if ((target <= 0 || t->st.step < target) && t->batches == 0)
 		die(EX_DATAERR, "no batch arrived (%s): a stage before st-step failed (see its message) or its input was "
 		    "empty; no model written", t->in[0] ? st_reader_where(t->in[0]) : t->o.inputs[0]);
 	if (t->st.step < target) {
