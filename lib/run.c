@@ -118,12 +118,38 @@ static int same_file(int fd, const char *path)
 	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+extern double st_started;
+/* DIR/failed written after `since` (realtime seconds; the start of this process): its exit status, else -1.
+ * The st-step of the same pipeline is started after st-forward and fails after reading its options. */
+static int recent_failure(const char *dir, double since)
+{
+	char *p = path_join(dir, "failed");
+	struct stat sb;
+	int status = -1;
+	if (stat(p, &sb) == 0 && (double)sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec * 1e-9 >= since - 0.05) {
+		FILE *f = fopen(p, "r");
+		if (!f || fscanf(f, "st-step exited with status %d", &status) != 1)
+			status = 1;
+		if (f)
+			fclose(f);
+	}
+	free(p);
+	return status;
+}
+
 run_weights *run_open_weights(const char *dir, size_t nparams, double timeout_s, char *err, size_t errlen)
 {
 	char *path = path_join(dir, "weights.bin");
 	double start = st_now();
 	int said = 0;
 	for (double pause = 0.001;; pause = pause < 0.1 ? pause * 2 : 0.1) {
+		int failed = recent_failure(dir, st_started);
+		if (failed >= 0) {
+			set_err(err, errlen, "st-step --run %s failed before it began (exit status %d; its message says why)",
+			        dir, failed);
+			free(path);
+			return NULL;
+		}
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
 			struct stat sb;
@@ -214,6 +240,8 @@ static void futex_wake(uint32_t *word)
 }
 
 /* Why a wait for the trainer is long: st-step has not received the batches written so far. */
+double st_started;
+
 static const char buffering_hint[] =
 	"st-step has not yet received the batches written before; a stage between st-forward and st-step that "
 	"buffers its output stalls the pipeline (jq needs --unbuffered; other programs stdbuf -oL, or a flush "
@@ -282,7 +310,7 @@ void run_close(run_weights *w)
 static int own_base(const char *name, size_t len)
 {
 	static const char *const names[] = { "weights.bin", "trainer.json", "training.json", "model", "best",
-	                                     "current", "start", "loss-softmax.safetensors", NULL };
+	                                     "current", "start", "loss-softmax.safetensors", "failed", NULL };
 	for (int i = 0; names[i]; i++)
 		if (strlen(names[i]) == len && !strncmp(name, names[i], len))
 			return 1;
@@ -406,9 +434,9 @@ run_weights *run_create(const char *dir, const float *params, size_t nparams, ui
 	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
 	if (clear && run_clear(dir, err, errlen) != 0)
 		goto fail;
-	/* DIR/model means "finished": not while this run trains */
-	static const char *const unfinished[] = { "model", "current" };
-	for (int i = 0; i < 2; i++) {
+	/* DIR/model means "finished": not while this run trains; an earlier start's failure note is old news */
+	static const char *const unfinished[] = { "model", "current", "failed" };
+	for (int i = 0; i < 3; i++) {
 		char *p = path_join(dir, unfinished[i]);
 		int rc = run_remove_tree(p);
 		free(p);
@@ -929,6 +957,17 @@ int run_clear(const char *dir, char *err, size_t errlen)
 	}
 	closedir(d);
 	return rc;
+}
+
+void run_note_failure(const char *dir, int status)
+{
+	struct stat sb;
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || run_is_model_dir(dir))
+		return;
+	char text[64], *p = path_join(dir, "failed");
+	int n = snprintf(text, sizeof text, "st-step exited with status %d\n", status);
+	st_write_file_atomic(p, text, (size_t)n);
+	free(p);
 }
 
 int run_is_model_dir(const char *dir)

@@ -32,6 +32,9 @@ typedef struct run_weights run_weights;
 /* Opens RUN/weights.bin, waiting (up to timeout_s seconds; <= 0: for ever) until a live st-step has published
  * it; checks that it holds nparams floats. NULL + message on timeout or mismatch. Says once on stderr that it
  * is waiting when that takes more than a few seconds. */
+/* realtime seconds when the calling st-forward started (set it first thing in main): st-step failure notes
+ * older than that are not its run's */
+extern double st_started;
 run_weights *run_open_weights(const char *dir, size_t nparams, double timeout_s, char *err, size_t errlen);
 float *run_params(run_weights *w);           /* the shared parameters (bind them with model_bind_params) */
 uint64_t run_seed(const run_weights *w);     /* dropout seed of the run */
@@ -101,6 +104,9 @@ const char *run_old_state(const char *dir, char *name, size_t len);
 /* Removes st's own files of an earlier run from DIR (checkpoints, states, models, logs, the classifier); nothing
  * else. 0, or -1 + message. */
 int run_clear(const char *dir, char *err, size_t errlen);
+/* st-step failed before publishing the run: a note DIR/failed (the exit status) that a waiting st-forward reads,
+ * so that it stops at once instead of waiting for --wait-timeout. Nothing when DIR is absent or a model. */
+void run_note_failure(const char *dir, int status);
 /* True when DIR looks like a model directory (modules.json, config.json or model.safetensors): not a run. */
 int run_is_model_dir(const char *dir);
 

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include "st.h"
 #include "stream.h"
@@ -60,6 +61,9 @@ static void check_batch(const st_model *m, const st_tensor *ids, const st_tensor
 
 int main(int argc, char **argv)
 {
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	st_started = (double)now.tv_sec + now.tv_nsec * 1e-9;
 	st_tool_init("st-forward", argc, argv, usage);
 	const char *model_path = NULL, *run_dir = NULL;
 	int train = 0, json = 0;
@@ -94,6 +98,9 @@ int main(int argc, char **argv)
 		usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!model_path)
 		usage_error(usage, "--model DIR is required");
+	if (run_dir && run_is_model_dir(run_dir))
+		usage_error(usage, "--run %s is a model directory; the run directory is st-step's own: give a new one, e.g. "
+		            "st-forward --model %s --run run and st-step --model %s --run run", run_dir, run_dir, run_dir);
 	st_model *m = model_open(model_path);   /* dies 66 when missing, 65 when broken */
 	char err[1024];
 	int dim = model_dim(m);

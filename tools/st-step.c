@@ -610,12 +610,25 @@ static st_val *next_batch(struct trainer *t, int i)
 	}
 }
 
+/* exit before the run is published: leave a note for the st-forward waiting on it */
+static const char *failure_dir;
+static void note_failure(int status, void *arg)
+{
+	(void)arg;
+	if (status != 0 && failure_dir)
+		run_note_failure(failure_dir, status);
+}
+
 int main(int argc, char **argv)
 {
 	st_tool_init("st-step", argc, argv, usage);
 	struct trainer tr;
 	memset(&tr, 0, sizeof tr);
 	struct trainer *t = &tr;
+	for (int i = 1; i + 1 < argc; i++)   /* before parsing: a usage error is a failure st-forward must hear of */
+		if (!strcmp(argv[i], "--run"))
+			failure_dir = argv[i + 1];
+	on_exit(note_failure, NULL);
 	parse(&t->o, argc, argv);
 	watch_start(t);   /* before the thread pool: every thread runs the signal handler */
 	st_set_threads((int)t->o.threads);
@@ -728,6 +741,7 @@ int main(int argc, char **argv)
 	if (!t->w)
 		die(EX_IOERR, "%s", err);
 	snprintf(t->run_stamp, sizeof t->run_stamp, "%016" PRIx64, run_id(t->w));
+	failure_dir = NULL;   /* from here st-forward sees st-step go through the lock */
 	model_bind_params(t->m, run_params(t->w));
 
 	/* open the inputs (after publishing: opening a FIFO or reading the first bytes waits for st-forward) and
