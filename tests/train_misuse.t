@@ -60,6 +60,11 @@ st-batch --size 8 < tok.msgpack | st-forward --model m --run unbuf --wait-timeou
 	timeout 60 st-step --model m --run unbuf --threads 1 > /dev/null 2>err
 ok $? "with jq --unbuffered the same loop trains" || cat err
 
+start=$(date +%s)
+timeout 20 st-step --model m --run waits --wait-timeout 2 < <(sleep 30) > /dev/null 2>err; rc=$?
+is "$rc $(( $(date +%s) - start < 15 ))" "69 1" "st-step waiting for batches gives up at --wait-timeout (69)"
+grep -q 'no batch for step 0 within 2 s.*jq --unbuffered' err; ok $? "... saying what it waited for and the likely cause" || cat err
+
 echo "# $(date +%T) issue 10.5: no batch at all"
 timeout 20 st-step --model m --run empty < /dev/null > /dev/null 2>err; is $? 65 "st-step < /dev/null: exit 65"
 grep -q 'no batch arrived' err && [ ! -e empty/model ]; ok $? "... 'no batch arrived', no model written"
@@ -137,9 +142,9 @@ st-batch --size 8 --epochs 10 < tok.msgpack | st-forward --model m --run ref --t
 for sig in TERM INT; do
 	rm -f f && mkfifo f
 	(st-batch --size 8 --epochs 10 < tok.msgpack | st-forward --model m --run s$sig --threads 1 | st-loss mnrl > f) 2>/dev/null &
-	timeout 60 st-step --model m --run s$sig --threads 1 --lr 1e-3 --json --input f > s.log 2>err &
+	st-step --model m --run s$sig --threads 1 --lr 1e-3 --json --input f --wait-timeout 60 > s.log 2>err &
 	pid=$!
-	for i in $(seq 1 500); do [ "$(grep -c log s.log 2>/dev/null)" -ge 2 ] && break; sleep 0.01; done
+	for i in $(seq 1 2000); do [ "$(grep -c log s.log 2>/dev/null)" -ge 2 ] && break; sleep 0.01; done
 	kill -$sig $pid; wait $pid; rc=$?
 	wait
 	want=$((128 + $(kill -l $sig)))

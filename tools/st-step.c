@@ -519,14 +519,14 @@ static void *watcher(void *arg)
 			     (long long)t->last_checkpoint);
 			_exit(128 + stop_signal);
 		}
-		if (watch.reading && watch.ready) {
+		if (watch.reading) {   /* also for the first batch, before the state is set up */
 			double waited = st_now() - watch.since;
+			int save = watch.ready && watch.at_boundary && t->st.step > t->start_step;
 			if (t->o.wait_timeout > 0 && waited > t->o.wait_timeout) {
 				warn("no batch for step %lld within %.0f s (--wait-timeout): giving up; the stages before st-step "
 				     "stalled (their messages say why; a stage that buffers its output: jq --unbuffered, "
-				     "stdbuf -oL)%s", (long long)t->st.step, t->o.wait_timeout,
-				     watch.at_boundary && t->st.step > t->start_step ? "; checkpoint written" : "");
-				if (watch.at_boundary && t->st.step > t->start_step && t->last_checkpoint != t->st.step)
+				     "stdbuf -oL)%s", (long long)t->st.step, t->o.wait_timeout, save ? "; checkpoint written" : "");
+				if (save && t->last_checkpoint != t->st.step)
 					checkpoint(t);
 				_exit(EX_UNAVAILABLE);
 			}
@@ -571,6 +571,8 @@ static st_val *read_watched(struct trainer *t, int i)
 	watch.at_boundary = i == 0;
 	watch.since = st_now();
 	pthread_mutex_unlock(&io_lock);
+	if (!t->in[i])   /* opening reads the first bytes (the format): a wait like any other */
+		t->in[i] = st_reader_open(t->fds[i], t->fds[i] == 0 ? "stdin" : t->o.inputs[i]);
 	st_val *r = st_read(t->in[i]);
 	pthread_mutex_lock(&io_lock);   /* waits while the watcher stops the run */
 	watch.reading = 0;
@@ -589,8 +591,6 @@ static st_val *next_batch(struct trainer *t, int i)
 		t->pending[i] = NULL;
 		return r;
 	}
-	if (!t->in[i])
-		t->in[i] = st_reader_open(t->fds[i], t->fds[i] == 0 ? "stdin" : t->o.inputs[i]);
 	for (;;) {
 		st_val *r = read_watched(t, i);
 		if (!r)
