@@ -549,8 +549,10 @@ static void watch_start(struct trainer *t)
 	watch.t = t;
 	if (pipe(wake_pipe) != 0)
 		die(EX_OSERR, "pipe: %s", strerror(errno));
-	fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK);
-	fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < 2; i++) {   /* not the evaluator's */
+		fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
+		fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
+	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
