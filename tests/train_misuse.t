@@ -142,9 +142,9 @@ st-batch --size 8 --epochs 10 < tok.msgpack | st-forward --model m --run ref --t
 for sig in TERM INT; do
 	rm -f f && mkfifo f
 	(st-batch --size 8 --epochs 10 < tok.msgpack | st-forward --model m --run s$sig --threads 1 | st-loss mnrl > f) 2>/dev/null &
-	st-step --model m --run s$sig --threads 1 --lr 1e-3 --json --input f --wait-timeout 60 > s.log 2>err &
+	st-step --model m --run s$sig --threads 1 --lr 1e-3 --json --input f --wait-timeout 60 > s$sig.log 2>err &
 	pid=$!
-	for i in $(seq 1 2000); do [ "$(grep -c log s.log 2>/dev/null)" -ge 2 ] && break; sleep 0.01; done
+	for i in $(seq 1 2000); do [ "$(grep -c log s$sig.log 2>/dev/null)" -ge 2 ] && break; sleep 0.01; done
 	kill -$sig $pid; wait $pid; rc=$?
 	wait
 	want=$((128 + $(kill -l $sig)))
