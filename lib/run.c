@@ -194,9 +194,11 @@ run_weights *run_open_weights(const char *dir, size_t nparams, double timeout_s,
 			return NULL;
 		}
 		if (!said && waited > 5) {
+			char until[64] = "";
+			if (timeout_s > 0)
+				snprintf(until, sizeof until, "; giving up after %.0f s (--wait-timeout)", timeout_s);
 			fprintf(stderr, "%s: waiting for st-step --run %s to publish %s (is st-step running with the same "
-			        "--run, and did it start? giving up after %.0f s: --wait-timeout)\n", st_prog ? st_prog : "st",
-			        dir, path, timeout_s);
+			        "--run, and did it start?%s)\n", st_prog ? st_prog : "st", dir, path, until);
 			said = 1;
 		}
 		sleep_s(pause);
