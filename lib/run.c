@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ struct run_header {
 	uint64_t updates;    /* published: stored with release after the parameters are written */
 	uint32_t wake;       /* futex word, bumped on every publish */
 	uint32_t trainer_pid;
+	uint64_t run_id;     /* random per st-step start: st-forward stamps it on the batches it embeds */
 };
 
 struct run_weights {
@@ -116,12 +118,38 @@ static int same_file(int fd, const char *path)
 	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+extern double st_started;
+/* DIR/failed written after `since` (realtime seconds; the start of this process): its exit status, else -1.
+ * The st-step of the same pipeline is started after st-forward and fails after reading its options. */
+static int recent_failure(const char *dir, double since)
+{
+	char *p = path_join(dir, "failed");
+	struct stat sb;
+	int status = -1;
+	if (stat(p, &sb) == 0 && (double)sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec * 1e-9 >= since - 0.05) {
+		FILE *f = fopen(p, "r");
+		if (!f || fscanf(f, "st-step exited with status %d", &status) != 1)
+			status = 1;
+		if (f)
+			fclose(f);
+	}
+	free(p);
+	return status;
+}
+
 run_weights *run_open_weights(const char *dir, size_t nparams, double timeout_s, char *err, size_t errlen)
 {
 	char *path = path_join(dir, "weights.bin");
 	double start = st_now();
 	int said = 0;
 	for (double pause = 0.001;; pause = pause < 0.1 ? pause * 2 : 0.1) {
+		int failed = recent_failure(dir, st_started);
+		if (failed >= 0) {
+			set_err(err, errlen, "st-step --run %s failed before it began (exit status %d; its message says why)",
+			        dir, failed);
+			free(path);
+			return NULL;
+		}
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
 			struct stat sb;
@@ -160,12 +188,17 @@ run_weights *run_open_weights(const char *dir, size_t nparams, double timeout_s,
 		}
 		double waited = st_now() - start;
 		if (timeout_s > 0 && waited > timeout_s) {
-			set_err(err, errlen, "no st-step published %s within %.0f s", path, timeout_s);
+			set_err(err, errlen, "no st-step published %s within %.0f s (--wait-timeout): start st-step --run %s "
+			        "in the same pipeline, and see its messages", path, timeout_s, dir);
 			free(path);
 			return NULL;
 		}
 		if (!said && waited > 5) {
-			fprintf(stderr, "%s: waiting for st-step to publish %s\n", st_prog ? st_prog : "st", path);
+			char until[64] = "";
+			if (timeout_s > 0)
+				snprintf(until, sizeof until, "; giving up after %.0f s (--wait-timeout)", timeout_s);
+			fprintf(stderr, "%s: waiting for st-step --run %s to publish %s (is st-step running with the same "
+			        "--run, and did it start?%s)\n", st_prog ? st_prog : "st", dir, path, until);
 			said = 1;
 		}
 		sleep_s(pause);
@@ -175,6 +208,8 @@ run_weights *run_open_weights(const char *dir, size_t nparams, double timeout_s,
 float *run_params(run_weights *w) { return w->params; }
 uint64_t run_seed(const run_weights *w) { return w->h->seed; }
 int run_objectives(const run_weights *w) { return (int)w->h->objectives; }
+
+uint64_t run_id(const run_weights *w) { return w->h->run_id; }
 
 uint64_t run_published(const run_weights *w)
 {
@@ -206,27 +241,55 @@ static void futex_wake(uint32_t *word)
 #endif
 }
 
-int run_wait(run_weights *w, uint64_t updates, char *err, size_t errlen)
+/* Why a wait for the trainer is long: st-step has not received the batches written so far. */
+double st_started;
+
+static const char buffering_hint[] =
+	"st-step has not yet received the batches written before; a stage between st-forward and st-step that "
+	"buffers its output stalls the pipeline (jq needs --unbuffered; other programs stdbuf -oL, or a flush "
+	"after each record)";
+
+int run_wait(run_weights *w, uint64_t updates, double timeout_s, char *err, size_t errlen)
 {
-	double last_check = st_now();
+	/* a long wait is one much longer than the longest so far (a step of a big model takes a while) */
+	static double longest;
+	double start = st_now(), last_check = start;
+	int said = 0;
 	for (;;) {
 		uint32_t seen = __atomic_load_n(&w->h->wake, __ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&w->h->updates, __ATOMIC_ACQUIRE) >= updates)
+		if (__atomic_load_n(&w->h->updates, __ATOMIC_ACQUIRE) >= updates) {
+			double waited = st_now() - start;
+			longest = waited > longest ? waited : longest;
 			return 0;
+		}
 		if (__atomic_load_n(&w->h->state, __ATOMIC_ACQUIRE) == RUN_FINISHED) {
 			set_err(err, errlen, "st-step finished after %llu updates; update %llu will not come",
 			        (unsigned long long)run_published(w), (unsigned long long)updates);
 			return 1;
 		}
 		futex_wait(&w->h->wake, seen, 0.1);
-		if (st_now() - last_check > 0.5) {
-			last_check = st_now();
+		double now = st_now(), waited = now - start;
+		if (now - last_check > 0.5) {
+			last_check = now;
 			if (!live_trainer(w->fd) &&
 			    __atomic_load_n(&w->h->updates, __ATOMIC_ACQUIRE) < updates) {
 				set_err(err, errlen, "st-step of %s went away after %llu updates (waiting for %llu)", w->path,
 				        (unsigned long long)run_published(w), (unsigned long long)updates);
 				return -1;
 			}
+		}
+		if (timeout_s > 0 && waited > timeout_s) {
+			set_err(err, errlen, "gave up after %.0f s (--wait-timeout) waiting for st-step to apply update %llu "
+			        "(it has applied %llu): %s", timeout_s, (unsigned long long)updates,
+			        (unsigned long long)run_published(w), buffering_hint);
+			return -2;
+		}
+		if (!said && waited > 5 && waited > 4 * longest) {
+			fprintf(stderr, "%s: waiting %.0f s for st-step to apply update %llu (it has applied %llu): %s%s\n",
+			        st_prog ? st_prog : "st", waited, (unsigned long long)updates,
+			        (unsigned long long)run_published(w), buffering_hint,
+			        timeout_s > 0 ? "; giving up at --wait-timeout" : "");
+			said = 1;
 		}
 	}
 }
@@ -245,13 +308,83 @@ void run_close(run_weights *w)
 
 /* ---- st-step's side ---- */
 
-static int is_tmp_name(const char *name)
+/* The names st gives its own files in a run directory; only temporary copies of these are st's to remove. */
+static int own_base(const char *name, size_t len)
 {
-	return strstr(name, ".tmp.") != NULL;
+	static const char *const names[] = { "weights.bin", "trainer.json", "training.json", "model", "best",
+	                                     "current", "start", "loss-softmax.safetensors", "failed", NULL };
+	for (int i = 0; names[i]; i++)
+		if (strlen(names[i]) == len && !strncmp(name, names[i], len))
+			return 1;
+	if (len > 11 && !strncmp(name, "checkpoint-", 11)) {
+		for (size_t i = 11; i < len; i++)
+			if (name[i] < '0' || name[i] > '9')
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* digits at p (at least one) followed by `tail`: their value, else -1 */
+static long pid_then(const char *p, const char *tail)
+{
+	long v = 0;
+	const char *q = p;
+	for (; *q >= '0' && *q <= '9'; q++)
+		v = v * 10 + (*q - '0');
+	return q > p && q - p < 10 && !strcmp(q, tail) ? v : -1;
+}
+
+static int pid_alive(long pid)
+{
+	/* our own pid: a leftover of an earlier process that had it (run_create runs before we write anything) */
+	return pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* A leftover st may remove: BASE.tmp.PID or BASE.tmp.PID.old (temporary copies) or BASE.old.PID (the previous
+ * BASE during a replacement) of one of st's own names, written by a process that is gone. *kind: 't' or 'o'. */
+static int own_leftover(const char *name, size_t *base_len, int *kind)
+{
+	const char *t = strstr(name, ".tmp."), *o = strstr(name, ".old.");
+	long pid = -1;
+	if (t && (pid = pid_then(t + 5, "")) < 0)
+		pid = pid_then(t + 5, ".old");
+	if (t && pid >= 0) {
+		*kind = 't', *base_len = (size_t)(t - name);
+	} else if (o && (pid = pid_then(o + 5, "")) >= 0) {
+		*kind = 'o', *base_len = (size_t)(o - name);
+	} else
+		return 0;
+	/* under the run's lock every st-step writing here is gone (even if not yet reaped); only st-loss's classifier
+	 * may be written by a live process */
+	if (!own_base(name, *base_len))
+		return 0;
+	if (*base_len == strlen("loss-softmax.safetensors") && !strncmp(name, "loss-softmax.safetensors", *base_len))
+		return !pid_alive(pid);
+	return 1;
+}
+
+int run_clear(const char *dir, char *err, size_t errlen);
+int run_settings_write(const char *dir, const run_settings *s, char *err, size_t errlen);
+
+static uint64_t new_run_id(void)
+{
+	uint64_t id = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, &id, sizeof id) != (ssize_t)sizeof id)
+			id = 0;
+		close(fd);
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t mix = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
+	id ^= mix * 0x9E3779B97F4A7C15ull;
+	return id ? id : 1;
 }
 
 run_weights *run_create(const char *dir, const float *params, size_t nparams, uint64_t seed, int objectives,
-                        uint64_t updates, char *err, size_t errlen)
+                        uint64_t updates, int clear, const struct run_settings *settings, char *err, size_t errlen)
 {
 	if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
 		set_err(err, errlen, "cannot create run directory %s: %s", dir, strerror(errno));
@@ -274,14 +407,15 @@ run_weights *run_create(const char *dir, const float *params, size_t nparams, ui
 	DIR *d = opendir(dir);
 	if (d) {
 		struct dirent *e;
+		size_t base_len;
+		int kind;
 		while ((e = readdir(d)) != NULL) {
-			char *old = strstr(e->d_name, ".old.");
-			if (!is_tmp_name(e->d_name) && !old)
+			if (!own_leftover(e->d_name, &base_len, &kind))
 				continue;
 			char *p = path_join(dir, e->d_name);
-			if (old && !is_tmp_name(e->d_name)) {
+			if (kind == 'o') {
 				char *base = xstrdup(p);
-				base[strlen(dir) + 1 + (old - e->d_name)] = '\0';
+				base[strlen(dir) + 1 + base_len] = '\0';
 				struct stat sb;
 				if (stat(base, &sb) != 0 && rename(p, base) == 0) {
 					free(base);
@@ -296,13 +430,36 @@ run_weights *run_create(const char *dir, const float *params, size_t nparams, ui
 		closedir(d);
 	}
 
+	int fd = -1;
 	char *path = path_join(dir, "weights.bin");
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+	if (clear && run_clear(dir, err, errlen) != 0)
+		goto fail;
+	/* DIR/model means "finished": not while this run trains; an earlier start's failure note is old news */
+	static const char *const unfinished[] = { "model", "current", "failed" };
+	for (int i = 0; i < 3; i++) {
+		char *p = path_join(dir, unfinished[i]);
+		int rc = run_remove_tree(p);
+		free(p);
+		if (rc != 0) {
+			set_err(err, errlen, "cannot remove %s/%s: %s", dir, unfinished[i], strerror(errno));
+			goto fail;
+		}
+	}
+	if (settings && run_settings_write(dir, settings, err, errlen) != 0)
+		goto fail;
 	size_t bytes = RUN_HEADER_BYTES + nparams * sizeof(float);
-	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0) {
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0) {
 		set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	/* the blocks are reserved now: a full file system is an error here, not a SIGBUS when the map is written */
+	int rc = posix_fallocate(fd, 0, (off_t)bytes);
+	if (rc != 0) {
+		set_err(err, errlen, "cannot create %s (%zu bytes): %s", tmp, bytes, strerror(rc));
+		errno = rc;
 		goto fail;
 	}
 	void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -319,6 +476,7 @@ run_weights *run_create(const char *dir, const float *params, size_t nparams, ui
 	h->state = RUN_RUNNING;
 	h->updates = updates;
 	h->trainer_pid = (uint32_t)getpid();
+	h->run_id = new_run_id();
 	float *p = (float *)((char *)map + RUN_HEADER_BYTES);
 	memcpy(p, params, nparams * sizeof(float));
 	/* lock before the file appears under its name, so it is never seen there without a live owner */
@@ -338,12 +496,14 @@ run_weights *run_create(const char *dir, const float *params, size_t nparams, ui
 	w->params = p;
 	w->path = path;
 	return w;
-fail:
+fail:;
+	int saved = errno;
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
 	close(lock_fd);
 	free(path);
+	errno = saved;
 	return NULL;
 }
 
@@ -747,5 +907,144 @@ int run_write_dir(const char *final, int (*fill)(const char *tmpdir, void *ctx, 
 	char *d = dir_of(final);
 	fsync_dir(d);
 	free(d);
+	return 0;
+}
+
+/* ---- an earlier run's state ---- */
+
+static const char *const state_names[] = { "trainer.json", "model", "best", "current", "start", NULL };
+
+const char *run_old_state(const char *dir, char *name, size_t len)
+{
+	int64_t step = run_latest_checkpoint(dir);
+	if (step >= 0) {
+		snprintf(name, len, "checkpoint-%lld", (long long)step);
+		return name;
+	}
+	for (int i = 0; state_names[i]; i++) {
+		char *p = path_join(dir, state_names[i]);
+		struct stat sb;
+		int there = lstat(p, &sb) == 0;
+		free(p);
+		if (there) {
+			snprintf(name, len, "%s", state_names[i]);
+			return name;
+		}
+	}
+	return NULL;
+}
+
+int run_clear(const char *dir, char *err, size_t errlen)
+{
+	static const char *const files[] = { "trainer.json", "training.json", "eval.jsonl", "loss-softmax.safetensors",
+	                                     "model", "best", "current", "start", NULL };
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : (set_err(err, errlen, "cannot read %s: %s", dir, strerror(errno)), -1);
+	struct dirent *e;
+	int rc = 0;
+	int64_t step;
+	while ((e = readdir(d)) != NULL) {
+		int ours = checkpoint_step(e->d_name, &step);
+		for (int i = 0; files[i] && !ours; i++)
+			ours = !strcmp(e->d_name, files[i]);
+		if (!ours)
+			continue;
+		char *p = path_join(dir, e->d_name);
+		if (run_remove_tree(p) != 0 && !rc) {
+			set_err(err, errlen, "cannot remove %s: %s", p, strerror(errno));
+			rc = -1;
+		}
+		free(p);
+	}
+	closedir(d);
+	return rc;
+}
+
+void run_note_failure(const char *dir, int status)
+{
+	struct stat sb;
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || run_is_model_dir(dir))
+		return;
+	char text[64], *p = path_join(dir, "failed");
+	int n = snprintf(text, sizeof text, "st-step exited with status %d\n", status);
+	st_write_file_atomic(p, text, (size_t)n);
+	free(p);
+}
+
+int run_is_model_dir(const char *dir)
+{
+	static const char *const marks[] = { "modules.json", "config.json", "model.safetensors", NULL };
+	for (int i = 0; marks[i]; i++) {
+		char *p = path_join(dir, marks[i]);
+		int there = access(p, F_OK) == 0;
+		free(p);
+		if (there)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- the optimizer settings, for st-loss softmax ---- */
+
+int run_settings_write(const char *dir, const run_settings *s, char *err, size_t errlen)
+{
+	json_t *o = json_object();
+	char seed[32];
+	snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
+	json_object_set_new(o, "lr", json_real(s->lr));
+	json_object_set_new(o, "scheduler", json_string(s->scheduler));
+	json_object_set_new(o, "warmup_steps", json_string(s->warmup));
+	json_object_set_new(o, "weight_decay", json_real(s->weight_decay));
+	json_object_set_new(o, "max_grad_norm", json_real(s->max_grad_norm));
+	json_object_set_new(o, "optimizer", json_string(s->optimizer));
+	json_object_set_new(o, "eps", json_real(s->eps));
+	json_object_set_new(o, "seed", json_string(seed));
+	json_object_set_new(o, "steps", json_integer(s->steps));
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	json_decref(o);
+	size_t len = strlen(text);
+	text = xrealloc(text, len + 2);
+	text[len++] = '\n';
+	char *path = path_join(dir, "training.json");
+	int rc = st_write_file_atomic(path, text, len);
+	if (rc != 0)
+		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+	free(path);
+	free(text);
+	return rc;
+}
+
+int run_settings_read(const char *dir, run_settings *s, char *err, size_t errlen)
+{
+	char *path = path_join(dir, "training.json");
+	if (access(path, F_OK) != 0) {
+		free(path);
+		return 1;
+	}
+	json_error_t je;
+	json_t *o = json_load_file(path, 0, &je);
+	const char *sched = json_string_value(json_object_get(o, "scheduler"));
+	const char *warm = json_string_value(json_object_get(o, "warmup_steps"));
+	const char *opt = json_string_value(json_object_get(o, "optimizer"));
+	const char *seed = json_string_value(json_object_get(o, "seed"));
+	if (!o || !sched || !warm || !opt || !seed || !json_is_number(json_object_get(o, "lr"))) {
+		set_err(err, errlen, "cannot read %s: %s", path, o ? "a setting is missing" : je.text);
+		json_decref(o);
+		free(path);
+		return -1;
+	}
+	memset(s, 0, sizeof *s);
+	s->lr = num_or(o, "lr", 0);
+	s->weight_decay = num_or(o, "weight_decay", 0);
+	s->max_grad_norm = num_or(o, "max_grad_norm", 0);
+	s->eps = num_or(o, "eps", 1e-8);
+	s->steps = (int64_t)num_or(o, "steps", 0);
+	snprintf(s->scheduler, sizeof s->scheduler, "%s", sched);
+	snprintf(s->warmup, sizeof s->warmup, "%s", warm);
+	snprintf(s->optimizer, sizeof s->optimizer, "%s", opt);
+	s->seed = strtoull(seed, NULL, 10);
+	json_decref(o);
+	free(path);
 	return 0;
 }

@@ -5,7 +5,9 @@
  *                         header holds the published update counter, the dropout seed and the number of
  *                         objectives. st-step holds an exclusive flock on it for its whole life: a file nobody
  *                         holds is a leftover of a finished or killed run, and st-forward waits for a new one.
- *   RUN/model/            the current model directory (Hub layout), saved at checkpoints and at the end
+ *   RUN/model/            the final model directory (Hub layout), written only when the run reached its last step
+ *   RUN/current/          the model at the last evaluation (what the evaluator scores, $ST_MODEL)
+ *   RUN/training.json     the optimizer settings of the run (for st-loss softmax's classifier), written by st-step
  *   RUN/best/             the best model by the evaluator (--save-best)
  *   RUN/trainer.json      trainer state (step, epoch, schedule, seed, best score), with the last checkpoint
  *   RUN/checkpoint-N/     model/ + optimizer.bin + trainer.json after N global steps
@@ -30,23 +32,33 @@ typedef struct run_weights run_weights;
 /* Opens RUN/weights.bin, waiting (up to timeout_s seconds; <= 0: for ever) until a live st-step has published
  * it; checks that it holds nparams floats. NULL + message on timeout or mismatch. Says once on stderr that it
  * is waiting when that takes more than a few seconds. */
+/* realtime seconds when the calling st-forward started (set it first thing in main): st-step failure notes
+ * older than that are not its run's */
+extern double st_started;
 run_weights *run_open_weights(const char *dir, size_t nparams, double timeout_s, char *err, size_t errlen);
 float *run_params(run_weights *w);           /* the shared parameters (bind them with model_bind_params) */
 uint64_t run_seed(const run_weights *w);     /* dropout seed of the run */
 int run_objectives(const run_weights *w);    /* K */
 uint64_t run_published(const run_weights *w);   /* updates applied so far */
+uint64_t run_id(const run_weights *w);       /* random id of this st-step's run, stamped on batches */
 /* The update index of a batch: step * K + objective. */
 uint64_t run_update_index(const run_weights *w, int64_t step, int objective);
-/* Blocks until at least `updates` updates are published. -1 + message when the trainer went away first. */
-int run_wait(run_weights *w, uint64_t updates, char *err, size_t errlen);
+/* Blocks until at least `updates` updates are published: 0. 1 + message when the trainer finished first, -1 +
+ * message when it went away, -2 + message after timeout_s seconds (<= 0: never). Says once on stderr what it
+ * waits for, and the likely cause (a buffering stage), when the wait is long. */
+int run_wait(run_weights *w, uint64_t updates, double timeout_s, char *err, size_t errlen);
 void run_close(run_weights *w);
 
 /* ---- st-step's side ---- */
 
 /* Creates RUN (and RUN/weights.bin with a copy of params, `updates` already published), takes the lock, and
- * removes leftovers of killed runs (*.tmp.*). Fails when another st-step holds the run. */
+ * removes leftovers of killed st processes (temporary names st itself gives: NAME.tmp.PID of st's own files,
+ * PID not running). Fails when another st-step holds the run; -1 + message with errno kept (ENOSPC: full). */
+struct run_settings;
+/* Under the lock, before weights.bin appears: with `clear`, st's own files of an earlier run go (run_clear);
+ * RUN/model and RUN/current always go (this run has not finished); `settings` (if any) is written. */
 run_weights *run_create(const char *dir, const float *params, size_t nparams, uint64_t seed, int objectives,
-                        uint64_t updates, char *err, size_t errlen);
+                        uint64_t updates, int clear, const struct run_settings *settings, char *err, size_t errlen);
 /* Makes the parameters written so far visible and sets the update counter; wakes waiting st-forwards. */
 void run_publish(run_weights *w, uint64_t updates);
 /* Marks the run finished and releases the lock (st-forwards still waiting then fail cleanly). */
@@ -86,6 +98,29 @@ void run_prune_checkpoints(const char *dir, int limit);
  * renamed over FINAL (an older FINAL is removed first, after the new one is complete). 0, or -1 + message. */
 int run_write_dir(const char *final, int (*fill)(const char *tmpdir, void *ctx, char *err, size_t errlen),
                   void *ctx, char *err, size_t errlen);
+/* The run directory's state that a fresh run would mix with: the name of the first one found (checkpoint-N,
+ * trainer.json, model, best, current, start), or NULL. */
+const char *run_old_state(const char *dir, char *name, size_t len);
+/* Removes st's own files of an earlier run from DIR (checkpoints, states, models, logs, the classifier); nothing
+ * else. 0, or -1 + message. */
+int run_clear(const char *dir, char *err, size_t errlen);
+/* st-step failed before publishing the run: a note DIR/failed (the exit status) that a waiting st-forward reads,
+ * so that it stops at once instead of waiting for --wait-timeout. Nothing when DIR is absent or a model. */
+void run_note_failure(const char *dir, int status);
+/* True when DIR looks like a model directory (modules.json, config.json or model.safetensors): not a run. */
+int run_is_model_dir(const char *dir);
+
+/* RUN/training.json: the optimizer settings st-step trains with, for st-loss softmax's classifier (given once). */
+typedef struct run_settings {
+	double lr, weight_decay, max_grad_norm, eps;
+	char scheduler[40], optimizer[16], warmup[32];
+	uint64_t seed;
+	int64_t steps;           /* st-step --steps (0: the batches' "steps") */
+} run_settings;
+int run_settings_write(const char *dir, const run_settings *s, char *err, size_t errlen);
+/* 1 when DIR/training.json is absent, 0 when read, -1 + message when broken. */
+int run_settings_read(const char *dir, run_settings *s, char *err, size_t errlen);
+
 /* rm -r */
 int run_remove_tree(const char *path);
 

@@ -349,7 +349,9 @@ fail:
 
 safetensors *sft_open(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would wait for a writer for ever; it is refused below as not a regular file
+     * (the flag changes nothing for regular files, which are only mapped) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         sft_err(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;

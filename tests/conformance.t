@@ -48,7 +48,7 @@ invocation() {
 		nofile="--config $NOFILE --vocab $TMP/vocab.txt -o $TMP/init-nope$run_n" ;;
 	st-forward) args="--model $M --json --threads 1" input=batch.jsonl records=2 writes=1 missing="--model $NOPE" ;;
 	st-loss) args="--json --threads 1 mnrl" input=fwd.jsonl records=2 writes=1 ;;
-	st-step) args="--run $TMP/run$run_n --model $M --no-save --json --threads 1" input=loss.jsonl records=2 writes=1
+	st-step) args="--run $TMP/run$run_n --model $M --no-save --trust-embeddings --json --threads 1" input=loss.jsonl records=2 writes=1
 		missing="--run $TMP/run-nope$run_n --model $NOPE"
 		nofile="--run $TMP/run-nofile$run_n --model $M --input $NOFILE" ;;
 	st-encode) args="--model $M --threads 1" input=text.jsonl records=1 writes=1 missing="--model $NOPE"

@@ -53,7 +53,7 @@ is "$(jq -r 'select(.kind == "eval") | .step' a.log | tr '\n' ' ')" "6 12 18 20 
 	"eval records every 6 steps, at the end of epoch 0 and at the end"
 is "$(jq -r 'select(.kind == "eval") | .epoch' a.log | tr '\n' ' ')" "0 0 0 0 1 1 1 1 " "with their epochs"
 is "$(cut -d' ' -f1 steps.txt | tr '\n' ' ')" "6 12 18 20 24 30 36 40 " "the evaluator saw \$ST_STEP"
-is "$(cut -d' ' -f2 steps.txt | sort -u)" "a/model" "and \$ST_MODEL, the run's current model"
+is "$(cut -d' ' -f2 steps.txt | sort -u)" "a/current" "and \$ST_MODEL, the run's current model (a/model is the final one)"
 cmp -s <(jq -c 'select(.kind == "eval") | [.step, .epoch, .score, .best]' a.log) \
 	<(jq -c '[.step, .epoch, .score, .best]' a/eval.jsonl)
 ok $? "RUN/eval.jsonl holds the same evaluations"

@@ -74,7 +74,8 @@ ok $? "the resumed steps log the same losses"
 is "$(cd "$TMP/c" && ls | grep -c '\.tmp\.')" "0" "no temporary files left"
 
 # a second trainer on a live run is refused; st-step without st-forward input ends cleanly
-: | st-step --model "$TMP/model" --run "$TMP/d" --json > /dev/null 2>"$TMP/err"; ok $? "empty input: nothing to do"
+: | st-step --model "$TMP/model" --run "$TMP/d" --json > /dev/null 2>"$TMP/err"; is $? 65 "empty input: exit 65"
+[ ! -e "$TMP/d/model" ]; ok $? "... and no model written"
 st-step --run "$TMP/e" 2>/dev/null; is $? 64 "--model or --resume is required"
 st-step --run "$TMP/e" --resume 2>/dev/null; is $? 66 "--resume without a checkpoint: missing input"
 done_testing

@@ -4,6 +4,7 @@
 #include "st.h"
 #include "stream.h"
 
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -362,27 +363,37 @@ int main(int argc, char **argv)
 	uint64_t seed = 42;
 	int shuffle = 0, drop_last = 0, json = 0;
 	enum sampler sampler = SAMPLER_RANDOM;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--size")) size = st_parse_long(a, next), i++;
-		else if (!strcmp(a, "--epochs")) epochs = st_parse_long(a, next), i++;
-		else if (!strcmp(a, "--seed")) seed = (uint64_t)st_parse_long(a, next), i++;
-		else if (!strcmp(a, "--start-step")) start_step = st_parse_long(a, next), i++;
-		else if (!strcmp(a, "--threads")) st_set_threads((int)st_parse_long(a, next)), i++;
-		else if (!strcmp(a, "--shuffle")) shuffle = 1;
-		else if (!strcmp(a, "--drop-last")) drop_last = 1;
-		else if (!strcmp(a, "--json")) json = 1;
-		else if (!strcmp(a, "--sampler")) {
-			if (!next)
-				usage_error(usage, "--sampler needs a name");
-			if (!strcmp(next, "random")) sampler = SAMPLER_RANDOM;
-			else if (!strcmp(next, "no-duplicates")) sampler = SAMPLER_NO_DUPLICATES;
-			else if (!strcmp(next, "group-by-label")) sampler = SAMPLER_GROUP_BY_LABEL;
-			else usage_error(usage, "unknown sampler '%s' (random, no-duplicates, group-by-label)", next);
-			i++;
-		} else usage_error(usage, "unknown option '%s'", a);
+	enum { O_SIZE = 256, O_EPOCHS, O_SEED, O_START, O_THREADS, O_SHUFFLE, O_DROPLAST, O_JSON, O_SAMPLER };
+	static const struct option opts[] = {
+		{ "size", required_argument, 0, O_SIZE }, { "epochs", required_argument, 0, O_EPOCHS },
+		{ "seed", required_argument, 0, O_SEED }, { "start-step", required_argument, 0, O_START },
+		{ "threads", required_argument, 0, O_THREADS }, { "shuffle", no_argument, 0, O_SHUFFLE },
+		{ "drop-last", no_argument, 0, O_DROPLAST }, { "json", no_argument, 0, O_JSON },
+		{ "sampler", required_argument, 0, O_SAMPLER }, { 0 } };
+	int c;
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
+		const char *a = argv[optind - 1], *v = optarg;
+		switch (c) {
+		case O_SIZE: size = st_parse_long(a, v); break;
+		case O_EPOCHS: epochs = st_parse_long(a, v); break;
+		case O_SEED: seed = (uint64_t)st_parse_long(a, v); break;
+		case O_START: start_step = st_parse_long(a, v); break;
+		case O_THREADS: st_set_threads((int)st_parse_long(a, v)); break;
+		case O_SHUFFLE: shuffle = 1; break;
+		case O_DROPLAST: drop_last = 1; break;
+		case O_JSON: json = 1; break;
+		case O_SAMPLER:
+			if (!strcmp(v, "random")) sampler = SAMPLER_RANDOM;
+			else if (!strcmp(v, "no-duplicates")) sampler = SAMPLER_NO_DUPLICATES;
+			else if (!strcmp(v, "group-by-label")) sampler = SAMPLER_GROUP_BY_LABEL;
+			else usage_error(usage, "unknown sampler '%s' (random, no-duplicates, group-by-label)", v);
+			break;
+		}
 	}
+	if (optind < argc)
+		usage_error(usage, "unexpected argument '%s'", argv[optind]);
+	if (start_step < 0)
+		usage_error(usage, "--start-step must be 0 or more");
 	if (size < 1)
 		usage_error(usage, "--size N is required and must be at least 1");
 	if (epochs < 1)
@@ -407,6 +418,10 @@ int main(int argc, char **argv)
 		epoch_plan(&plans[e], sampler, size, shuffle, seed, (int)e, drop_last);
 		steps += plans[e].nb;
 	}
+	/* nothing to hand on would leave a resumed st-step waiting for batches that never come */
+	if (start_step > steps)
+		die(EX_USAGE, "--start-step %ld is past the end: the data makes %ld steps (0..%ld); resume at the newest "
+		    "checkpoint's step", start_step, steps, steps - 1);
 	st_writer *out = st_writer_open(1, json);
 	long step = 0;
 	for (long e = 0; e < epochs; e++) {

@@ -2,8 +2,11 @@
  * Every batch is cut into chunks of --mini-batch-size rows (trimmed to the chunk's longest row) so memory is
  * bounded by the chunk. With --train, dropout is on and every mask is keyed by (seed, step, column, row), so
  * st-step can replay the same masks when it recomputes the chunk with activations kept. */
+#include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include "st.h"
 #include "stream.h"
@@ -21,7 +24,8 @@ static const char usage[] =
 	"                         seed; each batch waits until the weights after the previous step are published\n"
 	"                         (implies --train; --model gives the architecture)\n"
 	"  --objective K          with several training objectives, this pipeline's 0-based index (default 0)\n"
-	"  --wait-timeout S       give up when st-step has not published the run after S seconds (default 600)\n"
+	"  --wait-timeout S       give up when st-step has not published the run, or not applied the update a batch\n"
+	"                         waits for, after S seconds (default 600; 0: wait for ever)\n"
 	"  --seed S               dropout seed (default 42)\n"
 	"  --mini-batch-size N    rows per chunk (default 32)\n"
 	"  --json                 write JSON Lines instead of msgpack\n"
@@ -57,32 +61,46 @@ static void check_batch(const st_model *m, const st_tensor *ids, const st_tensor
 
 int main(int argc, char **argv)
 {
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	st_started = (double)now.tv_sec + now.tv_nsec * 1e-9;
 	st_tool_init("st-forward", argc, argv, usage);
 	const char *model_path = NULL, *run_dir = NULL;
 	int train = 0, json = 0;
 	long seed = 42, mini = 32, objective = 0;
 	double wait_timeout = 600;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED() do { if (!v) usage_error(usage, "%s needs a value", a); i++; } while (0)
-		if (!strcmp(a, "--model")) { NEED(); model_path = v; }
-		else if (!strcmp(a, "--train")) train = 1;
-		else if (!strcmp(a, "--run")) { NEED(); run_dir = v; train = 1; }
-		else if (!strcmp(a, "--objective")) { NEED(); objective = st_parse_long(a, v); }
-		else if (!strcmp(a, "--wait-timeout")) { NEED(); wait_timeout = st_parse_double(a, v); }
-		else if (!strcmp(a, "--seed")) { NEED(); seed = st_parse_long(a, v); }
-		else if (!strcmp(a, "--mini-batch-size")) {
-			NEED();
-			if ((mini = st_parse_long(a, v)) <= 0)
+	enum { O_MODEL = 256, O_TRAIN, O_RUN, O_OBJECTIVE, O_WAIT, O_SEED, O_MINI, O_JSON, O_THREADS };
+	static const struct option opts[] = {
+		{ "model", required_argument, 0, O_MODEL }, { "train", no_argument, 0, O_TRAIN },
+		{ "run", required_argument, 0, O_RUN }, { "objective", required_argument, 0, O_OBJECTIVE },
+		{ "wait-timeout", required_argument, 0, O_WAIT }, { "seed", required_argument, 0, O_SEED },
+		{ "mini-batch-size", required_argument, 0, O_MINI }, { "json", no_argument, 0, O_JSON },
+		{ "threads", required_argument, 0, O_THREADS }, { 0 } };
+	int c;
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
+		const char *a = argv[optind - 1];
+		switch (c) {
+		case O_MODEL: model_path = optarg; break;
+		case O_TRAIN: train = 1; break;
+		case O_RUN: run_dir = optarg, train = 1; break;
+		case O_OBJECTIVE: objective = st_parse_long(a, optarg); break;
+		case O_WAIT: wait_timeout = st_parse_double(a, optarg); break;
+		case O_SEED: seed = st_parse_long(a, optarg); break;
+		case O_MINI:
+			if ((mini = st_parse_long(a, optarg)) <= 0)
 				usage_error(usage, "--mini-batch-size must be positive");
-		} else if (!strcmp(a, "--json")) json = 1;
-		else if (!strcmp(a, "--threads")) { NEED(); st_set_threads((int)st_parse_long(a, v)); }
-		else usage_error(usage, "unknown option %s", a);
-#undef NEED
+			break;
+		case O_JSON: json = 1; break;
+		case O_THREADS: st_set_threads((int)st_parse_long(a, optarg)); break;
+		}
 	}
+	if (optind < argc)
+		usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!model_path)
 		usage_error(usage, "--model DIR is required");
+	if (run_dir && run_is_model_dir(run_dir))
+		usage_error(usage, "--run %s is a model directory; the run directory is st-step's own: give a new one, e.g. "
+		            "st-forward --model %s --run run and st-step --model %s --run run", run_dir, run_dir, run_dir);
 	st_model *m = model_open(model_path);   /* dies 66 when missing, 65 when broken */
 	char err[1024];
 	int dim = model_dim(m);
@@ -91,7 +109,7 @@ int main(int argc, char **argv)
 	if (run_dir) {
 		run = run_open_weights(run_dir, model_num_params(m), wait_timeout, err, sizeof err);
 		if (!run)
-			die(EX_NOINPUT, "%s", err);
+			die(EX_UNAVAILABLE, "%s", err);
 		if (objective < 0 || objective >= run_objectives(run))
 			usage_error(usage, "--objective %ld: the run has %d objectives", objective, run_objectives(run));
 		model_bind_params(m, run_params(run));
@@ -103,6 +121,10 @@ int main(int argc, char **argv)
 	int32_t *chunk_ids = NULL, *chunk_lens = NULL;
 	size_t chunk_cap = 0;
 	st_val *rec;
+	char run_stamp[24] = "";
+	if (run)
+		snprintf(run_stamp, sizeof run_stamp, "%016" PRIx64, run_id(run));
+	int sent = 0;   /* batches this st-forward has handed on in the run */
 	while ((rec = st_read(r))) {
 		st_val *idsv = st_get(rec, "input_ids");
 		if (!idsv) {   /* logs and other records pass through */
@@ -125,7 +147,16 @@ int main(int argc, char **argv)
 		if (run) {
 			/* st-step keys dropout by the update index (step * objectives + objective) */
 			uint64_t update = run_update_index(run, (int64_t)stepd, (int)objective);
-			int waited = run_wait(run, update, err, sizeof err);
+			/* st-step is at global step published/K and needs this pipeline's batch of that step before it
+			 * can go on; a first batch beyond it would wait for ever */
+			uint64_t at = run_published(run) / (uint64_t)run_objectives(run);
+			if (!sent && stepd > (double)at)
+				die(EX_DATAERR, "the first batch is of step %.0f, but st-step of %s is at step %llu and needs that "
+				    "step's batch first: give st-batch --start-step %llu (the newest checkpoint's step) (%s)", stepd,
+				    run_dir, (unsigned long long)at, (unsigned long long)at, where);
+			int waited = run_wait(run, update, wait_timeout, err, sizeof err);
+			if (waited == -2)
+				die(EX_UNAVAILABLE, "%s (%s)", err, where);
 			if (waited < 0)
 				die(EX_SOFTWARE, "%s (%s)", err, where);
 			if (waited > 0) {   /* st-step has finished (e.g. --max-steps): no one needs more batches */
@@ -165,6 +196,11 @@ int main(int argc, char **argv)
 			}
 		}
 		st_set(rec, "embeddings", embv);
+		if (run) {   /* st-step checks that these embeddings come from its weights at this update */
+			st_set(rec, "run_id", st_str(run_stamp));
+			st_set(rec, "update", st_int((int64_t)drop_step));
+			sent++;
+		}
 		st_write(w, rec);
 		st_free(rec);
 	}

@@ -2,6 +2,7 @@
  * Reads batches carrying "embeddings" [columns][rows][dim] (and "labels"), writes them on with "loss"
  * and "grad" = dL/d(embeddings). Option parsing + a loop over records; the math is in lib/loss.c. */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "loss.h"
 #include "optim.h"
+#include "run.h"
 #include "st.h"
 #include "stream.h"
 
@@ -25,9 +27,9 @@ static const char usage[] =
 	"  online-contrastive       --distance (cosine) --margin 0.5\n"
 	"  softmax                  --num-labels N --run DIR [--no-]concatenation-sent-rep (on)\n"
 	"                           [--no-]concatenation-sent-difference (on) [--no-]concatenation-sent-multiplication\n"
-	"                           (off); classifier training: --lr 2e-5 --weight-decay 0.01\n"
-	"                           --scheduler warmuplinear --warmup-steps 10000 (or P%) --max-grad-norm 1\n"
-	"                           --seed 42 --no-train\n"
+	"                           (off); the classifier trains with st-step's settings (RUN/training.json);\n"
+	"                           options override them: --lr --weight-decay --scheduler --warmup-steps N|P%\n"
+	"                           --max-grad-norm --seed; --no-train\n"
 	"  cosine-similarity\n"
 	"  cosent, angle            --scale 20\n"
 	"  batch-hard-triplet, batch-semi-hard-triplet, batch-all-triplet\n"
@@ -73,13 +75,37 @@ static struct {
 	double max_grad_norm;
 	long seed;
 	int train;
-} tool = { 0, NULL, { 0 }, OPTIM_WARMUPLINEAR, "10000", 1.0, 42, 1 };
+	unsigned given;
+	int64_t steps;    /* st-step --steps (0: the batches' "steps") */   /* G_* bits: set on the command line; the others come from RUN/training.json */
+} tool = { 0, NULL, { 0 }, OPTIM_WARMUPLINEAR, "0", 1.0, 42, 1, 0, 0 };
 
-static const char *need_arg(int argc, char **argv, int *i)
+enum { G_LR = 1, G_WD = 2, G_SCHED = 4, G_WARMUP = 8, G_MAXNORM = 16, G_SEED = 32 };
+
+/* The classifier's optimizer settings: those st-step wrote to the run, unless given here. */
+static void settings_from_run(void)
 {
-	if (*i + 1 >= argc)
-		usage_error(usage, "option %s needs a value", argv[*i]);
-	return argv[++*i];
+	run_settings rs;
+	char err[512];
+	int rc = run_settings_read(tool.run, &rs, err, sizeof err);
+	if (rc < 0)
+		die(EX_DATAERR, "%s", err);
+	if (rc > 0)   /* no st-step in this run (tests of the loss alone): the defaults, which are st-step's */
+		return;
+	optim_config c;
+	optim_config_default(&c, strcmp(rs.optimizer, "adamw-hf") ? OPTIM_ADAMW : OPTIM_ADAMW_HF);
+	c.eps = rs.eps;
+	c.lr = tool.given & G_LR ? tool.optim.lr : rs.lr;
+	c.weight_decay = tool.given & G_WD ? tool.optim.weight_decay : rs.weight_decay;
+	tool.optim = c;
+	if (!(tool.given & G_SCHED) && optim_sched_parse(rs.scheduler, &tool.sched))
+		die(EX_DATAERR, "%s/training.json: unknown scheduler %s", tool.run, rs.scheduler);
+	if (!(tool.given & G_WARMUP))
+		tool.warmup = xstrdup(rs.warmup);
+	if (!(tool.given & G_MAXNORM))
+		tool.max_grad_norm = rs.max_grad_norm;
+	if (!(tool.given & G_SEED))
+		tool.seed = (long)rs.seed;
+	tool.steps = rs.steps;
 }
 
 static int parse_list(const char *opt, const char *s, double *out, int max)
@@ -98,11 +124,31 @@ static int parse_list(const char *opt, const char *s, double *out, int max)
 }
 
 /* Parses NAME [options] from argv[*i]; stops at the end or at "--" (matryoshka's inner loss follows). */
-static void parse_loss(int argc, char **argv, int *i, loss_opts *o, int inner)
+/* Every option of every loss (takes() says which loss has which); val = 256 + index, for the name. */
+static const struct option loss_options[] = {
+	{ "json", no_argument, 0, 256 }, { "threads", required_argument, 0, 257 },
+	{ "distance", required_argument, 0, 258 }, { "margin", required_argument, 0, 259 },
+	{ "scale", required_argument, 0, 260 }, { "similarity", required_argument, 0, 261 },
+	{ "positive-margin", required_argument, 0, 262 }, { "negative-margin", required_argument, 0, 263 },
+	{ "mini-batch-size", required_argument, 0, 264 }, { "size-average", no_argument, 0, 265 },
+	{ "no-size-average", no_argument, 0, 266 }, { "num-labels", required_argument, 0, 267 },
+	{ "concatenation-sent-rep", no_argument, 0, 268 }, { "no-concatenation-sent-rep", no_argument, 0, 269 },
+	{ "concatenation-sent-difference", no_argument, 0, 270 },
+	{ "no-concatenation-sent-difference", no_argument, 0, 271 },
+	{ "concatenation-sent-multiplication", no_argument, 0, 272 },
+	{ "no-concatenation-sent-multiplication", no_argument, 0, 273 },
+	{ "run", required_argument, 0, 274 }, { "lr", required_argument, 0, 275 },
+	{ "weight-decay", required_argument, 0, 276 }, { "scheduler", required_argument, 0, 277 },
+	{ "warmup-steps", required_argument, 0, 278 }, { "max-grad-norm", required_argument, 0, 279 },
+	{ "seed", required_argument, 0, 280 }, { "no-train", no_argument, 0, 281 },
+	{ "dims", required_argument, 0, 282 }, { "weights", required_argument, 0, 283 }, { 0 } };
+
+/* Parses NAME [options] [-- NAME [options]] (argv[0] is NAME; matryoshka's inner loss follows "--"). */
+static void parse_loss(int argc, char **argv, loss_opts *o, int inner)
 {
-	if (*i >= argc)
+	if (argc < 1)
 		usage_error(usage, inner ? "matryoshka needs a loss after --" : "which loss? (NAME missing)");
-	const char *name = argv[*i];
+	const char *name = argv[0];
 	int kind = loss_kind_parse(name);
 	if (kind < 0)
 		usage_error(usage, "unknown loss '%s'", name);
@@ -111,24 +157,20 @@ static void parse_loss(int argc, char **argv, int *i, loss_opts *o, int inner)
 	loss_opts_default(o, kind);
 	int t = takes(kind), nweights = 0;
 	double dims[LOSS_MAX_DIMS];
-	for (++*i; *i < argc; ++*i) {
-		const char *a = argv[*i];
+	optind = 1;   /* a new argument vector: getopt starts over at its first option */
+	int c;
+	char a[64];
+	while ((c = st_getopt(argc, argv, loss_options, usage)) != -1) {
+		snprintf(a, sizeof a, "--%s", loss_options[c - 256].name);
 		int need = 0;
 #define IS(s) (!strcmp(a, s))
-		if (IS("--")) {
-			if (kind != LOSS_MATRYOSHKA)
-				usage_error(usage, "'--' only follows matryoshka's options");
-			++*i;
-			o->inner = xcalloc(1, sizeof *o->inner);
-			parse_loss(argc, argv, i, o->inner, 1);
-			break;
-		} else if (IS("--json")) {
+		if (IS("--json")) {
 			tool.json = 1;
 		} else if (IS("--threads")) {
-			st_set_threads((int)st_parse_long(a, need_arg(argc, argv, i)));
+			st_set_threads((int)st_parse_long(a, optarg));
 		} else if (IS("--distance")) {
 			need = O_DISTANCE;
-			const char *v = need_arg(argc, argv, i);
+			const char *v = optarg;
 			if (!strcmp(v, "euclidean"))
 				o->distance = LOSS_EUCLIDEAN;
 			else if (!strcmp(v, "cosine"))
@@ -139,12 +181,12 @@ static void parse_loss(int argc, char **argv, int *i, loss_opts *o, int inner)
 			else
 				usage_error(usage, "%s: unknown --distance '%s'", name, v);
 		} else if (IS("--margin")) {
-			need = O_MARGIN, o->margin = st_parse_double(a, need_arg(argc, argv, i));
+			need = O_MARGIN, o->margin = st_parse_double(a, optarg);
 		} else if (IS("--scale")) {
-			need = O_SCALE, o->scale = st_parse_double(a, need_arg(argc, argv, i));
+			need = O_SCALE, o->scale = st_parse_double(a, optarg);
 		} else if (IS("--similarity")) {
 			need = O_SIMILARITY;
-			const char *v = need_arg(argc, argv, i);
+			const char *v = optarg;
 			if (!strcmp(v, "cosine"))
 				o->similarity = LOSS_SIM_COSINE;
 			else if (!strcmp(v, "dot"))
@@ -152,17 +194,17 @@ static void parse_loss(int argc, char **argv, int *i, loss_opts *o, int inner)
 			else
 				usage_error(usage, "%s: unknown --similarity '%s' (cosine or dot)", name, v);
 		} else if (IS("--positive-margin")) {
-			need = O_MEGABATCH, o->positive_margin = st_parse_double(a, need_arg(argc, argv, i));
+			need = O_MEGABATCH, o->positive_margin = st_parse_double(a, optarg);
 		} else if (IS("--negative-margin")) {
-			need = O_MEGABATCH, o->negative_margin = st_parse_double(a, need_arg(argc, argv, i));
+			need = O_MEGABATCH, o->negative_margin = st_parse_double(a, optarg);
 		} else if (IS("--mini-batch-size")) {
-			need = O_MEGABATCH, o->mini_batch_size = (int)st_parse_long(a, need_arg(argc, argv, i));
+			need = O_MEGABATCH, o->mini_batch_size = (int)st_parse_long(a, optarg);
 			if (o->mini_batch_size < 1)
 				usage_error(usage, "--mini-batch-size must be at least 1");
 		} else if (IS("--size-average") || IS("--no-size-average")) {
 			need = O_SIZE_AVERAGE, o->size_average = IS("--size-average");
 		} else if (IS("--num-labels")) {
-			need = O_SOFTMAX, o->num_labels = (int)st_parse_long(a, need_arg(argc, argv, i));
+			need = O_SOFTMAX, o->num_labels = (int)st_parse_long(a, optarg);
 			if (o->num_labels < 2)
 				usage_error(usage, "--num-labels must be at least 2");
 		} else if (IS("--concatenation-sent-rep") || IS("--no-concatenation-sent-rep")) {
@@ -172,31 +214,36 @@ static void parse_loss(int argc, char **argv, int *i, loss_opts *o, int inner)
 		} else if (IS("--concatenation-sent-multiplication") || IS("--no-concatenation-sent-multiplication")) {
 			need = O_SOFTMAX, o->cat_mul = a[2] != 'n';
 		} else if (IS("--run")) {
-			need = O_SOFTMAX, tool.run = need_arg(argc, argv, i);
+			need = O_SOFTMAX, tool.run = optarg;
 		} else if (IS("--lr")) {
-			need = O_SOFTMAX, tool.optim.lr = st_parse_double(a, need_arg(argc, argv, i));
+			tool.given |= G_LR;
+			need = O_SOFTMAX, tool.optim.lr = st_parse_double(a, optarg);
 		} else if (IS("--weight-decay")) {
-			need = O_SOFTMAX, tool.optim.weight_decay = st_parse_double(a, need_arg(argc, argv, i));
+			tool.given |= G_WD;
+			need = O_SOFTMAX, tool.optim.weight_decay = st_parse_double(a, optarg);
 		} else if (IS("--scheduler")) {
-			need = O_SOFTMAX;
-			const char *v = need_arg(argc, argv, i);
+			need = O_SOFTMAX, tool.given |= G_SCHED;
+			const char *v = optarg;
 			if (optim_sched_parse(v, &tool.sched))
 				usage_error(usage, "unknown --scheduler '%s'", v);
 		} else if (IS("--warmup-steps")) {
-			need = O_SOFTMAX, tool.warmup = need_arg(argc, argv, i);
+			tool.given |= G_WARMUP;
+			need = O_SOFTMAX, tool.warmup = optarg;
 			int64_t w;
 			if (optim_parse_warmup(tool.warmup, 100, &w))
 				usage_error(usage, "--warmup-steps takes a number of steps or a percentage, not '%s'", tool.warmup);
 		} else if (IS("--max-grad-norm")) {
-			need = O_SOFTMAX, tool.max_grad_norm = st_parse_double(a, need_arg(argc, argv, i));
+			tool.given |= G_MAXNORM;
+			need = O_SOFTMAX, tool.max_grad_norm = st_parse_double(a, optarg);
 		} else if (IS("--seed")) {
-			need = O_SOFTMAX, tool.seed = st_parse_long(a, need_arg(argc, argv, i));
+			tool.given |= G_SEED;
+			need = O_SOFTMAX, tool.seed = st_parse_long(a, optarg);
 		} else if (IS("--no-train")) {
 			need = O_SOFTMAX, tool.train = 0;
 		} else if (IS("--dims")) {
-			need = O_MATRYOSHKA, o->ndims = parse_list(a, need_arg(argc, argv, i), dims, LOSS_MAX_DIMS);
+			need = O_MATRYOSHKA, o->ndims = parse_list(a, optarg, dims, LOSS_MAX_DIMS);
 		} else if (IS("--weights")) {
-			need = O_MATRYOSHKA, nweights = parse_list(a, need_arg(argc, argv, i), o->weights, LOSS_MAX_DIMS);
+			need = O_MATRYOSHKA, nweights = parse_list(a, optarg, o->weights, LOSS_MAX_DIMS);
 		} else {
 			usage_error(usage, "unknown option '%s' for %s", a, name);
 		}
@@ -204,6 +251,14 @@ static void parse_loss(int argc, char **argv, int *i, loss_opts *o, int inner)
 		if (need && !(t & need))
 			usage_error(usage, "%s has no option %s", name, a);
 	}
+	if (optind > 1 && !strcmp(argv[optind - 1], "--")) {
+		if (kind != LOSS_MATRYOSHKA)
+			usage_error(usage, "'--' only follows matryoshka's options");
+		int at = optind;
+		o->inner = xcalloc(1, sizeof *o->inner);
+		parse_loss(argc - at, argv + at, o->inner, 1);
+	} else if (optind < argc)
+		usage_error(usage, "unexpected argument '%s' after %s's options", argv[optind], name);
 	if (kind == LOSS_SOFTMAX && !o->num_labels)
 		usage_error(usage, "softmax needs --num-labels");
 	if (kind == LOSS_SOFTMAX && !o->cat_rep && !o->cat_diff && !o->cat_mul)
@@ -264,17 +319,21 @@ int main(int argc, char **argv)
 {
 	st_tool_init("st-loss", argc, argv, usage);
 	optim_config_default(&tool.optim, OPTIM_ADAMW);
-	int i = 1;
-	for (; i < argc && argv[i][0] == '-'; i++) {   /* tool options before NAME */
-		if (!strcmp(argv[i], "--json"))
+	/* tool options before NAME; getopt must stop at NAME, not move it (POSIXLY_CORRECT while parsing) */
+	setenv("POSIXLY_CORRECT", "1", 1);
+	static const struct option tool_options[] = {
+		{ "json", no_argument, 0, 256 }, { "threads", required_argument, 0, 257 }, { 0 } };
+	int c;
+	while ((c = st_getopt(argc, argv, tool_options, usage)) != -1) {
+		if (c == 256)
 			tool.json = 1;
-		else if (!strcmp(argv[i], "--threads"))
-			st_set_threads((int)st_parse_long(argv[i], need_arg(argc, argv, &i)));
 		else
-			usage_error(usage, "unknown option '%s' before the loss name", argv[i]);
+			st_set_threads((int)st_parse_long("--threads", optarg));
 	}
+	int at = optind;
 	loss_opts opts;
-	parse_loss(argc, argv, &i, &opts, 0);
+	parse_loss(argc - at, argv + at, &opts, 0);
+	unsetenv("POSIXLY_CORRECT");
 	const char *name = loss_name(opts.kind);
 	if (opts.kind == LOSS_SOFTMAX && !tool.run)
 		usage_error(usage, "softmax keeps its classifier in a run directory: give --run DIR");
@@ -290,6 +349,10 @@ int main(int argc, char **argv)
 	char err[512], where[128];
 	while ((rec = st_read(in))) {
 		const char *kind = st_get_str(rec, "kind");
+		if ((!kind || strcmp(kind, "batch")) && st_get(rec, "embeddings"))
+			die(EX_DATAERR, "%s: a record with \"embeddings\" but %s%s%s: batches carry \"kind\": \"batch\" "
+			    "(st-batch writes it; add it to batches made by hand) (stdin, %s)", name,
+			    kind ? "\"kind\": \"" : "no \"kind\"", kind ? kind : "", kind ? "\"" : "", st_reader_where(in));
 		if (!kind || strcmp(kind, "batch")) {   /* logs and other records pass through */
 			st_write(out, rec);
 			st_free(rec);
@@ -305,6 +368,8 @@ int main(int argc, char **argv)
 		loss_batch b = { (int)E->shape[0], (int)E->shape[1], (int)E->shape[2], E->data, NULL, 0, 0 };
 		float *labels = read_labels(rec, name, b.B, &b, where);
 		if (opts.kind == LOSS_SOFTMAX && !sm && b.D > 0) {
+			/* read now: the batch came through st-forward --run, so st-step has written its settings */
+			settings_from_run();
 			sm = loss_softmax_open(tool.run, opts.num_labels, loss_softmax_in(&opts, b.D), (uint64_t)tool.seed,
 					       &tool.optim, err, sizeof err);
 			if (!sm)
@@ -334,6 +399,8 @@ int main(int argc, char **argv)
 		}
 		if (sm && tool.train && has_step) {
 			int64_t w;
+			if (tool.steps > 0)
+				steps = (double)tool.steps;
 			if (optim_parse_warmup(tool.warmup, (int64_t)steps, &w))
 				w = 0;
 			double lr = tool.optim.lr * optim_sched_lambda(tool.sched, (int64_t)step, w, (int64_t)steps);

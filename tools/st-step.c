@@ -4,11 +4,17 @@
  * st-forward reads (docs/st-step.md, docs/training.md). */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "model.h"
@@ -23,6 +29,8 @@ static const char usage[] =
 	"  --run DIR                 the run directory shared with st-forward --run DIR (docs/training.md)\n"
 	"  --model MODEL             the model to start from (a sentence-transformers or Hugging Face directory)\n"
 	"  --resume                  continue from the newest DIR/checkpoint-N (weights, optimizer, schedule)\n"
+	"  --overwrite               a fresh run in DIR although an earlier run left checkpoints or models there:\n"
+	"                            removes st's own files of that run first (nothing else)\n"
 	"  --input FILE              read batches from FILE (a file or FIFO) instead of stdin; repeat for several\n"
 	"                            training objectives, taken round-robin, one batch each per step\n"
 	"  --lr X                    base learning rate (default 2e-5)\n"
@@ -43,6 +51,9 @@ static const char usage[] =
 	"  --evaluator CMD           shell command scoring the model in $ST_MODEL; prints the score last\n"
 	"  --save-best               keep the best-scoring model in DIR/best\n"
 	"  --no-save                 do not write DIR/model at the end\n"
+	"  --wait-timeout S          give up when no batch arrives for S seconds (default 0: wait for ever)\n"
+	"  --trust-embeddings        accept batches that st-forward --run DIR did not stamp (gradients computed\n"
+	"                            elsewhere on purpose; nothing checks that they fit the current weights)\n"
 	"  --grad-out FILE           write every step's gradient (float32 [n], before clipping) to FILE (tests)\n"
 	"  --json                    write the log as JSON Lines instead of msgpack\n"
 	"  --threads N               threads (default all cores)\n";
@@ -50,7 +61,8 @@ static const char usage[] =
 struct opts {
 	const char *run_dir, *model_dir, *evaluator, *warmup_text, *grad_out;
 	const char **inputs;
-	int ninputs, resume, save_best, json, no_save;
+	int ninputs, resume, save_best, json, no_save, overwrite, trust;
+	double wait_timeout;
 	double lr, weight_decay, max_grad_norm, eps;
 	enum optim_kind kind;
 	enum optim_sched sched;
@@ -78,6 +90,8 @@ struct trainer {
 	st_writer *out;
 	double t_last, t_start, examples_since;
 	int64_t last_checkpoint, last_eval, start_step;
+	char run_stamp[24];    /* this st-step's run id, as st-forward stamps it */
+	int64_t batches;       /* batch records read */
 	int progress;
 	FILE *grad_out;
 };
@@ -129,8 +143,7 @@ static void checkpoint(struct trainer *t)
 	if (run_write_dir(path, fill_checkpoint, t, err, sizeof err) != 0)
 		die(EX_IOERR, "%s", err);
 	run_prune_checkpoints(t->o.run_dir, (int)t->o.checkpoint_limit);
-	save_model(t, "model");   /* the run's model directory stays current */
-	save_state(t);
+	save_state(t);   /* DIR/model is written only at the end of the whole run: its presence means finished */
 	t->last_checkpoint = t->st.step;
 }
 
@@ -142,21 +155,41 @@ static void evaluate(struct trainer *t)
 		return;
 	t->last_eval = t->st.step;
 	char path[4096];
-	save_model(t, "model");
-	snprintf(path, sizeof path, "%s/model", t->o.run_dir);
+	save_model(t, "current");
+	snprintf(path, sizeof path, "%s/current", t->o.run_dir);
 	setenv("ST_MODEL", path, 1);
 	char step[32];
 	snprintf(step, sizeof step, "%lld", (long long)t->st.step);
 	setenv("ST_STEP", step, 1);
 	fflush(stdout);
-	FILE *p = popen(t->o.evaluator, "r");
+	/* sh -c CMD with stdin /dev/null: the batch stream on our stdin is not the evaluator's to read */
+	int pfd[2];
+	if (pipe(pfd) != 0)
+		die(EX_OSERR, "cannot run the evaluator: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		die(EX_OSERR, "cannot run the evaluator: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(pfd[1], 1) < 0)
+			_exit(127);
+		close(pfd[0]);
+		close(pfd[1]);
+		execl("/bin/sh", "sh", "-c", t->o.evaluator, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	FILE *p = fdopen(pfd[0], "r");
 	if (!p)
 		die(EX_OSERR, "cannot run the evaluator: %s", strerror(errno));
 	char line[4096], last[4096] = "";
 	while (fgets(line, sizeof line, p))
 		if (strspn(line, " \t\r\n") != strlen(line))
 			snprintf(last, sizeof last, "%s", line);
-	int rc = pclose(p);
+	fclose(p);
+	int rc;
+	while (waitpid(pid, &rc, 0) < 0 && errno == EINTR)
+		;
 	if (rc != 0)
 		die(EX_SOFTWARE, "the evaluator failed (exit status %d) at step %lld", rc, (long long)t->st.step);
 	/* the score is the last number the evaluator prints */
@@ -237,11 +270,35 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 			die(EX_DATAERR, "length %d outside [0, %d] (%s)", L[i], T, where);
 	double loss = NAN;
 	st_get_num(rec, "loss", &loss);
+	uint64_t update = (uint64_t)t->st.step * t->k + objective;
+	if (!t->o.trust) {
+		/* the loss's gradient is only right for embeddings of the weights after the previous update */
+		const char *id = st_get_str(rec, "run_id");
+		double u = -1;
+		if (!id || st_get_num(rec, "update", &u) != 0)
+			die(EX_DATAERR, "the batch of step %lld carries no run stamp: its embeddings were not computed from "
+			    "this run's current weights; give st-forward --run %s (with --model for the architecture) (%s)",
+			    (long long)t->st.step, t->o.run_dir, where);
+		if (strcmp(id, t->run_stamp) != 0)
+			die(EX_DATAERR, "the batch of step %lld was embedded for another run (run_id %s, this run is %s): "
+			    "give st-forward --run %s, the st-step's run directory (%s)", (long long)t->st.step, id,
+			    t->run_stamp, t->o.run_dir, where);
+		if ((uint64_t)u != update)
+			die(EX_DATAERR, "the batch of step %lld was embedded after update %.0f, this step needs update %llu "
+			    "(%s)", (long long)t->st.step, u, (unsigned long long)update, where);
+	}
+	{
+		const float *g = ST_F32P(grad);
+		for (size_t i = 0; i < grad->count; i++)
+			if (!isfinite(g[i]))
+				die(EX_DATAERR, "the batch of step %lld has a %s in \"grad\" (column %zu, row %zu): the loss stage "
+				    "diverged; nothing of this step applied, no final model written (%s)", (long long)t->st.step,
+				    isnan(g[i]) ? "NaN" : "infinite value", i / ((size_t)B * dim), i / dim % B, where);
+	}
 
 	/* GradCache: the loss already holds dL/dE for the whole batch; re-forward each chunk of rows with the
 	 * masks st-forward used (keyed by seed, update, column, row) and back-propagate its rows of dL/dE. The
 	 * parameter gradients add up to those of one backward over the full batch. */
-	uint64_t update = (uint64_t)t->st.step * t->k + objective;
 	memset(t->grads, 0, t->n * sizeof(float));
 	int mb = (int)t->o.mini_batch;
 	for (int c = 0; c < C; c++)
@@ -264,6 +321,10 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	if (t->grad_out && fwrite(t->grads, sizeof(float), t->n, t->grad_out) != t->n)
 		die(EX_IOERR, "cannot write %s", t->o.grad_out);
 	double norm = optim_clip_grad_norm(t->grads, t->n, t->o.max_grad_norm);
+	if (!isfinite(norm))
+		die(EX_DATAERR, "step %lld: the parameter gradient is %s (the model's backward overflowed): nothing of this "
+		    "step applied, no final model written; a lower --lr or --max-grad-norm may help (%s)",
+		    (long long)t->st.step, isnan(norm) ? "NaN" : "infinite", where);
 	double lr = t->o.lr * optim_sched_lambda(t->o.sched, t->st.step, t->st.warmup_steps, t->st.total_steps);
 	optim_step(t->opt[objective], model_params(t->m), t->grads, lr);
 	t->st.updates = update + 1;
@@ -313,28 +374,43 @@ static void parse(struct opts *o, int argc, char **argv)
 	o->seed = 42;
 	o->warmup_text = "0";
 	o->inputs = xcalloc(argc, sizeof *o->inputs);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED() do { if (!v) usage_error(usage, "%s needs a value", a); i++; } while (0)
-		if (!strcmp(a, "--run")) { NEED(); o->run_dir = v; }
-		else if (!strcmp(a, "--model")) { NEED(); o->model_dir = v; }
-		else if (!strcmp(a, "--resume")) o->resume = 1;
-		else if (!strcmp(a, "--input")) { NEED(); o->inputs[o->ninputs++] = v; }
-		else if (!strcmp(a, "--lr")) { NEED(); o->lr = st_parse_double(a, v); o->given |= GIVEN_LR; }
-		else if (!strcmp(a, "--scheduler")) {
-			NEED();
+	enum { O_RUN = 256, O_MODEL, O_RESUME, O_INPUT, O_LR, O_SCHED, O_WARMUP, O_WD, O_MAXNORM, O_EPS, O_OPTIMIZER,
+	       O_MINI, O_SEED, O_STEPS, O_MAXSTEPS, O_CKEVERY, O_CKLIMIT, O_EVALEVERY, O_EVALUATOR, O_SAVEBEST,
+	       O_NOSAVE, O_GRADOUT, O_JSON, O_THREADS, O_OVERWRITE, O_TRUST, O_WAIT };
+	static const struct option opts[] = {
+		{ "run", required_argument, 0, O_RUN }, { "model", required_argument, 0, O_MODEL },
+		{ "resume", no_argument, 0, O_RESUME }, { "input", required_argument, 0, O_INPUT },
+		{ "lr", required_argument, 0, O_LR }, { "scheduler", required_argument, 0, O_SCHED },
+		{ "warmup-steps", required_argument, 0, O_WARMUP }, { "weight-decay", required_argument, 0, O_WD },
+		{ "max-grad-norm", required_argument, 0, O_MAXNORM }, { "eps", required_argument, 0, O_EPS },
+		{ "optimizer", required_argument, 0, O_OPTIMIZER }, { "mini-batch-size", required_argument, 0, O_MINI },
+		{ "seed", required_argument, 0, O_SEED }, { "steps", required_argument, 0, O_STEPS },
+		{ "max-steps", required_argument, 0, O_MAXSTEPS }, { "checkpoint-every", required_argument, 0, O_CKEVERY },
+		{ "checkpoint-limit", required_argument, 0, O_CKLIMIT }, { "eval-every", required_argument, 0, O_EVALEVERY },
+		{ "evaluator", required_argument, 0, O_EVALUATOR }, { "save-best", no_argument, 0, O_SAVEBEST },
+		{ "no-save", no_argument, 0, O_NOSAVE }, { "grad-out", required_argument, 0, O_GRADOUT },
+		{ "json", no_argument, 0, O_JSON }, { "threads", required_argument, 0, O_THREADS },
+		{ "overwrite", no_argument, 0, O_OVERWRITE }, { "trust-embeddings", no_argument, 0, O_TRUST },
+		{ "wait-timeout", required_argument, 0, O_WAIT }, { 0 } };
+	int c;
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
+		const char *a = argv[optind - 1], *v = optarg;
+		switch (c) {
+		case O_RUN: o->run_dir = v; break;
+		case O_MODEL: o->model_dir = v; break;
+		case O_RESUME: o->resume = 1; break;
+		case O_INPUT: o->inputs[o->ninputs++] = v; break;
+		case O_LR: o->lr = st_parse_double(a, v); o->given |= GIVEN_LR; break;
+		case O_SCHED:
 			if (optim_sched_parse(v, &o->sched) != 0)
 				usage_error(usage, "unknown scheduler %s", v);
 			o->given |= GIVEN_SCHED;
-		} else if (!strcmp(a, "--warmup-steps")) { NEED(); o->warmup_text = v; o->given |= GIVEN_WARMUP; }
-		else if (!strcmp(a, "--weight-decay")) { NEED(); o->weight_decay = st_parse_double(a, v); o->given |= GIVEN_WD; }
-		else if (!strcmp(a, "--max-grad-norm")) {
-			NEED();
-			o->max_grad_norm = st_parse_double(a, v);
-			o->given |= GIVEN_MAXNORM;
-		} else if (!strcmp(a, "--eps")) { NEED(); o->eps = st_parse_double(a, v); o->given |= GIVEN_EPS; }
-		else if (!strcmp(a, "--optimizer")) {
-			NEED();
+			break;
+		case O_WARMUP: o->warmup_text = v; o->given |= GIVEN_WARMUP; break;
+		case O_WD: o->weight_decay = st_parse_double(a, v); o->given |= GIVEN_WD; break;
+		case O_MAXNORM: o->max_grad_norm = st_parse_double(a, v); o->given |= GIVEN_MAXNORM; break;
+		case O_EPS: o->eps = st_parse_double(a, v); o->given |= GIVEN_EPS; break;
+		case O_OPTIMIZER:
 			o->given |= GIVEN_OPTIMIZER;
 			if (!strcmp(v, "adamw"))
 				o->kind = OPTIM_ADAMW;
@@ -342,29 +418,37 @@ static void parse(struct opts *o, int argc, char **argv)
 				o->kind = OPTIM_ADAMW_HF;
 			else
 				usage_error(usage, "unknown optimizer %s (adamw, adamw-hf)", v);
-		} else if (!strcmp(a, "--mini-batch-size")) { NEED(); o->mini_batch = st_parse_long(a, v); }
-		else if (!strcmp(a, "--seed")) { NEED(); o->seed = (uint64_t)st_parse_long(a, v); }
-		else if (!strcmp(a, "--steps")) { NEED(); o->steps = st_parse_long(a, v); }
-		else if (!strcmp(a, "--max-steps")) { NEED(); o->max_steps = st_parse_long(a, v); }
-		else if (!strcmp(a, "--checkpoint-every")) { NEED(); o->checkpoint_every = st_parse_long(a, v); }
-		else if (!strcmp(a, "--checkpoint-limit")) { NEED(); o->checkpoint_limit = st_parse_long(a, v); }
-		else if (!strcmp(a, "--eval-every")) { NEED(); o->eval_every = st_parse_long(a, v); }
-		else if (!strcmp(a, "--evaluator")) { NEED(); o->evaluator = v; }
-		else if (!strcmp(a, "--save-best")) o->save_best = 1;
-		else if (!strcmp(a, "--no-save")) o->no_save = 1;
-		else if (!strcmp(a, "--grad-out")) { NEED(); o->grad_out = v; }
-		else if (!strcmp(a, "--json")) o->json = 1;
-		else if (!strcmp(a, "--threads")) { NEED(); o->threads = st_parse_long(a, v); }
-		else
-			usage_error(usage, "unknown option %s", a);
+			break;
+		case O_MINI: o->mini_batch = st_parse_long(a, v); break;
+		case O_SEED: o->seed = (uint64_t)st_parse_long(a, v); break;
+		case O_STEPS: o->steps = st_parse_long(a, v); break;
+		case O_MAXSTEPS: o->max_steps = st_parse_long(a, v); break;
+		case O_CKEVERY: o->checkpoint_every = st_parse_long(a, v); break;
+		case O_CKLIMIT: o->checkpoint_limit = st_parse_long(a, v); break;
+		case O_EVALEVERY: o->eval_every = st_parse_long(a, v); break;
+		case O_EVALUATOR: o->evaluator = v; break;
+		case O_SAVEBEST: o->save_best = 1; break;
+		case O_NOSAVE: o->no_save = 1; break;
+		case O_GRADOUT: o->grad_out = v; break;
+		case O_JSON: o->json = 1; break;
+		case O_THREADS: o->threads = st_parse_long(a, v); break;
+		case O_OVERWRITE: o->overwrite = 1; break;
+		case O_TRUST: o->trust = 1; break;
+		case O_WAIT: o->wait_timeout = st_parse_double(a, v); break;
+		}
 	}
+	if (optind < argc)
+		usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!o->run_dir)
 		usage_error(usage, "--run DIR is required");
 	if (!o->model_dir && !o->resume)
 		usage_error(usage, "--model MODEL or --resume is required");
 	if (o->mini_batch < 1)
 		usage_error(usage, "--mini-batch-size must be at least 1");
-	if (o->lr < 0 || o->weight_decay < 0 || o->checkpoint_every < 0 || o->eval_every < 0 || o->steps < 0)
+	if (o->overwrite && o->resume)
+		usage_error(usage, "--overwrite starts afresh, --resume continues: give one");
+	if (o->lr < 0 || o->weight_decay < 0 || o->checkpoint_every < 0 || o->eval_every < 0 || o->steps < 0 ||
+	    o->wait_timeout < 0)
 		usage_error(usage, "negative value");
 	if (o->save_best && !o->evaluator)
 		usage_error(usage, "--save-best needs --evaluator");
@@ -374,7 +458,134 @@ static void parse(struct opts *o, int argc, char **argv)
 		o->inputs[o->ninputs++] = "-";
 }
 
-/* The next batch of input i (pending first-read batches come first); NULL at its end. */
+/* ---- signals and waiting (a watcher thread) ----
+ * SIGTERM and SIGINT stop the run at a step boundary with a checkpoint there. The handler only notes the signal;
+ * the main loop acts on it after each step. While the main thread waits for a batch at a step boundary, the
+ * watcher writes the checkpoint itself (the trainer's state is whole then, and the main thread touches only its
+ * reader) and ends the process. The watcher also says on stderr when a batch is long in coming. */
+static volatile sig_atomic_t stop_signal;
+static int wake_pipe[2] = { -1, -1 };
+static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	struct trainer *t;
+	int ready;            /* the trainer's state is set up: a checkpoint can be written */
+	int reading;          /* the main thread waits in st_read */
+	int at_boundary;      /* ... for the first objective's batch: between two steps */
+	double since, longest;
+	int said;
+} watch;
+
+static void on_signal(int sig)
+{
+	if (!stop_signal)
+		stop_signal = sig;
+	char c = 1;
+	ssize_t rc = write(wake_pipe[1], &c, 1);
+	(void)rc;
+}
+
+/* At a step boundary: a checkpoint of the steps done (unless there is one), then exit 128 + signal. */
+static void stop_at_boundary(struct trainer *t, int sig)
+{
+	if (watch.ready && t->st.step > t->start_step && t->last_checkpoint != t->st.step)
+		checkpoint(t);
+	if (watch.ready && t->st.step > t->start_step)
+		warn("stopped by signal %d after step %lld of %lld: checkpoint-%lld written, no final model; continue "
+		     "with st-batch --start-step %lld ... | st-step --resume", sig, (long long)t->st.step,
+		     (long long)t->st.total_steps, (long long)t->last_checkpoint, (long long)t->last_checkpoint);
+	else
+		warn("stopped by signal %d before any step of this run: nothing written", sig);
+	_exit(128 + sig);
+}
+
+static void *watcher(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct pollfd pfd = { wake_pipe[0], POLLIN, 0 };
+		int n = poll(&pfd, 1, 1000);
+		if (n > 0) {
+			char buf[16];
+			ssize_t rc = read(wake_pipe[0], buf, sizeof buf);
+			(void)rc;
+		}
+		pthread_mutex_lock(&io_lock);
+		struct trainer *t = watch.t;
+		if (stop_signal && watch.reading) {
+			if (!watch.ready || watch.at_boundary)
+				stop_at_boundary(t, stop_signal);   /* does not return */
+			warn("stopped by signal %d inside step %lld (waiting for another objective's batch): no checkpoint "
+			     "of it; the newest is checkpoint-%lld", stop_signal, (long long)t->st.step,
+			     (long long)t->last_checkpoint);
+			_exit(128 + stop_signal);
+		}
+		if (watch.reading) {   /* also for the first batch, before the state is set up */
+			double waited = st_now() - watch.since;
+			int save = watch.ready && watch.at_boundary && t->st.step > t->start_step;
+			if (t->o.wait_timeout > 0 && waited > t->o.wait_timeout) {
+				warn("no batch for step %lld within %.0f s (--wait-timeout): giving up; the stages before st-step "
+				     "stalled (their messages say why; a stage that buffers its output: jq --unbuffered, "
+				     "stdbuf -oL)%s", (long long)t->st.step, t->o.wait_timeout, save ? "; checkpoint written" : "");
+				if (save && t->last_checkpoint != t->st.step)
+					checkpoint(t);
+				_exit(EX_UNAVAILABLE);
+			}
+			if (!watch.said && waited > 5 && waited > 4 * watch.longest) {
+				warn("waiting %.0f s for the batch of step %lld (update %llu published in %s): st-forward --run "
+				     "computes it only after it has handed on the previous one; a stage between st-forward and "
+				     "st-step that buffers its output stalls the pipeline (jq needs --unbuffered; other programs "
+				     "stdbuf -oL)", waited, (long long)t->st.step, (unsigned long long)t->st.updates,
+				     t->o.run_dir);
+				watch.said = 1;
+			}
+		}
+		pthread_mutex_unlock(&io_lock);
+	}
+	return NULL;
+}
+
+static void watch_start(struct trainer *t)
+{
+	watch.t = t;
+	if (pipe(wake_pipe) != 0)
+		die(EX_OSERR, "pipe: %s", strerror(errno));
+	for (int i = 0; i < 2; i++) {   /* not the evaluator's */
+		fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
+		fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	pthread_t th;
+	if (pthread_create(&th, NULL, watcher, NULL) != 0)
+		die(EX_OSERR, "cannot start a thread");
+	pthread_detach(th);
+}
+
+static st_val *read_watched(struct trainer *t, int i)
+{
+	pthread_mutex_lock(&io_lock);
+	watch.reading = 1;
+	watch.at_boundary = i == 0;
+	watch.since = st_now();
+	pthread_mutex_unlock(&io_lock);
+	if (!t->in[i])   /* opening reads the first bytes (the format): a wait like any other */
+		t->in[i] = st_reader_open(t->fds[i], t->fds[i] == 0 ? "stdin" : t->o.inputs[i]);
+	st_val *r = st_read(t->in[i]);
+	pthread_mutex_lock(&io_lock);   /* waits while the watcher stops the run */
+	watch.reading = 0;
+	double waited = st_now() - watch.since;
+	watch.longest = waited > watch.longest ? waited : watch.longest;
+	pthread_mutex_unlock(&io_lock);
+	return r;
+}
+
+/* The next batch of input i (pending first-read batches come first); NULL at its end. Other records (logs of
+ * earlier stages) are passed over; one that looks like a batch without "kind": "batch" is an error. */
 static st_val *next_batch(struct trainer *t, int i)
 {
 	if (t->pending[i]) {
@@ -382,17 +593,32 @@ static st_val *next_batch(struct trainer *t, int i)
 		t->pending[i] = NULL;
 		return r;
 	}
-	if (!t->in[i])
-		t->in[i] = st_reader_open(t->fds[i], t->fds[i] == 0 ? "stdin" : t->o.inputs[i]);
 	for (;;) {
-		st_val *r = st_read(t->in[i]);
+		st_val *r = read_watched(t, i);
 		if (!r)
 			return NULL;
 		const char *kind = st_get_str(r, "kind");
-		if (kind && !strcmp(kind, "batch"))
+		if (kind && !strcmp(kind, "batch")) {
+			t->batches++;
 			return r;
-		st_free(r);   /* logs or other records of earlier stages are not ours */
+		}
+		static const char *const batch_keys[] = { "grad", "embeddings", "input_ids", NULL };
+		for (int k = 0; batch_keys[k]; k++)
+			if (st_get(r, batch_keys[k]))
+				die(EX_DATAERR, "a record with \"%s\" but %s%s%s: batches carry \"kind\": \"batch\" (st-batch "
+				    "writes it; add it to batches made by hand) (%s)", batch_keys[k], kind ? "\"kind\": \"" : "no \"kind\"",
+				    kind ? kind : "", kind ? "\"" : "", st_reader_where(t->in[i]));
+		st_free(r);
 	}
+}
+
+/* exit before the run is published: leave a note for the st-forward waiting on it */
+static const char *failure_dir;
+static void note_failure(int status, void *arg)
+{
+	(void)arg;
+	if (status != 0 && failure_dir)
+		run_note_failure(failure_dir, status);
 }
 
 int main(int argc, char **argv)
@@ -401,9 +627,18 @@ int main(int argc, char **argv)
 	struct trainer tr;
 	memset(&tr, 0, sizeof tr);
 	struct trainer *t = &tr;
+	for (int i = 1; i + 1 < argc; i++)   /* before parsing: a usage error is a failure st-forward must hear of */
+		if (!strcmp(argv[i], "--run"))
+			failure_dir = argv[i + 1];
+	on_exit(note_failure, NULL);
 	parse(&t->o, argc, argv);
+	watch_start(t);   /* before the thread pool: every thread runs the signal handler */
 	st_set_threads((int)t->o.threads);
 	char err[1024];
+	if (run_is_model_dir(t->o.run_dir))
+		usage_error(usage, "--run %s is a model directory (it has modules.json, config.json or model.safetensors); "
+		            "the run directory is st-step's own: give a new one, e.g. st-step --model %s --run run, and "
+		            "st-forward --model %s --run run", t->o.run_dir, t->o.run_dir, t->o.run_dir);
 
 	int64_t from = -1;
 	char model_path[4096], warmup_text[32];
@@ -436,8 +671,14 @@ int main(int argc, char **argv)
 			t->o.kind = strcmp(t->st.optimizer, "adamw-hf") == 0 ? OPTIM_ADAMW_HF : OPTIM_ADAMW;
 		if (!(t->o.given & GIVEN_EPS))
 			t->o.eps = t->st.eps;
-	} else
+	} else {
+		char old[64];
+		if (!t->o.overwrite && run_old_state(t->o.run_dir, old, sizeof old))
+			usage_error(usage, "%s holds an earlier run (%s/%s): continue it with --resume (and st-batch "
+			            "--start-step at its newest checkpoint), or start afresh with --overwrite, which removes st's "
+			            "own files of that run", t->o.run_dir, t->o.run_dir, old);
 		snprintf(model_path, sizeof model_path, "%s", t->o.model_dir);
+	}
 	t->m = model_load(model_path, err, sizeof err);
 	if (!t->m)
 		die(EX_NOINPUT, "%s", err);
@@ -486,10 +727,23 @@ int main(int argc, char **argv)
 	t->grads = xcalloc(t->n, sizeof(float));
 
 	/* publish the starting weights before waiting for batches: st-forward needs them for the first one */
+	run_settings rs;
+	memset(&rs, 0, sizeof rs);
+	rs.lr = t->o.lr;
+	rs.weight_decay = t->o.weight_decay;
+	rs.max_grad_norm = t->o.max_grad_norm;
+	rs.eps = t->o.eps;
+	snprintf(rs.scheduler, sizeof rs.scheduler, "%s", optim_sched_name(t->o.sched));
+	snprintf(rs.optimizer, sizeof rs.optimizer, "%s", t->o.kind == OPTIM_ADAMW_HF ? "adamw-hf" : "adamw");
+	snprintf(rs.warmup, sizeof rs.warmup, "%s", t->o.warmup_text);
+	rs.seed = t->o.seed;
+	rs.steps = t->o.steps;
 	t->w = run_create(t->o.run_dir, model_params(t->m), t->n, t->o.seed, t->k,
-	                  from >= 0 ? t->st.updates : 0, err, sizeof err);
+	                  from >= 0 ? t->st.updates : 0, from < 0 && t->o.overwrite, &rs, err, sizeof err);
 	if (!t->w)
 		die(EX_IOERR, "%s", err);
+	snprintf(t->run_stamp, sizeof t->run_stamp, "%016" PRIx64, run_id(t->w));
+	failure_dir = NULL;   /* from here st-forward sees st-step go through the lock */
 	model_bind_params(t->m, run_params(t->w));
 
 	/* open the inputs (after publishing: opening a FIFO or reading the first bytes waits for st-forward) and
@@ -546,7 +800,11 @@ int main(int argc, char **argv)
 	t->last_checkpoint = from >= 0 ? from : 0;
 	t->start_step = t->st.step;
 	t->last_eval = -1;
+	pthread_mutex_lock(&io_lock);
+	watch.ready = 1;
+	pthread_mutex_unlock(&io_lock);
 	int64_t cur_epoch = -1, skipped = 0;
+	int done_inside = 0;   /* an input other than the first ended inside a step: its state is not whole */
 	for (;;) {
 		if (t->o.max_steps > 0 && t->st.step >= t->o.max_steps)
 			break;
@@ -560,8 +818,12 @@ int main(int argc, char **argv)
 				rec = next_batch(t, i);
 				if (!rec)
 					break;
+				double steps_of;
 				if (st_get_num(rec, "step", &s) != 0)
 					die(EX_DATAERR, "batch without \"step\" (%s)", st_reader_where(t->in[i]));
+				if (!t->o.steps && st_get_num(rec, "steps", &steps_of) != 0)
+					die(EX_DATAERR, "batch without \"steps\", the run's length: st-batch writes it; for batches made "
+					    "otherwise give st-step --steps N (%s)", st_reader_where(t->in[i]));
 				if (!t->seen[i]) {   /* input i's first batch: its total may be the smaller one */
 					double steps;
 					t->seen[i] = 1;
@@ -579,6 +841,7 @@ int main(int argc, char **argv)
 				st_free(rec);
 			}
 			if (!rec) {
+				done_inside = i > 0;
 				if (i > 0)
 					warn("input %s ended inside step %lld; stopping", t->o.inputs[i], (long long)t->st.step);
 				done = 1;
@@ -603,19 +866,44 @@ int main(int argc, char **argv)
 			checkpoint(t);
 		if (t->o.eval_every > 0 && t->st.step % t->o.eval_every == 0)
 			evaluate(t);
+		if (stop_signal)
+			stop_at_boundary(t, stop_signal);
 	}
 	if (t->progress)
 		fputc('\n', stderr);
+	if (stop_signal && !done_inside)   /* the input ended because the signal stopped the stages before */
+		stop_at_boundary(t, stop_signal);
+	if (stop_signal) {
+		warn("stopped by signal %d inside step %lld: no checkpoint of it", stop_signal, (long long)t->st.step);
+		_exit(128 + stop_signal);
+	}
 	if (skipped)
 		warn("skipped %lld batches of steps before %lld (already trained)", (long long)skipped,
 		     (long long)(from > 0 ? from : 0));
+	/* One rule for every way the input can end early (no batch at all, a stage before st-step that died or
+	 * failed, records that are not batches): a run that did not reach its last step is not finished. Its model
+	 * is not written; checkpoints already written stay, for --resume. */
+	int64_t target = t->st.total_steps;
+	if (t->o.max_steps > 0 && (target <= 0 || t->o.max_steps < target))
+		target = t->o.max_steps;
+	if ((target <= 0 || t->st.step < target) && t->batches == 0)
+		die(EX_DATAERR, "no batch arrived (%s): a stage before st-step failed (see its message) or its input was "
+		    "empty; no model written", t->in[0] ? st_reader_where(t->in[0]) : t->o.inputs[0]);
+	if (t->st.step < target) {
+		char resume[160] = "";
+		if (t->last_checkpoint > 0)
+			snprintf(resume, sizeof resume, "; checkpoint-%lld stays: continue with st-batch --start-step %lld ... | "
+			         "st-step --resume", (long long)t->last_checkpoint, (long long)t->last_checkpoint);
+		die(EX_DATAERR, "the input ended short at step %lld of %lld: a stage before st-step stopped early (see its "
+		    "message); no final model written%s", (long long)t->st.step, (long long)target, resume);
+	}
 	if (cur_epoch >= 0)
 		evaluate(t);
 	if (t->o.checkpoint_every > 0 && t->last_checkpoint != t->st.step)
 		checkpoint(t);
-	if (!t->o.no_save)
-		save_model(t, "model");
 	save_state(t);
+	if (!t->o.no_save)
+		save_model(t, "model");   /* last: DIR/model appears only for a finished run */
 	/* copy the weights out of the shared file before letting go of it */
 	float *own = xmalloc(t->n * sizeof(float));
 	memcpy(own, model_params(t->m), t->n * sizeof(float));
