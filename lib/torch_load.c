@@ -338,6 +338,11 @@ static int rebuild_tensor(unpickler *u, pval *args, int v2)
         if (__builtin_mul_overflow(numel, (uint64_t)t.shape[d], &numel))
             return fail(u, "tensor: shape product overflows");
     }
+    /* Zero strides (expanded views) could claim any number of elements over a one-element storage; a state
+     * dict has none, and refusing them bounds every tensor's memory by the file's size. */
+    if (numel > s->numel)
+        return fail(u, "tensor of %llu elements over storage %s of %llu", (unsigned long long)numel, s->key,
+                    (unsigned long long)s->numel);
     if (numel) {
         for (int d = 0; d < t.ndim; d++) {
             uint64_t span;
@@ -432,6 +437,8 @@ static int unpickle(unpickler *u, pval **out)
     u->sp = 0;
     u->nmarks = 0;
     u->start = u->p;
+    if (grow((void **)&u->stack, &u->capstack, 16, sizeof *u->stack) < 0)   /* pop_mark points into it */
+        return fail(u, "out of memory");
     for (size_t i = 0; i < u->capmemo; i++)
         u->memo[i] = NULL;
     u->nmemo = 0;
