@@ -62,6 +62,14 @@ torch.save(r.read_safetensors(d + "model.safetensors"), d + "pytorch_model.bin")
 st-encode --model "$TMP/dense-bin" < "$TMP/in.txt" > "$TMP/dense-bin.out"
 ok $? "2_Dense/pytorch_model.bin: encodes"
 cmp -s "$TMP/dense-bin.out" "$TMP/roberta.ref"; ok $? "2_Dense/pytorch_model.bin: the same embeddings"
+# saving over a sharded folder writes model.safetensors and drops the files it replaces
+for v in shard-st shard-bin; do
+	cp -r "$TMP/v-bert/$v" "$TMP/resave-$v"
+	build/t/torchbin.t --resave "$TMP/resave-$v"; ok $? "$v: loaded and saved in place"
+	is "$(ls "$TMP/resave-$v" | grep -c -e '-of-' -e 'index.json' -e '\.bin$')" 0 "$v: shards and index dropped"
+	st-encode --model "$TMP/resave-$v" < "$TMP/in.txt" | cmp -s - "$TMP/bert.ref"
+	ok $? "$v: the saved model.safetensors encodes the same"
+done
 
 # 3. hostile files: exit 65, a message naming the problem, nothing run
 marker="$TMP/marker"
@@ -83,6 +91,7 @@ bad-crc CRC error
 wrong-shape has shape
 wrong-dtype I64 is not a floating type
 short-storage holds
+view-larger elements over storage
 view-past-storage size, stride or offset wrong
 huge-numel more than the file holds
 deflated compressed

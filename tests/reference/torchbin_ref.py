@@ -304,8 +304,12 @@ def hostile(src, out, marker):
     rows, cols = t0.shape
     size_tuple = lambda r, c: b"K" + bytes([r]) + b"K" + bytes([c]) + b"\x86"
     assert rows < 256 and cols < 256 and size_tuple(rows, cols) in parts["data.pkl"]
-    make("view-past-storage", lambda p, d: zip_bin(
+    make("view-larger", lambda p, d: zip_bin(
         p, parts["data.pkl"].replace(size_tuple(rows, cols), size_tuple(rows + 1, cols)), [("0", parts["data/0"])]))
+    # the same number of elements starting at storage offset 16: the last ones lie past the storage's end
+    assert parts["data.pkl"].count(b"QK\x00") == 1
+    make("view-past-storage", lambda p, d: zip_bin(
+        p, parts["data.pkl"].replace(b"QK\x00", b"QK\x10"), [("0", parts["data/0"])]))
     # an element count of 2^31-1 in the persistent id
     pkl = parts["data.pkl"]
     pid_count = (b"M" + struct.pack("<H", numel)) if numel >= 256 else (b"K" + bytes([numel]))

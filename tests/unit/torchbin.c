@@ -6,10 +6,12 @@
  *   build/t/torchbin.t                 the TAP tests
  *   build/t/torchbin.t --dump PATH     every tensor of PATH (a file, or a folder read as lib/weights.h does)
  *                                      as "name<TAB>dtype<TAB>d0,d1<TAB>v v v" lines, exit 65 + message on error;
- *                                      tests/torchbin.t compares this output with torch's own values. */
+ *                                      tests/torchbin.t compares this output with torch's own values.
+ *   build/t/torchbin.t --resave DIR    model_load then model_save over DIR (weights become model.safetensors). */
 #define _GNU_SOURCE   /* memmem */
 #include "torch_load.h"
 #include "weights.h"
+#include "model.h"
 #include "tap.h"
 
 #include <stdint.h>
@@ -153,6 +155,16 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--dump"))
         return dump(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--resave")) {
+        char msg[1024];
+        st_model *m = model_load(argv[2], msg, sizeof msg);
+        if (!m || model_save(m, argv[2], msg, sizeof msg) < 0) {
+            fprintf(stderr, "torchbin: %s\n", msg);
+            return 65;
+        }
+        model_free(m);
+        return 0;
+    }
     char err[512];
     void *keep;
     buf p;
