@@ -72,6 +72,7 @@ typedef struct pval {
 
 typedef struct unpickler {
     const unsigned char *p, *end, *start;
+    const unsigned char *origin;   /* byte 0 for messages: the file (legacy) or data.pkl (zip) */
     const char *what, *part;    /* for messages: file, "data.pkl" */
     pval **all;                 /* every value made, freed at the end */
     size_t nall, capall;
@@ -118,7 +119,7 @@ static int fail(unpickler *u, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    tch_err(u->err, u->errlen, "%s: %s, byte %zu: %s", u->what, u->part, (size_t)(u->p - u->start), msg);
+    tch_err(u->err, u->errlen, "%s: %s, byte %zu: %s", u->what, u->part, (size_t)(u->p - u->origin), msg);
     return -1;
 }
 
@@ -850,7 +851,7 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
     }
     zip_fclose(zf);
 
-    unpickler u = {.p = pickle, .end = pickle + zs.size, .what = f->what, .part = "data.pkl", .f = f, .err = err,
+    unpickler u = {.p = pickle, .origin = pickle, .end = pickle + zs.size, .what = f->what, .part = "data.pkl", .f = f, .err = err,
                    .errlen = errlen};
     pval *root = NULL;
     int rc = unpickle(&u, &root);
@@ -896,7 +897,7 @@ static int open_legacy(torch_file *f, char *err, size_t errlen)
         tch_err(err, errlen, "%s: neither a zip archive nor torch's legacy format (wrong magic number)", f->what);
         return -1;
     }
-    unpickler u = {.p = f->buf + sizeof magic, .end = f->buf + f->len, .what = f->what, .part = "legacy header",
+    unpickler u = {.p = f->buf + sizeof magic, .origin = f->buf, .end = f->buf + f->len, .what = f->what, .part = "legacy header",
                    .f = f, .err = err, .errlen = errlen, .legacy = 1};
     pval *v = NULL, *root = NULL;
     int rc = -1;
