@@ -96,6 +96,8 @@ view-past-storage size, stride or offset wrong
 huge-numel more than the file holds
 deflated compressed
 index-escape not a file name in the same folder
+index-wrong-shard the shard the weight_map names
+index-duplicate is in both
 LIST
 [ ! -e "$marker" ]; ok $? "no hostile pickle ran (the marker file does not exist)"
 

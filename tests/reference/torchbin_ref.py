@@ -326,6 +326,22 @@ def hostile(src, out, marker):
             json.dump({"weight_map": {k: "../outside.bin" for k in sd}}, f)
     make("index-escape", escape)
 
+    # shards that disagree with their index: a name the map puts in the wrong shard, a name in two shards
+    def bad_shards(d, dup):
+        a, b = shard(sd, 2)
+        if dup:
+            b[next(iter(a))] = a[next(iter(a))]
+        torch.save(a, os.path.join(d, "pytorch_model-00001-of-00002.bin"))
+        torch.save(b, os.path.join(d, "pytorch_model-00002-of-00002.bin"))
+        wmap = {k: "pytorch_model-00001-of-00002.bin" for k in a}
+        wmap.update({k: "pytorch_model-00002-of-00002.bin" for k in b if k not in a})
+        if not dup:
+            wmap[next(iter(a))] = "pytorch_model-00002-of-00002.bin"
+        with open(os.path.join(d, "pytorch_model.bin.index.json"), "w") as f:
+            json.dump({"weight_map": wmap}, f)
+    make("index-wrong-shard", lambda p, d: bad_shards(d, False))
+    make("index-duplicate", lambda p, d: bad_shards(d, True))
+
 
 def good_pickle_and_storages(good):
     z = zipfile.ZipFile(io.BytesIO(good))
