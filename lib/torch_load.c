@@ -42,6 +42,8 @@ struct torch_file {
     tch_tensor *tensors;        /* dict order */
     const tch_tensor **by_name; /* sorted, for tch_find */
     tch_storage *storages;
+    int cached;                 /* zip: the storage whose bytes are in cache (-1 none): tensors sharing one */
+    unsigned char *cache;       /* storage (tied or flattened weights) read it once */
 };
 
 static void tch_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -985,6 +987,7 @@ void tch_close(torch_file *f)
     free(f->tensors);
     free(f->by_name);
     free(f->storages);
+    free(f->cache);
     free(f->what);
     free(f);
 }
@@ -999,6 +1002,7 @@ torch_file *tch_open_mem(const void *buf, size_t len, const char *what, char *er
     }
     f->buf = buf;
     f->len = len;
+    f->cached = -1;
     int rc = len >= 4 && !memcmp(buf, "PK\003\004", 4) ? open_zip(f, err, errlen) : open_legacy(f, err, errlen);
     if (rc < 0) {
         tch_close(f);
@@ -1071,12 +1075,14 @@ int tch_read_f32(torch_file *f, const tch_tensor *t, float *out, char *err, size
     if (!n)
         return 0;
     const unsigned char *data;
-    unsigned char *owned = NULL;
     size_t nbytes = (size_t)s->numel * es;
-    if (f->zip) {   /* through libzip, which checks the entry's CRC */
+    if (f->zip && f->cached != t->storage) {   /* through libzip, which checks the entry's CRC */
+        free(f->cache);
+        f->cache = NULL;
+        f->cached = -1;
         zip_file_t *zf = zip_fopen_index(f->zip, (zip_uint64_t)s->zindex, 0);
-        owned = malloc(nbytes ? nbytes : 1);
-        zip_int64_t got = zf && owned ? zip_fread(zf, owned, nbytes) : -1;
+        unsigned char *bytes = malloc(nbytes ? nbytes : 1);
+        zip_int64_t got = zf && bytes ? zip_fread(zf, bytes, nbytes) : -1;
         char probe;
         if (got == (zip_int64_t)nbytes && zip_fread(zf, &probe, 1) != 0)   /* reading to the end checks the CRC */
             got = -1;
@@ -1085,14 +1091,14 @@ int tch_read_f32(torch_file *f, const tch_tensor *t, float *out, char *err, size
                     zf ? zip_error_strerror(zip_file_get_error(zf)) : "cannot open");
             if (zf)
                 zip_fclose(zf);
-            free(owned);
+            free(bytes);
             return -1;
         }
         zip_fclose(zf);
-        data = owned;
-    } else {
-        data = f->buf + s->pos;
+        f->cache = bytes;
+        f->cached = t->storage;
     }
+    data = f->zip ? f->cache : f->buf + s->pos;
     int contiguous = 1;
     int64_t expect = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
@@ -1107,7 +1113,6 @@ int tch_read_f32(torch_file *f, const tch_tensor *t, float *out, char *err, size
         unsigned char *tmp = malloc(n * es);
         int64_t idx[TCH_MAX_DIMS] = {0};
         if (!tmp) {
-            free(owned);
             tch_err(err, errlen, "%s: tensor '%s': out of memory", f->what, t->name);
             return -1;
         }
@@ -1125,6 +1130,5 @@ int tch_read_f32(torch_file *f, const tch_tensor *t, float *out, char *err, size
         rc = sft_convert_f32(t->dtype, tmp, n, out);
         free(tmp);
     }
-    free(owned);
     return rc;
 }
