@@ -4,7 +4,9 @@
  *   tokenizer files, README.md, 1_Pooling/config.json, N_Dense/{config.json,model.safetensors}, N_Normalize/
  *
  * Keys and file names follow what Python's sentence-transformers writes, so either side loads the other's
- * folders. A plain Hugging Face folder (config.json + model.safetensors) loads as Transformer + mean pooling. */
+ * folders. A plain Hugging Face folder (config.json + model.safetensors) loads as Transformer + mean pooling.
+ * Weights are read through lib/weights.h, so pytorch_model.bin and sharded checkpoints load too; saving always
+ * writes model.safetensors. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
