@@ -4,7 +4,9 @@
  *   tokenizer files, README.md, 1_Pooling/config.json, N_Dense/{config.json,model.safetensors}, N_Normalize/
  *
  * Keys and file names follow what Python's sentence-transformers writes, so either side loads the other's
- * folders. A plain Hugging Face folder (config.json + model.safetensors) loads as Transformer + mean pooling. */
+ * folders. A plain Hugging Face folder (config.json + model.safetensors) loads as Transformer + mean pooling.
+ * Weights are read through lib/weights.h, so pytorch_model.bin and sharded checkpoints load too; saving always
+ * writes model.safetensors. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 #include "st.h"
 #include "safetensors.h"
+#include "weights.h"
 #include "tokenizer.h"
 #include "model.h"
 #include "model_impl.h"
@@ -140,9 +143,9 @@ static void shape_str(char *out, size_t n, int ndim, const int64_t *shape)
 		snprintf(out + k, n - k, "]");
 }
 
-/* Reads tensor e of file f (named path in messages) into out after checking its shape. */
-static int read_tensor(safetensors *f, const char *path, const sft_entry *e, int ndim, const int64_t *shape,
-		       float *out, const char *why, char *err, size_t errlen)
+/* Reads tensor e of weights w into out after checking its shape. */
+static int read_tensor(weights *w, const wt_tensor *e, int ndim, const int64_t *shape, float *out, const char *why,
+		       char *err, size_t errlen)
 {
 	int same = e->ndim == ndim;
 	for (int i = 0; same && i < ndim; i++)
@@ -151,15 +154,11 @@ static int read_tensor(safetensors *f, const char *path, const sft_entry *e, int
 		char got[96], want[96];
 		shape_str(got, sizeof got, e->ndim, e->shape);
 		shape_str(want, sizeof want, ndim, shape);
-		model_seterr(err, errlen, "%s: tensor %s has shape %s but %s needs %s", path, e->name, got, why, want);
+		model_seterr(err, errlen, "%s: tensor %s has shape %s but %s needs %s", weights_part_path(w, e), e->name,
+			     got, why, want);
 		return -1;
 	}
-	char msg[256];
-	if (sft_read_f32(f, e, out, msg, sizeof msg) < 0) {
-		model_seterr(err, errlen, "%s: tensor %s: %s", path, e->name, msg);
-		return -1;
-	}
-	return 0;
+	return weights_read_f32(w, e, out, err, errlen);
 }
 
 /* The name a tensor of a Hugging Face checkpoint has in sentence-transformers' saved BertModel: without the
@@ -191,44 +190,26 @@ static int is_float_dtype(const char *dt)
 	return !strcmp(dt, "F32") || !strcmp(dt, "F16") || !strcmp(dt, "BF16") || !strcmp(dt, "F64");
 }
 
-/* model.safetensors of the Transformer folder -> m->params (encoder part) and m->pooler. */
+/* The Transformer folder's weights (model.safetensors, pytorch_model.bin or a sharded index: lib/weights.h)
+ * -> m->params (encoder part) and m->pooler. */
 static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t errlen)
 {
-	char path[PATH_MAX], alt[PATH_MAX];
-	join(path, tdir, "model.safetensors");
-	if (!exists(path)) {
-		join(alt, tdir, "pytorch_model.bin");
-		if (exists(alt)) {
-			model_seterr(err, errlen, "%s: only model.safetensors weights are supported (convert the pickle with "
-				     "Python's safetensors.torch.save_file)", alt);
-			return -1;
-		}
-		join(alt, tdir, "model.safetensors.index.json");
-		if (exists(alt)) {
-			model_seterr(err, errlen, "%s: sharded checkpoints are not supported", alt);
-			return -1;
-		}
-		model_seterr(err, errlen, "%s: missing", path);
+	weights *f = weights_open(tdir, err, errlen);
+	if (!f)
 		return -1;
-	}
-	char msg[512];
-	safetensors *f = sft_open(path, msg, sizeof msg);
-	if (!f) {
-		model_seterr(err, errlen, "%s", msg);
-		return -1;
-	}
+	const char *path = weights_path(f);
 	const enc_config *c = &m->enc;
 	int np = enc_param_table(c, NULL);
 	enc_param *tab = xcalloc(np, sizeof *tab);
 	enc_param_table(c, tab);
-	const sft_entry **found = xcalloc(np, sizeof *found);
-	const sft_entry *pool_w = NULL, *pool_b = NULL;
+	const wt_tensor **found = xcalloc(np, sizeof *found);
+	const wt_tensor *pool_w = NULL, *pool_b = NULL;
 	char why[160];
 	snprintf(why, sizeof why, "config.json (%s, hidden %d, %d layers, vocab %d)", c->model_type, c->hidden,
 		 c->layers, c->vocab_size);
 	int rc = -1;
-	for (int i = 0; i < sft_count(f); i++) {
-		const sft_entry *e = sft_entry_at(f, i);
+	for (int i = 0; i < weights_count(f); i++) {
+		const wt_tensor *e = weights_at(f, i);
 		char canon[256];
 		canonical_name(e->name, canon, sizeof canon);
 		if (!*canon)
@@ -255,8 +236,7 @@ static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t
 			model_seterr(err, errlen, "%s: tensor %s is missing (needed by %s)", path, tab[k].name, why);
 			goto out;
 		}
-		if (read_tensor(f, path, found[k], tab[k].ndim, tab[k].shape, m->params + tab[k].offset, why, err,
-				errlen) < 0)
+		if (read_tensor(f, found[k], tab[k].ndim, tab[k].shape, m->params + tab[k].offset, why, err, errlen) < 0)
 			goto out;
 	}
 	if (c->arch != ENC_DISTILBERT) {
@@ -265,8 +245,8 @@ static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t
 		m->pooler = xmalloc(xmul((size_t)H * H + H, sizeof(float)));
 		int64_t sw[2] = { H, H }, sb[1] = { H };
 		if (pool_w && pool_b) {
-			if (read_tensor(f, path, pool_w, 2, sw, m->pooler, why, err, errlen) < 0 ||
-			    read_tensor(f, path, pool_b, 1, sb, m->pooler + (size_t)H * H, why, err, errlen) < 0)
+			if (read_tensor(f, pool_w, 2, sw, m->pooler, why, err, errlen) < 0 ||
+			    read_tensor(f, pool_b, 1, sb, m->pooler + (size_t)H * H, why, err, errlen) < 0)
 				goto out;
 		} else {
 			model_fill_normal(m->pooler, (size_t)H * H, c->initializer_range, 0x706f6f6c6572ull);
@@ -277,7 +257,7 @@ static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t
 out:
 	free(found);
 	free(tab);
-	sft_close(f);
+	weights_close(f);
 	return rc;
 }
 
@@ -382,7 +362,7 @@ static int load_pooling(st_model *m, const char *pdir, char *err, size_t errlen)
 
 static int load_dense(st_model *m, const char *ddir, char *err, size_t errlen)
 {
-	char path[PATH_MAX], msg[512];
+	char path[PATH_MAX];
 	join(path, ddir, "config.json");
 	json_t *dc = load_json(path, err, errlen);
 	if (!dc)
@@ -408,32 +388,23 @@ static int load_dense(st_model *m, const char *ddir, char *err, size_t errlen)
 	}
 	model_add_dense(m, out, act, bias, 0);
 	struct model_head *h = &m->heads[m->nheads - 1];
-	join(path, ddir, "model.safetensors");
-	if (!exists(path)) {
-		char alt[PATH_MAX];
-		join(alt, ddir, "pytorch_model.bin");
-		model_seterr(err, errlen, exists(alt) ? "%s: only model.safetensors weights are supported" : "%s: missing",
-			     exists(alt) ? alt : path);
+	weights *f = weights_open(ddir, err, errlen);
+	if (!f)
 		return -1;
-	}
-	safetensors *f = sft_open(path, msg, sizeof msg);
-	if (!f) {
-		model_seterr(err, errlen, "%s", msg);
-		return -1;
-	}
+	snprintf(path, sizeof path, "%s", weights_path(f));
 	int rc = -1;
 	char why[64];
 	snprintf(why, sizeof why, "config.json (%d -> %d)", in, out);
 	int64_t sw[2] = { out, in }, sb[1] = { out };
-	const sft_entry *w = sft_find(f, "linear.weight"), *b = sft_find(f, "linear.bias");
+	const wt_tensor *w = weights_find(f, "linear.weight"), *b = weights_find(f, "linear.bias");
 	if (!w)
 		model_seterr(err, errlen, "%s: tensor linear.weight is missing", path);
 	else if (bias && !b)
 		model_seterr(err, errlen, "%s: tensor linear.bias is missing (config.json says bias: true)", path);
-	else if (read_tensor(f, path, w, 2, sw, m->params + h->w_off, why, err, errlen) == 0 &&
-		 (!bias || read_tensor(f, path, b, 1, sb, m->params + h->b_off, why, err, errlen) == 0))
+	else if (read_tensor(f, w, 2, sw, m->params + h->w_off, why, err, errlen) == 0 &&
+		 (!bias || read_tensor(f, b, 1, sb, m->params + h->b_off, why, err, errlen) == 0))
 		rc = 0;
-	sft_close(f);
+	weights_close(f);
 	return rc;
 }
 
@@ -758,9 +729,16 @@ static char *model_card(const st_model *m)
 static int model_owned(const char *name)
 {
 	static const char *owned[] = { "modules.json", "config_sentence_transformers.json", "config.json",
-		"model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "README.md", NULL };
+		"model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json",
+		"README.md", NULL };
 	for (int i = 0; owned[i]; i++)
 		if (!strcmp(name, owned[i])) return 1;
+	/* shards of the weights read at load ("model-00001-of-00002.safetensors"): model.safetensors replaces them */
+	unsigned a, b;
+	int end = 0;
+	if ((sscanf(name, "model-%5u-of-%5u.safetensors%n", &a, &b, &end) == 2 ||
+	     sscanf(name, "pytorch_model-%5u-of-%5u.bin%n", &a, &b, &end) == 2) && end && !name[end])
+		return 1;
 	for (int i = 0; tokenizer_files[i]; i++)
 		if (!strcmp(name, tokenizer_files[i])) return 1;
 	for (int i = 0; sbert_config_files[i]; i++)

@@ -439,33 +439,40 @@ static float sft_f16_to_f32(uint16_t h)
     return v;
 }
 
-int sft_read_f32(const safetensors *f, const sft_entry *e, float *out, char *err, size_t errlen)
+int sft_convert_f32(const char *dtype, const void *from, size_t n, float *out)
 {
-    size_t n = sft_numel(e);
-    const unsigned char *src = f->data + e->begin;
-    if (strcmp(e->dtype, "F32") == 0) {
+    const unsigned char *src = from;
+    if (strcmp(dtype, "F32") == 0) {
         if (n)
             memcpy(out, src, n * 4);
-    } else if (strcmp(e->dtype, "F16") == 0) {
+    } else if (strcmp(dtype, "F16") == 0) {
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
             out[i] = sft_f16_to_f32(h);
         }
-    } else if (strcmp(e->dtype, "BF16") == 0) {   /* bfloat16 is the top half of a float32 */
+    } else if (strcmp(dtype, "BF16") == 0) {   /* bfloat16 is the top half of a float32 */
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
             uint32_t bits = (uint32_t)h << 16;
             memcpy(&out[i], &bits, 4);
         }
-    } else if (strcmp(e->dtype, "F64") == 0) {
+    } else if (strcmp(dtype, "F64") == 0) {
         for (size_t i = 0; i < n; i++) {
             double d;
             memcpy(&d, src + 8 * i, 8);
             out[i] = (float)d;
         }
     } else {
+        return -1;
+    }
+    return 0;
+}
+
+int sft_read_f32(const safetensors *f, const sft_entry *e, float *out, char *err, size_t errlen)
+{
+    if (sft_convert_f32(e->dtype, f->data + e->begin, sft_numel(e), out) < 0) {
         sft_err(err, errlen, "tensor '%s': unsupported dtype %s for float read (F32, F16, BF16, F64 are)", e->name,
                 e->dtype);
         return -1;

@@ -40,6 +40,9 @@ const void *sft_data(const safetensors *f, const sft_entry *e);
 
 /* F32, F16, BF16 and F64 converted to float32 into out (sft_numel floats); -1 + message for other dtypes. */
 int sft_read_f32(const safetensors *f, const sft_entry *e, float *out, char *err, size_t errlen);
+/* n little-endian values of dtype F32, F16, BF16 or F64 at src (any alignment) to float32; -1 for other dtypes.
+ * Shared with the pytorch_model.bin reader (lib/torch_load.c). */
+int sft_convert_f32(const char *dtype, const void *src, size_t n, float *out);
 /* I32 (and I64 when every value fits) into int32 out; -1 + message for other dtypes. */
 int sft_read_i32(const safetensors *f, const sft_entry *e, int32_t *out, char *err, size_t errlen);
 /* "__metadata__" string values; NULL if absent. */

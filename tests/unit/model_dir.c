@@ -297,7 +297,7 @@ int main(void)
 	expect_error(bad, "model.safetensors", NULL, "a truncated safetensors file");
 	FRESH();
 	sh("mv %s/model.safetensors %s/pytorch_model.bin", bad, bad);
-	expect_error(bad, "pytorch_model.bin", "safetensors", "pickle weights only");
+	expect_error(bad, "pytorch_model.bin", "zip archive", "a safetensors file named pytorch_model.bin (not a torch.save file)");
 	snprintf(path, sizeof path, "%s/nonexistent", tmp);
 	expect_error(path, "nonexistent", NULL, "no folder");
 
