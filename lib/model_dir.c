@@ -167,7 +167,7 @@ static int read_tensor(safetensors *f, const char *path, const sft_entry *e, int
  * (MLM and classifier heads), which are ignored. */
 static void canonical_name(const char *name, char *out, size_t n)
 {
-	static const char *prefixes[] = { "bert.", "roberta.", "distilbert.", "xlm-roberta.", "camembert.", "model.", NULL };
+	static const char *prefixes[] = { "bert.", "roberta.", "distilbert.", "xlm-roberta.", "camembert.", "mpnet.", "model.", NULL };
 	for (int i = 0; prefixes[i]; i++)
 		if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) {
 			name += strlen(prefixes[i]);
@@ -632,6 +632,7 @@ static const char *architecture_name(const enc_config *c)
 	switch (c->arch) {
 	case ENC_ROBERTA: return "RobertaModel";
 	case ENC_DISTILBERT: return "DistilBertModel";
+	case ENC_MPNET: return "MPNetModel";
 	default: return "BertModel";
 	}
 }
