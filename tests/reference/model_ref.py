@@ -131,8 +131,8 @@ class Model:
             pad = c.get("pad_token_id", 0)
         else:
             H, nh, L = c["hidden_size"], c["num_attention_heads"], c["num_hidden_layers"]
-            eps, act = c["layer_norm_eps"], c.get("hidden_act", "gelu")
-            pad = c["pad_token_id"]
+            eps, act = c.get("layer_norm_eps", 1e-12), c.get("hidden_act", "gelu")
+            pad = c.get("pad_token_id", 1 if mt in ("roberta", "xlm-roberta", "camembert", "mpnet") else 0)
         ids = torch.where(mask.bool(), ids, torch.full_like(ids, pad))
         if mt in ("roberta", "xlm-roberta", "camembert", "mpnet"):
             pos = (torch.cumsum(mask, 1) * mask).long() + pad
