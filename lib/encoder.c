@@ -85,8 +85,8 @@ static int mpnet_config(json_t *o, enc_config *c, char *err, size_t errlen)
 {
 	if (get_int(o, "relative_attention_num_buckets", 32, &c->rel_buckets, err, errlen))
 		return -1;
-	if (c->rel_buckets < 32) {
-		snprintf(err, errlen, "config.json: relative_attention_num_buckets %d is below the 32 buckets MPNet uses",
+	if (c->rel_buckets < 32 || c->rel_buckets > 65536) {
+		snprintf(err, errlen, "config.json: relative_attention_num_buckets %d outside 32..65536 (MPNet uses 32)",
 			 c->rel_buckets);
 		return -1;
 	}
