@@ -1,4 +1,4 @@
-/* encoder.c: BERT / RoBERTa / DistilBERT transformer body, forward and backward, llm.c style.
+/* encoder.c: BERT / RoBERTa / DistilBERT / MPNet transformer body, forward and backward, llm.c style.
  *
  * Shapes: N = real tokens of the batch, packed row after row (row b's tokens at start[b] .. start[b]+len[b]),
  * H = hidden, NH = heads, hs = H/NH, I = intermediate, V = vocabulary, P = positions.
@@ -27,7 +27,19 @@
 
 const char *enc_arch_name(enum enc_arch a)
 {
-	return a == ENC_BERT ? "bert" : a == ENC_ROBERTA ? "roberta" : "distilbert";
+	return a == ENC_BERT ? "bert" : a == ENC_ROBERTA ? "roberta" : a == ENC_MPNET ? "mpnet" : "distilbert";
+}
+
+/* RoBERTa and MPNet number real tokens from padding_idx + 1 (create_position_ids_from_input_ids). */
+static int padded_positions(const enc_config *c)
+{
+	return c->arch == ENC_ROBERTA || c->arch == ENC_MPNET;
+}
+
+/* DistilBERT and MPNet have no token type embeddings. */
+static int has_token_types(const enc_config *c)
+{
+	return c->arch == ENC_BERT || c->arch == ENC_ROBERTA;
 }
 
 static int get_int(json_t *o, const char *key, int def, int *out, char *err, size_t errlen)
@@ -66,6 +78,27 @@ static const char *get_string(json_t *o, const char *key, const char *def)
 	return json_is_string(v) ? json_string_value(v) : def;
 }
 
+/* MPNetConfig's own fields, read after the BERT-named ones. Hugging Face's MPNetEmbeddings fixes padding_idx at 1
+ * whatever pad_token_id says, and MPNetEncoder buckets relative positions into 32 whatever
+ * relative_attention_num_buckets says (a smaller table would be indexed out of range). */
+static int mpnet_config(json_t *o, enc_config *c, char *err, size_t errlen)
+{
+	if (get_int(o, "relative_attention_num_buckets", 32, &c->rel_buckets, err, errlen))
+		return -1;
+	if (c->rel_buckets < 32 || c->rel_buckets > 65536) {
+		snprintf(err, errlen, "config.json: relative_attention_num_buckets %d outside 32..65536 (MPNet uses 32)",
+			 c->rel_buckets);
+		return -1;
+	}
+	if (c->pad_token_id != 1) {
+		snprintf(err, errlen, "config.json: pad_token_id %d, but MPNet's embeddings use padding index 1",
+			 c->pad_token_id);
+		return -1;
+	}
+	c->type_vocab_size = 0;
+	return 0;
+}
+
 int enc_config_parse(enc_config *c, const char *json, size_t len, char *err, size_t errlen)
 {
 	json_error_t jerr;
@@ -78,7 +111,7 @@ int enc_config_parse(enc_config *c, const char *json, size_t len, char *err, siz
 	}
 	const char *type = get_string(o, "model_type", NULL);
 	if (!type) {
-		snprintf(err, errlen, "config.json: no \"model_type\" (supported: bert, roberta, xlm-roberta, camembert, distilbert)");
+		snprintf(err, errlen, "config.json: no \"model_type\" (supported: bert, roberta, xlm-roberta, camembert, distilbert, mpnet)");
 		goto out;
 	}
 	if (!strcmp(type, "bert"))
@@ -87,9 +120,11 @@ int enc_config_parse(enc_config *c, const char *json, size_t len, char *err, siz
 		c->arch = ENC_ROBERTA;
 	else if (!strcmp(type, "distilbert"))
 		c->arch = ENC_DISTILBERT;
+	else if (!strcmp(type, "mpnet"))
+		c->arch = ENC_MPNET;
 	else {
 		snprintf(err, errlen, "config.json: model_type \"%s\" is not supported (supported: bert, roberta, "
-			 "xlm-roberta, camembert, distilbert)", type);
+			 "xlm-roberta, camembert, distilbert, mpnet)", type);
 		goto out;
 	}
 	snprintf(c->model_type, sizeof c->model_type, "%s", type);
@@ -116,19 +151,21 @@ int enc_config_parse(enc_config *c, const char *json, size_t len, char *err, siz
 			goto out;
 		}
 	} else {
-		int roberta = c->arch == ENC_ROBERTA;
-		if (get_int(o, "vocab_size", roberta ? 50265 : 30522, &c->vocab_size, err, errlen) ||
+		int roberta = c->arch == ENC_ROBERTA, mpnet = c->arch == ENC_MPNET;
+		if (get_int(o, "vocab_size", roberta ? 50265 : mpnet ? 30527 : 30522, &c->vocab_size, err, errlen) ||
 		    get_int(o, "hidden_size", 768, &c->hidden, err, errlen) ||
 		    get_int(o, "num_hidden_layers", 12, &c->layers, err, errlen) ||
 		    get_int(o, "num_attention_heads", 12, &c->heads, err, errlen) ||
 		    get_int(o, "intermediate_size", 3072, &c->intermediate, err, errlen) ||
 		    get_int(o, "max_position_embeddings", 512, &c->max_position, err, errlen) ||
 		    get_int(o, "type_vocab_size", 2, &c->type_vocab_size, err, errlen) ||
-		    get_int(o, "pad_token_id", roberta ? 1 : 0, &c->pad_token_id, err, errlen) ||
+		    get_int(o, "pad_token_id", roberta || mpnet ? 1 : 0, &c->pad_token_id, err, errlen) ||
 		    get_float(o, "hidden_dropout_prob", 0.1, &c->hidden_dropout, err, errlen) ||
 		    get_float(o, "attention_probs_dropout_prob", 0.1, &c->attention_dropout, err, errlen) ||
 		    get_float(o, "initializer_range", 0.02, &c->initializer_range, err, errlen) ||
 		    get_float(o, "layer_norm_eps", 1e-12, &c->layer_norm_eps, err, errlen))
+			goto out;
+		if (mpnet && mpnet_config(o, c, err, errlen))
 			goto out;
 		act = get_string(o, "hidden_act", "gelu");
 		const char *pe = get_string(o, "position_embedding_type", "absolute");
@@ -154,7 +191,7 @@ int enc_config_parse(enc_config *c, const char *json, size_t len, char *err, siz
 			 c->layers, c->heads, c->intermediate, c->max_position);
 		goto out;
 	}
-	if (c->arch != ENC_DISTILBERT && c->type_vocab_size < 1) {
+	if (has_token_types(c) && c->type_vocab_size < 1) {
 		snprintf(err, errlen, "config.json: type_vocab_size must be at least 1");
 		goto out;
 	}
@@ -180,8 +217,8 @@ out:
 
 int enc_max_length(const enc_config *c)
 {
-	/* RoBERTa numbers real tokens from padding_idx + 1 */
-	return c->arch == ENC_ROBERTA ? c->max_position - c->pad_token_id - 1 : c->max_position;
+	/* RoBERTa and MPNet number real tokens from padding_idx + 1 */
+	return padded_positions(c) ? c->max_position - c->pad_token_id - 1 : c->max_position;
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -201,6 +238,7 @@ typedef struct layout {
 	size_t word, pos, type, lnw, lnb;   /* (V, H), (P, H), (TV, H) or none, (H), (H) */
 	size_t layer0, per_layer;
 	layer_off l;
+	size_t relb;   /* MPNet: (rel_buckets, NH) relative attention bias, after the layers */
 	size_t total;
 } layout;
 
@@ -209,7 +247,7 @@ static void make_layout(const enc_config *c, layout *y)
 	size_t H = c->hidden, I = c->intermediate, o = 0;
 	y->word = o, o += (size_t)c->vocab_size * H;
 	y->pos = o, o += (size_t)c->max_position * H;
-	y->type = o, o += (c->arch == ENC_DISTILBERT ? 0 : (size_t)c->type_vocab_size * H);
+	y->type = o, o += (has_token_types(c) ? (size_t)c->type_vocab_size * H : 0);
 	y->lnw = o, o += H;
 	y->lnb = o, o += H;
 	y->layer0 = o;
@@ -227,7 +265,8 @@ static void make_layout(const enc_config *c, layout *y)
 	y->l.ln2w = p, p += H;
 	y->l.ln2b = p, p += H;
 	y->per_layer = p;
-	y->total = o + p * c->layers;
+	y->relb = o + p * c->layers;
+	y->total = y->relb + (c->arch == ENC_MPNET ? (size_t)c->rel_buckets * c->heads : 0);
 }
 
 size_t enc_num_params(const enc_config *c)
@@ -253,27 +292,36 @@ static const char *const distil_layer_names[LAYER_TENSORS] = {
 	"ffn.lin1.weight", "ffn.lin1.bias", "ffn.lin2.weight", "ffn.lin2.bias",
 	"output_layer_norm.weight", "output_layer_norm.bias",
 };
-static char **name_pool[2];
-static int name_pool_layers[2];
+static const char *const mpnet_layer_names[LAYER_TENSORS] = {
+	"attention.attn.q.weight", "attention.attn.k.weight", "attention.attn.v.weight",
+	"attention.attn.q.bias", "attention.attn.k.bias", "attention.attn.v.bias",
+	"attention.attn.o.weight", "attention.attn.o.bias", "attention.LayerNorm.weight", "attention.LayerNorm.bias",
+	"intermediate.dense.weight", "intermediate.dense.bias",
+	"output.dense.weight", "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias",
+};
+enum { NAMES_BERT, NAMES_DISTIL, NAMES_MPNET, NAME_FAMILIES };
+static const char *const *const family_names[NAME_FAMILIES] = { bert_layer_names, distil_layer_names, mpnet_layer_names };
+static char **name_pool[NAME_FAMILIES];
+static int name_pool_layers[NAME_FAMILIES];
 
-static const char *layer_tensor_name(int distil, int layer, int k)
+static const char *layer_tensor_name(int fam, int layer, int k)
 {
 	const char *name;
 #pragma omp critical(enc_names)
 	{
-		if (layer >= name_pool_layers[distil]) {
+		if (layer >= name_pool_layers[fam]) {
 			int n = layer + 1;
-			name_pool[distil] = xrealloc(name_pool[distil], xmul((size_t)n * LAYER_TENSORS, sizeof(char *)));
-			for (int l = name_pool_layers[distil]; l < n; l++)
+			name_pool[fam] = xrealloc(name_pool[fam], xmul((size_t)n * LAYER_TENSORS, sizeof(char *)));
+			for (int l = name_pool_layers[fam]; l < n; l++)
 				for (int j = 0; j < LAYER_TENSORS; j++) {
 					char buf[128];
-					snprintf(buf, sizeof buf, "%s.layer.%d.%s", distil ? "transformer" : "encoder", l,
-						 (distil ? distil_layer_names : bert_layer_names)[j]);
-					name_pool[distil][(size_t)l * LAYER_TENSORS + j] = xstrdup(buf);
+					snprintf(buf, sizeof buf, "%s.layer.%d.%s", fam == NAMES_DISTIL ? "transformer" : "encoder",
+						 l, family_names[fam][j]);
+					name_pool[fam][(size_t)l * LAYER_TENSORS + j] = xstrdup(buf);
 				}
-			name_pool_layers[distil] = n;
+			name_pool_layers[fam] = n;
 		}
-		name = name_pool[distil][(size_t)layer * LAYER_TENSORS + k];
+		name = name_pool[fam][(size_t)layer * LAYER_TENSORS + k];
 	}
 	return name;
 }
@@ -297,11 +345,12 @@ int enc_param_table(const enc_config *c, enc_param *out)
 {
 	layout y;
 	make_layout(c, &y);
-	int n = 0, distil = c->arch == ENC_DISTILBERT;
+	int n = 0;
+	int fam = c->arch == ENC_DISTILBERT ? NAMES_DISTIL : c->arch == ENC_MPNET ? NAMES_MPNET : NAMES_BERT;
 	int64_t H = c->hidden, I = c->intermediate;
 	put(out, &n, "embeddings.word_embeddings.weight", 2, c->vocab_size, H, y.word, 0);
 	put(out, &n, "embeddings.position_embeddings.weight", 2, c->max_position, H, y.pos, 0);
-	if (!distil)
+	if (has_token_types(c))
 		put(out, &n, "embeddings.token_type_embeddings.weight", 2, c->type_vocab_size, H, y.type, 0);
 	put(out, &n, "embeddings.LayerNorm.weight", 1, H, 0, y.lnw, 1);
 	put(out, &n, "embeddings.LayerNorm.bias", 1, H, 0, y.lnb, 1);
@@ -315,9 +364,11 @@ int enc_param_table(const enc_config *c, enc_param *out)
 			y.l.wo, y.l.bo, y.l.ln1w, y.l.ln1b, y.l.wi, y.l.bi, y.l.wo2, y.l.bo2, y.l.ln2w, y.l.ln2b,
 		};
 		for (int k = 0; k < LAYER_TENSORS; k++)
-			put(out, &n, out ? layer_tensor_name(distil, l, k) : NULL, cols[k] ? 2 : 1, rows[k], cols[k],
+			put(out, &n, out ? layer_tensor_name(fam, l, k) : NULL, cols[k] ? 2 : 1, rows[k], cols[k],
 			    b + offs[k], cols[k] == 0 /* biases and LayerNorm */);
 	}
+	if (c->arch == ENC_MPNET)   /* "bias" in the name: no weight decay under either rule */
+		put(out, &n, "encoder.relative_attention_bias.weight", 2, c->rel_buckets, c->heads, y.relb, 1);
 	return n;
 }
 
@@ -373,9 +424,9 @@ void enc_init_random(const enc_config *c, float *params, uint64_t seed)
 	fill_normal(params + y.word, (size_t)c->vocab_size * H, std, &s);
 	memset(params + y.word + (size_t)c->pad_token_id * H, 0, H * sizeof(float));   /* nn.Embedding padding_idx */
 	fill_normal(params + y.pos, (size_t)c->max_position * H, std, &s);
-	if (c->arch == ENC_ROBERTA)
+	if (padded_positions(c))
 		memset(params + y.pos + (size_t)c->pad_token_id * H, 0, H * sizeof(float));
-	if (c->arch != ENC_DISTILBERT)
+	if (has_token_types(c))
 		fill_normal(params + y.type, (size_t)c->type_vocab_size * H, std, &s);
 	for (size_t i = 0; i < H; i++)
 		params[y.lnw + i] = 1;
@@ -388,6 +439,8 @@ void enc_init_random(const enc_config *c, float *params, uint64_t seed)
 		for (size_t i = 0; i < H; i++)
 			p[y.l.ln1w + i] = p[y.l.ln2w + i] = 1;
 	}
+	if (c->arch == ENC_MPNET)   /* an nn.Embedding without padding_idx */
+		fill_normal(params + y.relb, (size_t)c->rel_buckets * c->heads, std, &s);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -445,11 +498,15 @@ typedef struct batch {
 	int *start;                 /* [B+1]: first packed row of each sequence */
 	int *tok_b, *tok_t;         /* [N]: sequence and position of each packed row */
 	size_t *att_off;            /* [B+1]: offset of each sequence's (NH, L, L) probabilities */
+	/* MPNet (else NULL): relative position d = j - i of key j to query i, at index d + T - 1 */
+	int *rel_bucket;            /* [2T-1]: bucket of d */
+	float *rel_bias;            /* [NH][2T-1]: the score bias of head h at distance d */
 } batch;
 
 static void batch_pack(const enc_config *c, batch *bt, const int32_t *ids, const int32_t *len, int B, int T)
 {
 	bt->B = B, bt->T = T, bt->ids = ids, bt->len = len;
+	bt->rel_bucket = NULL, bt->rel_bias = NULL;
 	bt->start = xmalloc(xmul(B + 1, sizeof(int)));
 	bt->att_off = xmalloc(xmul(B + 1, sizeof(size_t)));
 	size_t n = 0, att = 0;
@@ -482,7 +539,39 @@ static void batch_pack(const enc_config *c, batch *bt, const int32_t *ids, const
 
 static void batch_free(batch *bt)
 {
-	free(bt->start), free(bt->att_off), free(bt->tok_b), free(bt->tok_t);
+	free(bt->start), free(bt->att_off), free(bt->tok_b), free(bt->tok_t), free(bt->rel_bucket), free(bt->rel_bias);
+}
+
+/* MPNet's bucket of relative position d = key - query: T5's bidirectional bucketing (relative_position_bucket with
+ * num_buckets 32, max_distance 128). Half the buckets are for keys after the query; in each half, distances 0..7
+ * have their own bucket and 8..127 share 8 log-spaced ones, farther ones the last. Computed in float32 as
+ * Hugging Face does (same truncation at the bucket edges 16, 32, 64). */
+static int mpnet_bucket(int d)
+{
+	int n = -d, ret = 0;
+	if (n < 0)
+		ret = 16, n = -n;
+	if (n < 8)
+		return ret + n;
+	int big = 8 + (int)(logf((float)n / 8.0f) / (float)log(128.0 / 8.0) * 8.0f);
+	return ret + (big < 15 ? big : 15);
+}
+
+/* The relative attention bias for the padded length T, shared by all layers (MPNetEncoder.compute_position_bias). */
+static void relpos_setup(const enc_config *c, const float *params, const layout *y, batch *bt)
+{
+	if (c->arch != ENC_MPNET)
+		return;
+	int T = bt->T, D = 2 * T - 1, NH = c->heads;
+	bt->rel_bucket = xmalloc(xmul(D > 0 ? D : 1, sizeof(int)));
+	bt->rel_bias = xmalloc(xmul(xmul(NH, D > 0 ? D : 1), sizeof(float)));
+	const float *w = params + y->relb;   /* (rel_buckets, NH) */
+	for (int k = 0; k < D; k++) {
+		int bucket = mpnet_bucket(k - (T - 1));
+		bt->rel_bucket[k] = bucket;
+		for (int h = 0; h < NH; h++)
+			bt->rel_bias[(size_t)h * D + k] = w[(size_t)bucket * NH + h];
+	}
 }
 
 /* Position id of token t of row b. BERT, DistilBERT: t. RoBERTa: padding_idx + (number of non-pad ids up to t),
@@ -493,7 +582,7 @@ static void position_ids(const enc_config *c, const batch *bt, int *pos /* [N] *
 		const int32_t *id = bt->ids + (size_t)b * bt->T;
 		int count = 0;
 		for (int t = 0; t < bt->len[b]; t++) {
-			if (c->arch != ENC_ROBERTA)
+			if (!padded_positions(c))
 				pos[bt->start[b] + t] = t;
 			else if (id[t] == c->pad_token_id)
 				pos[bt->start[b] + t] = c->pad_token_id;
@@ -859,7 +948,7 @@ static void embeddings_forward(const enc_config *c, const float *params, const l
 {
 	int H = c->hidden;
 	const float *word = params + y->word, *posw = params + y->pos;
-	const float *type = c->arch == ENC_DISTILBERT ? NULL : params + y->type;   /* token type 0 */
+	const float *type = has_token_types(c) ? params + y->type : NULL;   /* token type 0 */
 #pragma omp parallel for schedule(static) if((size_t)bt->N * H >= PAR_MIN_ELEMS)
 	for (int r = 0; r < bt->N; r++) {
 		int b = bt->tok_b[r], t = bt->tok_t[r];
@@ -907,8 +996,8 @@ static void embeddings_backward(const enc_config *c, const float *params, float 
 	/* in the forward pass: sum = word[id] + pos[p] + type[0]; each table row gathers the rows that used it.
 	 * Threads take slices of the hidden units, so no two add into the same float. */
 	float *dword = grads + y->word, *dpos = grads + y->pos;
-	float *dtype = c->arch == ENC_DISTILBERT ? NULL : grads + y->type;
-	int pos_pad = c->arch == ENC_ROBERTA ? c->pad_token_id : -1;   /* padding_idx rows get no gradient */
+	float *dtype = has_token_types(c) ? grads + y->type : NULL;
+	int pos_pad = padded_positions(c) ? c->pad_token_id : -1;   /* padding_idx rows get no gradient */
 	int par = (size_t)bt->N * H >= PAR_MIN_ELEMS, parts = par ? max_threads() : 1;
 #pragma omp parallel for schedule(static) if(par)
 	for (int p = 0; p < parts; p++) {
@@ -965,6 +1054,14 @@ static inline void softmax_row(float *row, int L)
 		row[j] *= iz;
 }
 
+/* row += bias */
+static inline void add_row(float *row, const float *bias, int L)
+{
+#pragma omp simd
+	for (int j = 0; j < L; j++)
+		row[j] += bias[j];
+}
+
 /* row *= dropout mask of query position i of head h */
 static inline void attn_dropout_row(float *row, const dropctx *d, int b, int layer, int h, int i, int L)
 {
@@ -996,9 +1093,12 @@ static void attention_forward(const enc_config *c, const batch *bt, const float 
 			const float *q = qkv + (size_t)bt->start[b] * H3 + h * hs, *k = q + H, *v = q + 2 * H;
 			float *p = att ? att + bt->att_off[b] + (size_t)h * L * L : scratch;   /* (L, L) */
 			float *pd = scratch + (size_t)T * T;
-			/* scores p (L, L) = q (L, hs) . k^T / sqrt(hs), then softmax by rows */
+			/* scores p (L, L) = q (L, hs) . k^T / sqrt(hs) (+ MPNet's relative bias), then softmax by rows */
 			st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, q, H3, k, H3, 0.0f, p, L);
+			const float *rb = bt->rel_bias ? bt->rel_bias + (size_t)h * (2 * T - 1) + (T - 1) : NULL;
 			for (int i = 0; i < L; i++) {
+				if (rb)
+					add_row(p + (size_t)i * L, rb - i, L);   /* key j at distance j - i */
 				softmax_row(p + (size_t)i * L, L);
 				if (attn_drop) {
 					memcpy(pd + (size_t)i * L, p + (size_t)i * L, L * sizeof(float));
@@ -1013,12 +1113,17 @@ static void attention_forward(const enc_config *c, const batch *bt, const float 
 	}
 }
 
-/* dqkv (N, 3H) = gradient of qkv, given dctx (N, H) */
+/* dqkv (N, 3H) = gradient of qkv, given dctx (N, H). MPNet: drelb (rel_buckets, NH) += gradient of the relative
+ * attention bias (summed per (sequence, head) and distance first, then added in a fixed order: deterministic). */
 static void attention_backward(const enc_config *c, const batch *bt, float *dqkv, const float *dctx,
-			       const float *qkv, const float *att, int layer, const dropctx *d)
+			       const float *qkv, const float *att, int layer, const dropctx *d, float *drelb)
 {
-	int H = c->hidden, NH = c->heads, hs = H / NH, H3 = 3 * H, T = bt->T;
+	int H = c->hidden, NH = c->heads, hs = H / NH, H3 = 3 * H, T = bt->T, D = 2 * T - 1;
 	float scale = 1.0f / sqrtf((float)hs);
+	/* with a bias, ds stays unscaled (it is the bias's gradient) and the scale goes into the matmuls */
+	int rel = drelb != NULL && bt->rel_bucket != NULL;
+	float gscale = rel ? 1.0f : scale, mscale = rel ? scale : 1.0f;
+	float *ddist = rel ? xcalloc(xmul(xmul(bt->B, NH), D), sizeof(float)) : NULL;   /* (B, NH, 2T-1) */
 	int attn_drop = d->on && d->thresh_attn;
 	uint32_t thresh = d->thresh_attn;
 	float dscale = d->scale_attn;
@@ -1053,6 +1158,7 @@ static void attention_backward(const enc_config *c, const batch *bt, float *dqkv
 			st_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, attn_drop ? pd : p, L, dout, H,
 				    0.0f, dv, H3);
 			/* softmax: ds_ij = p_ij (dp_ij - sum_k p_ik dp_ik), times the 1/sqrt(hs) of the scores */
+			float *dd = rel ? ddist + (size_t)bh * D + (T - 1) : NULL;
 			for (int i = 0; i < L; i++) {
 				const float *pr = p + (size_t)i * L;
 				float *g = ds + (size_t)i * L, dot = 0;
@@ -1061,13 +1167,21 @@ static void attention_backward(const enc_config *c, const batch *bt, float *dqkv
 					dot += pr[j] * g[j];
 #pragma omp simd
 				for (int j = 0; j < L; j++)
-					g[j] = pr[j] * (g[j] - dot) * scale;
+					g[j] = pr[j] * (g[j] - dot) * gscale;
+				if (dd)
+					add_row(dd - i, g, L);   /* by distance j - i */
 			}
-			/* s = q k^T: dq = ds k, dk = ds^T q */
-			st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, ds, L, k, H3, 0.0f, dq, H3);
-			st_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, ds, L, q, H3, 0.0f, dk, H3);
+			/* s = q k^T / sqrt(hs) (+ bias): dq = ds k, dk = ds^T q */
+			st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, mscale, ds, L, k, H3, 0.0f, dq, H3);
+			st_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, mscale, ds, L, q, H3, 0.0f, dk, H3);
 		}
 		free(scratch);
+	}
+	if (rel) {
+		for (int bh = 0; bh < bt->B * NH; bh++)
+			for (int k = 0; k < D; k++)
+				drelb[(size_t)bt->rel_bucket[k] * NH + bh % NH] += ddist[(size_t)bh * D + k];
+		free(ddist);
 	}
 }
 
@@ -1120,6 +1234,7 @@ typedef struct layer_scratch {
 	float *dctx;   /* (N, H) */
 	float *dqkv;   /* (N, 3H) */
 	const float *ones;   /* (N) of 1.0, for bias gradients */
+	float *drelb;        /* MPNet: gradient of the relative attention bias shared by all layers, else NULL */
 } layer_scratch;
 
 /* dout (N, H): gradient of the layer output; on return it holds the gradient of the layer input. */
@@ -1143,7 +1258,7 @@ static void layer_backward(const enc_config *c, const float *lp, float *lg, cons
 			     lp + o->ln1w, layer, SITE_ATTN_OUT, d);
 	linear_backward_weight(lg + o->wo, lg + o->bo, s->dy, a->ctx, s->ones, N, H, H);
 	linear_backward_input(s->dctx, 0.0f, s->dy, lp + o->wo, N, H, H, NULL, NULL);
-	attention_backward(c, bt, s->dqkv, s->dctx, a->qkv, a->att, layer, d);
+	attention_backward(c, bt, s->dqkv, s->dctx, a->qkv, a->att, layer, d, s->drelb);
 	/* qkv = x Wqkv^T + bqkv */
 	linear_backward_weight(lg + o->wqkv, lg + o->bqkv, s->dqkv, a->x, s->ones, N, H, 3 * H);
 	linear_backward_input(dout, 1.0f, s->dqkv, lp + o->wqkv, N, H, 3 * H, NULL, NULL);
@@ -1194,6 +1309,7 @@ void enc_forward(const enc_config *c, const float *params, const int32_t *ids, c
 	make_layout(c, &y);
 	batch bt;
 	batch_pack(c, &bt, ids, lengths, B, T);
+	relpos_setup(c, params, &y, &bt);
 	threads_begin();
 	dropctx d;
 	drop_setup(&d, c, drop);
@@ -1345,6 +1461,7 @@ void enc_forward_train(const enc_config *c, const float *params, const int32_t *
 	memcpy(a->len, lengths, (size_t)B * sizeof(int32_t));
 	a->B = B, a->T = T;
 	batch_pack(c, &a->bt, a->ids, a->len, B, T);
+	relpos_setup(c, params, &y, &a->bt);
 	a->valid = 1;
 	a->has_drop = drop != NULL;
 	if (drop)
@@ -1377,7 +1494,8 @@ void enc_backward(const enc_config *c, const float *params, enc_acts *a, const f
 		if (bt->len[b] > 0)
 			memcpy(a->dx + (size_t)bt->start[b] * H, dout + (size_t)b * bt->T * H, bt->len[b] * H * sizeof(float));
 	threads_begin();
-	layer_scratch s = { .dx1 = a->dx1, .dy = a->dy, .dh = a->dh, .dctx = a->dctx, .dqkv = a->dqkv, .ones = a->ones };
+	layer_scratch s = { .dx1 = a->dx1, .dy = a->dy, .dh = a->dh, .dctx = a->dctx, .dqkv = a->dqkv, .ones = a->ones,
+			    .drelb = c->arch == ENC_MPNET ? grads + y.relb : NULL };
 	for (int l = c->layers - 1; l >= 0; l--) {
 		layer_acts la = acts_layer(c, a, l);
 		size_t off = y.layer0 + (size_t)l * y.per_layer;

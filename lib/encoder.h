@@ -1,4 +1,4 @@
-/* encoder.h: the transformer body of BERT, RoBERTa/XLM-R and DistilBERT, forward and backward, on CPU.
+/* encoder.h: the transformer body of BERT, RoBERTa/XLM-R, DistilBERT and MPNet, forward and backward, on CPU.
  *
  * Interface as agreed in api-encoder.md, plus these additions (nothing agreed was changed):
  *   enc_arch_name, enc_max_length, enc_acts_bytes, enc_param_find.
@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum enc_arch { ENC_BERT, ENC_ROBERTA, ENC_DISTILBERT };   /* xlm-roberta (and camembert) = ENC_ROBERTA */
+enum enc_arch { ENC_BERT, ENC_ROBERTA, ENC_DISTILBERT, ENC_MPNET };   /* xlm-roberta (and camembert) = ENC_ROBERTA */
 enum { ENC_ACT_GELU, ENC_ACT_GELU_TANH, ENC_ACT_RELU };
 
 typedef struct enc_config {
@@ -22,22 +22,27 @@ typedef struct enc_config {
 	int vocab_size, hidden, layers, heads, intermediate, max_position, type_vocab_size, pad_token_id;
 	float layer_norm_eps, hidden_dropout, attention_dropout, initializer_range;
 	int act;   /* ENC_ACT_GELU (exact erf), ENC_ACT_GELU_TANH ("gelu_new"/"gelu_pytorch_tanh"), ENC_ACT_RELU */
+	int rel_buckets;   /* MPNet: rows of encoder.relative_attention_bias.weight (relative_attention_num_buckets);
+			      0 for the others. Bucketing always uses the first 32, as Hugging Face does. */
 } enc_config;
 
 /* Parses a Hugging Face config.json text (BERT names, or DistilBERT's dim/hidden_dim/n_layers/n_heads/...).
  * Missing fields take the Hugging Face defaults of that model type. Unknown model_type, an unsupported
  * hidden_act or position_embedding_type, or inconsistent sizes -> -1 and a message in err. */
 int enc_config_parse(enc_config *c, const char *json, size_t len, char *err, size_t errlen);
-const char *enc_arch_name(enum enc_arch a);   /* "bert", "roberta", "distilbert" */
+const char *enc_arch_name(enum enc_arch a);   /* "bert", "roberta", "distilbert", "mpnet" */
 /* Longest sequence (special tokens included) the position table allows: max_position, minus pad_token_id + 1
- * for RoBERTa (514 -> 512). enc_forward dies with EX_DATAERR on a longer row or an id outside the vocabulary. */
+ * for RoBERTa and MPNet (514 -> 512). enc_forward dies with EX_DATAERR on a longer row or an id outside the vocabulary. */
 int enc_max_length(const enc_config *c);
 
 /* Parameter layout: one flat float buffer, tensors in a fixed order, named as sentence-transformers saves them
  * (no "bert."/"roberta." prefix: "embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight",
- * ...; DistilBERT: "embeddings.word_embeddings.weight", "transformer.layer.0.attention.q_lin.weight", ...).
+ * ...; DistilBERT: "embeddings.word_embeddings.weight", "transformer.layer.0.attention.q_lin.weight", ...;
+ * MPNet: "encoder.layer.0.attention.attn.q.weight", ..., and "encoder.relative_attention_bias.weight" last,
+ * [rel_buckets][heads], shared by all layers; no token type table).
  * Linear weights are [out][in] as in PyTorch. The pooler is not part of the body (sentence-transformers does not
- * use it). no_decay is 1 for biases and every LayerNorm weight (the v3 Trainer rule); the legacy fit() rule is a
+ * use it). no_decay is 1 for biases, every LayerNorm weight and MPNet's relative_attention_bias.weight (the v3
+ * Trainer rule: "bias" in the name); the legacy fit() rule is a
  * substring test on the names ("bias", "LayerNorm.weight"), which callers can apply themselves.
  * Order inside a layer: query, key, value weights are adjacent (one [3H][H] matrix), then their three biases. */
 typedef struct enc_param { const char *name; int ndim; int64_t shape[2]; size_t offset, count; int no_decay; } enc_param;

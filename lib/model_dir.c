@@ -166,7 +166,7 @@ static int read_tensor(weights *w, const wt_tensor *e, int ndim, const int64_t *
  * (MLM and classifier heads), which are ignored. */
 static void canonical_name(const char *name, char *out, size_t n)
 {
-	static const char *prefixes[] = { "bert.", "roberta.", "distilbert.", "xlm-roberta.", "camembert.", "model.", NULL };
+	static const char *prefixes[] = { "bert.", "roberta.", "distilbert.", "xlm-roberta.", "camembert.", "mpnet.", "model.", NULL };
 	for (int i = 0; prefixes[i]; i++)
 		if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) {
 			name += strlen(prefixes[i]);
@@ -603,6 +603,7 @@ static const char *architecture_name(const enc_config *c)
 	switch (c->arch) {
 	case ENC_ROBERTA: return "RobertaModel";
 	case ENC_DISTILBERT: return "DistilBertModel";
+	case ENC_MPNET: return "MPNetModel";
 	default: return "BertModel";
 	}
 }

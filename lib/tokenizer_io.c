@@ -533,6 +533,39 @@ static void default_specials(tokenizer *t)
 			set_special(t, k, d[k]);
 }
 
+/* MPNet: a WordPiece vocabulary (BERT's, behind <s> <pad> </s> <unk>) with RoBERTa's templates <s> A </s>. Such a
+ * folder says so by tokenizer_class MPNetTokenizer(Fast) or model_type mpnet; a vocabulary with <s> and </s> but
+ * no [CLS] is taken for one too (what st-init is given for a new MPNet model). */
+static int mpnet_vocab(const tokenizer *t, json_t *tcfg, json_t *mcfg)
+{
+	const char *cls = json_string_value(json_object_get(tcfg, "tokenizer_class"));
+	const char *type = json_string_value(json_object_get(mcfg, "model_type"));
+	if (t->kind != TOKENIZER_WORDPIECE)
+		return 0;
+	if ((cls && !strncmp(cls, "MPNetTokenizer", 14)) || (type && !strcmp(type, "mpnet")))
+		return 1;
+	return tok_map_get(&t->vocab, "[CLS]", 5) < 0 && tok_map_get(&t->vocab, "<s>", 3) >= 0 &&
+	       tok_map_get(&t->vocab, "</s>", 4) >= 0;
+}
+
+/* MPNetTokenizer's defaults, for the special tokens the files did not name (its unk_token is [UNK]). */
+static void mpnet_specials(tokenizer *t)
+{
+	static const char *d[TOK_NSPECIAL] = { "[UNK]", "<s>", "</s>", "<pad>", "<mask>", "<s>", "</s>" };
+	for (int k = 0; k < TOK_NSPECIAL; k++)
+		if (!t->special[k] && tok_map_get(&t->vocab, d[k], strlen(d[k])) >= 0)
+			set_special(t, k, d[k]);
+	if (!t->special[TOK_UNK] && tok_map_get(&t->vocab, "<unk>", 5) >= 0)
+		set_special(t, TOK_UNK, "<unk>");
+}
+
+/* A WordPiece tokenizer with <s> A </s> templates is MPNet's: saved with RobertaProcessing, as MPNetTokenizerFast. */
+static int mpnet_style(const tokenizer *t)
+{
+	return t->kind == TOKENIZER_WORDPIECE && t->npre == 1 && t->nsuf == 1 && t->special[TOK_CLS] &&
+	       t->special[TOK_SEP] && !strcmp(t->special[TOK_CLS], "<s>") && !strcmp(t->special[TOK_SEP], "</s>");
+}
+
 /* The folder holding the tokenizer files: dir itself, or the Transformer module's path from modules.json
  * (old sentence-transformers models keep it in 0_Transformer/). */
 static char *tokenizer_dir(const char *dir)
@@ -668,13 +701,16 @@ tokenizer *tokenizer_load(const char *path, char *err, size_t errlen)
 	}
 	read_special_strings(t, smap);
 	read_special_strings(t, tcfg);
+	int mpnet = !want_json && mpnet_vocab(t, tcfg, mcfg);
+	if (mpnet)
+		mpnet_specials(t);
 	default_specials(t);
 	if (!want_json) {
-		/* special tokens become added tokens; RoBERTa's <mask> takes the space before it */
+		/* special tokens become added tokens; RoBERTa's and MPNet's <mask> takes the space before it */
 		for (int k = 0; k < TOK_NSPECIAL; k++) {
 			int32_t id = special_id(t, k);
 			if (id >= 0)
-				add_added(t, t->special[k], id, 1, t->kind == TOKENIZER_BPE && k == TOK_MASK, 0, 0,
+				add_added(t, t->special[k], id, 1, (t->kind == TOKENIZER_BPE || mpnet) && k == TOK_MASK, 0, 0,
 					  t->kind == TOKENIZER_BPE && k != TOK_MASK);
 		}
 		const char *cls = json_string_value(json_object_get(tcfg, "tokenizer_class"));
@@ -811,7 +847,10 @@ static json_t *tokenizer_json(const tokenizer *t)
 				    "handle_chinese_chars", b->chinese, "strip_accents", b->strip, "lowercase", b->lower)
 			: json_null());
 		json_object_set_new(root, "pre_tokenizer", json_pack("{s:s}", "type", "BertPreTokenizer"));
-		if (cls && sep && t->npre == 1 && t->nsuf == 1) {
+		if (mpnet_style(t)) {
+			post = json_pack("{s:s, s:[s, i], s:[s, i], s:b, s:b}", "type", "RobertaProcessing", "sep", sep,
+					 (int)t->suf[0], "cls", cls, (int)t->pre[0], "trim_offsets", 1, "add_prefix_space", 0);
+		} else if (cls && sep && t->npre == 1 && t->nsuf == 1) {
 			post = json_pack("{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}],"
 					 " s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}],"
 					 " s:{s:{s:s, s:[i], s:[s]}, s:{s:s, s:[i], s:[s]}}}",
@@ -944,7 +983,7 @@ int tokenizer_save(const tokenizer *t, const char *dir, char *err, size_t errlen
 		return -1;
 	json_t *cfg = json_object(), *smap = json_object(), *dec = json_object();
 	for (int k = 0; k < TOK_NSPECIAL; k++)
-		if (t->special[k] && !(t->kind == TOKENIZER_WORDPIECE && (k == TOK_BOS || k == TOK_EOS))) {
+		if (t->special[k] && !(t->kind == TOKENIZER_WORDPIECE && !mpnet_style(t) && (k == TOK_BOS || k == TOK_EOS))) {
 			json_object_set_new(cfg, special_names[k], json_string(t->special[k]));
 			json_object_set_new(smap, special_names[k], json_string(t->special[k]));
 		}
@@ -960,7 +999,7 @@ int tokenizer_save(const tokenizer *t, const char *dir, char *err, size_t errlen
 	json_object_set_new(cfg, "model_max_length", json_integer(mml));
 	json_object_set_new(cfg, "clean_up_tokenization_spaces", json_true());
 	if (t->kind == TOKENIZER_WORDPIECE) {
-		json_object_set_new(cfg, "tokenizer_class", json_string("BertTokenizer"));
+		json_object_set_new(cfg, "tokenizer_class", json_string(mpnet_style(t) ? "MPNetTokenizer" : "BertTokenizer"));
 		json_object_set_new(cfg, "do_lower_case", json_boolean(t->bert.lower));
 		json_object_set_new(cfg, "strip_accents", t->bert.strip == t->bert.lower ? json_null() : json_boolean(t->bert.strip));
 		json_object_set_new(cfg, "tokenize_chinese_chars", json_boolean(t->bert.chinese));

@@ -56,6 +56,18 @@ def write_safetensors(path, tensors):
             f.write(raw)
 
 
+def mpnet_buckets(T, num_buckets=32, max_distance=128):
+    """[T, T] bucket of key j for query i (MPNet's relative_position_bucket of j - i: T5's bidirectional
+    bucketing, the log in float32 and truncated, as modeling_mpnet.py computes it)."""
+    n = torch.arange(T)[:, None] - torch.arange(T)[None, :]   # query - key
+    half = num_buckets // 2
+    ret = (n < 0).long() * half
+    n = n.abs()
+    exact = half // 2
+    large = exact + (torch.log(n.float() / exact) / math.log(max_distance / exact) * (half - exact)).long()
+    return ret + torch.where(n < exact, n, torch.clamp(large, max=half - 1))
+
+
 class Model:
     def __init__(self, root):
         self.root = root
@@ -108,7 +120,7 @@ class Model:
                 continue   # the pooler is not part of a sentence-transformers forward
             self.w[name] = self.leaf(file, name, arr)
 
-    # ---- the transformer body, following Hugging Face's modeling_bert / roberta / distilbert ----
+    # ---- the transformer body, following Hugging Face's modeling_bert / roberta / distilbert / mpnet ----
     def encode(self, ids, mask):
         c, w = self.cfg, self.w
         mt = c["model_type"]
@@ -119,10 +131,10 @@ class Model:
             pad = c.get("pad_token_id", 0)
         else:
             H, nh, L = c["hidden_size"], c["num_attention_heads"], c["num_hidden_layers"]
-            eps, act = c["layer_norm_eps"], c.get("hidden_act", "gelu")
-            pad = c["pad_token_id"]
+            eps, act = c.get("layer_norm_eps", 1e-12), c.get("hidden_act", "gelu")
+            pad = c.get("pad_token_id", 1 if mt in ("roberta", "xlm-roberta", "camembert", "mpnet") else 0)
         ids = torch.where(mask.bool(), ids, torch.full_like(ids, pad))
-        if mt in ("roberta", "xlm-roberta", "camembert"):
+        if mt in ("roberta", "xlm-roberta", "camembert", "mpnet"):
             pos = (torch.cumsum(mask, 1) * mask).long() + pad
             pos_pad = pad
         else:
@@ -130,7 +142,7 @@ class Model:
             pos_pad = None
         x = F.embedding(ids, w["embeddings.word_embeddings.weight"], padding_idx=pad)
         x = x + F.embedding(pos, w["embeddings.position_embeddings.weight"], padding_idx=pos_pad)
-        if mt != "distilbert":
+        if mt not in ("distilbert", "mpnet"):
             x = x + w["embeddings.token_type_embeddings.weight"][0]
         x = F.layer_norm(x, (H,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
         dh = H // nh
@@ -144,11 +156,15 @@ class Model:
         def ln(v, name):
             return F.layer_norm(v, (H,), w[name + ".weight"], w[name + ".bias"], eps)
 
+        bias = 0
+        if mt == "mpnet":   # MPNetEncoder.compute_position_bias: one [nh, T, T] bias for every layer
+            bias = F.embedding(mpnet_buckets(T), w["encoder.relative_attention_bias.weight"]).permute(2, 0, 1)
+
         def attention(v, q, k, vv, o):
             def split(t):
                 return t.view(B, T, nh, dh).transpose(1, 2)
             Q, K, V = split(lin(v, q)), split(lin(v, k)), split(lin(v, vv))
-            s = Q @ K.transpose(-1, -2) / math.sqrt(dh) + neg
+            s = Q @ K.transpose(-1, -2) / math.sqrt(dh) + bias + neg
             ctx = (torch.softmax(s, -1) @ V).transpose(1, 2).reshape(B, T, H)
             return lin(ctx, o)
 
@@ -160,6 +176,13 @@ class Model:
                 x = ln(x + a, p + "sa_layer_norm")
                 f = lin(gelu(lin(x, p + "ffn.lin1")), p + "ffn.lin2")
                 x = ln(x + f, p + "output_layer_norm")
+            elif mt == "mpnet":
+                p = "encoder.layer.%d." % i
+                a = attention(x, p + "attention.attn.q", p + "attention.attn.k", p + "attention.attn.v",
+                              p + "attention.attn.o")
+                x = ln(x + a, p + "attention.LayerNorm")
+                f = lin(gelu(lin(x, p + "intermediate.dense")), p + "output.dense")
+                x = ln(x + f, p + "output.LayerNorm")
             else:
                 p = "encoder.layer.%d." % i
                 a = attention(x, p + "attention.self.query", p + "attention.self.key", p + "attention.self.value",
@@ -297,7 +320,7 @@ def check(root, problems):
     cfg = load("config.json")
     if cfg is not None:
         arch = {"bert": "BertModel", "roberta": "RobertaModel", "distilbert": "DistilBertModel",
-                "xlm-roberta": "XLMRobertaModel"}.get(cfg.get("model_type"))
+                "xlm-roberta": "XLMRobertaModel", "mpnet": "MPNetModel"}.get(cfg.get("model_type"))
         if cfg.get("architectures") != [arch]:
             problems.append("config.json: architectures %r for model_type %r" % (cfg.get("architectures"),
                                                                                  cfg.get("model_type")))
@@ -305,6 +328,12 @@ def check(root, problems):
         names = set(header) - {"__metadata__"}
         if cfg.get("model_type") == "distilbert":
             L, must = cfg.get("n_layers"), ["transformer.layer.%d.ffn.lin1.weight", "transformer.layer.%d.sa_layer_norm.bias"]
+        elif cfg.get("model_type") == "mpnet":
+            L, must = cfg.get("num_hidden_layers"), ["encoder.layer.%d.attention.attn.q.weight",
+                                                     "encoder.layer.%d.attention.LayerNorm.weight"]
+            for extra in ("pooler.dense.weight", "encoder.relative_attention_bias.weight"):
+                if extra not in names:
+                    problems.append("model.safetensors: %s missing" % extra)
         else:
             L, must = cfg.get("num_hidden_layers"), ["encoder.layer.%d.attention.self.query.weight",
                                                      "encoder.layer.%d.output.LayerNorm.weight"]
@@ -315,7 +344,7 @@ def check(root, problems):
             for pat in must:
                 if pat % i not in names:
                     problems.append("model.safetensors: %s missing" % (pat % i))
-        if any(k.startswith(("bert.", "roberta.", "distilbert.")) for k in names):
+        if any(k.startswith(("bert.", "roberta.", "distilbert.", "mpnet.")) for k in names):
             problems.append("model.safetensors: names carry a task-model prefix")
     if not any(os.path.exists(os.path.join(root, t)) for t in ("tokenizer.json", "vocab.txt", "vocab.json")):
         problems.append("%s: no tokenizer files" % root)

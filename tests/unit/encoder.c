@@ -28,7 +28,13 @@ static const char *cfg_roberta =
 	" \"num_attention_heads\": 4, \"intermediate_size\": 64, \"max_position_embeddings\": 42,"
 	" \"type_vocab_size\": 1, \"layer_norm_eps\": 1e-5, \"hidden_act\": \"gelu_new\", \"pad_token_id\": 1,"
 	" \"hidden_dropout_prob\": 0.2, \"attention_probs_dropout_prob\": 0.15, \"initializer_range\": 0.3}";
-/* head sizes: BERT 8, XLM-R 8, DistilBERT 16 */
+/* MPNet: all-mpnet-base-v2's eps and positions, 48 relative-bias buckets (only the first 32 are used) */
+static const char *cfg_mpnet =
+	"{\"model_type\": \"mpnet\", \"vocab_size\": 100, \"hidden_size\": 32, \"num_hidden_layers\": 2,"
+	" \"num_attention_heads\": 4, \"intermediate_size\": 64, \"max_position_embeddings\": 42,"
+	" \"layer_norm_eps\": 1e-5, \"hidden_act\": \"gelu\", \"pad_token_id\": 1, \"relative_attention_num_buckets\": 48,"
+	" \"hidden_dropout_prob\": 0.1, \"attention_probs_dropout_prob\": 0.1, \"initializer_range\": 0.3}";
+/* head sizes: BERT 8, XLM-R 8, DistilBERT 16, MPNet 8 */
 static const char *cfg_distil =
 	"{\"model_type\": \"distilbert\", \"vocab_size\": 100, \"dim\": 32, \"n_layers\": 2, \"n_heads\": 2,"
 	" \"hidden_dim\": 64, \"max_position_embeddings\": 40, \"activation\": \"gelu\", \"pad_token_id\": 0,"
@@ -61,16 +67,17 @@ static float *random_model(const enc_config *c, uint64_t seed)
 /* A batch of 3 rows padded to T: lengths T, T-3, 2 (so one short row), with junk in the pad slots (the encoder
  * must not read them) and one pad id inside a real row. */
 enum { TB = 3, TT = 9 };
-static void make_batch(const enc_config *c, int32_t *ids, int32_t *len)
+static void make_batch_T(const enc_config *c, int32_t *ids, int32_t *len, int T)
 {
-	int lens[TB] = { TT, TT - 3, 2 };
+	int lens[TB] = { T, T - 3, 2 };
 	for (int b = 0; b < TB; b++) {
 		len[b] = lens[b];
-		for (int t = 0; t < TT; t++)
-			ids[b * TT + t] = t < lens[b] ? (int32_t)(2 + rnd32() % (c->vocab_size - 2)) : (int32_t)(rnd32() % c->vocab_size);
+		for (int t = 0; t < T; t++)
+			ids[b * T + t] = t < lens[b] ? (int32_t)(2 + rnd32() % (c->vocab_size - 2)) : (int32_t)(rnd32() % c->vocab_size);
 	}
-	ids[0 * TT + 4] = c->pad_token_id;
+	ids[0 * T + 4] = c->pad_token_id;
 }
+static void make_batch(const enc_config *c, int32_t *ids, int32_t *len) { make_batch_T(c, ids, len, TT); }
 
 /* dout: random at real positions, zero at pads */
 static float *make_dout(const enc_config *c, const int32_t *len, int B, int T)
@@ -91,8 +98,9 @@ static int write_raw(const char *dir, const char *name, const void *data, size_t
 	return st_write_file_atomic(path, data, bytes);
 }
 
-/* --dump DIR CONFIG: params.f32, ids.i32, lengths.i32, dout.f32, out.f32, grads.f32, table.tsv, shape.txt */
-static int dump(const char *dir, const char *config_path)
+/* --dump DIR CONFIG [T]: params.f32, ids.i32, lengths.i32, dout.f32, out.f32, grads.f32, table.tsv, shape.txt;
+ * rows padded to T (default 9; MPNet's relative buckets need rows longer than 64 to be all used) */
+static int dump(const char *dir, const char *config_path, int TT)
 {
 	size_t clen;
 	char *json = st_read_file(config_path, &clen);
@@ -101,8 +109,10 @@ static int dump(const char *dir, const char *config_path)
 	enc_config c;
 	parse_or_die(&c, json);
 	float *params = random_model(&c, 7);
-	int32_t ids[TB * TT], len[TB];
-	make_batch(&c, ids, len);
+	if (TT < 5 || TT > enc_max_length(&c))
+		die(64, "--dump: padded length %d outside 5..%d", TT, enc_max_length(&c));
+	int32_t *ids = xmalloc(TB * TT * sizeof *ids), len[TB];
+	make_batch_T(&c, ids, len, TT);
 	size_t H = c.hidden, np = enc_num_params(&c);
 	float *dout = make_dout(&c, len, TB, TT);
 	float *out = xcalloc((size_t)TB * TT * H, sizeof(float));
@@ -119,7 +129,7 @@ static int dump(const char *dir, const char *config_path)
 			     (long long)t[i].shape[1]);
 	char shape[64];
 	int sl = snprintf(shape, sizeof shape, "%d %d %zu\n", TB, TT, H);
-	if (write_raw(dir, "params.f32", params, np * 4) || write_raw(dir, "ids.i32", ids, sizeof ids) ||
+	if (write_raw(dir, "params.f32", params, np * 4) || write_raw(dir, "ids.i32", ids, TB * TT * sizeof *ids) ||
 	    write_raw(dir, "lengths.i32", len, sizeof len) || write_raw(dir, "dout.f32", dout, TB * TT * H * 4) ||
 	    write_raw(dir, "out.f32", out, TB * TT * H * 4) || write_raw(dir, "grads.f32", grads, np * 4) ||
 	    write_raw(dir, "table.tsv", tsv, w - tsv) || write_raw(dir, "shape.txt", shape, sl))
@@ -170,7 +180,12 @@ static void test_gradients(const char *what, const char *json)
 				int r = rnd32() % TB, p = rnd32() % len[r];
 				j = (size_t)ids[r * TT + p] * H + rnd32() % H;
 			} else if (!strcmp(t[i].name, "embeddings.position_embeddings.weight")) {
-				j = (size_t)(c.arch == ENC_ROBERTA ? c.pad_token_id + 1 + rnd32() % 2 : rnd32() % 2) * H + rnd32() % H;
+				int padded = c.arch == ENC_ROBERTA || c.arch == ENC_MPNET;
+				j = (size_t)(padded ? c.pad_token_id + 1 + rnd32() % 2 : rnd32() % 2) * H + rnd32() % H;
+			} else if (!strcmp(t[i].name, "encoder.relative_attention_bias.weight")) {
+				/* buckets 0..8 (key at or before the query, up to 8 back) and 17..24 (after) occur in rows of 9 */
+				int bucket = rnd32() % 2 ? (int)(rnd32() % 9) : 17 + (int)(rnd32() % 8);
+				j = (size_t)bucket * c.heads + rnd32() % c.heads;
 			} else {
 				j = rnd32() % t[i].count;
 			}
@@ -360,12 +375,42 @@ static void test_threads(void)
 	free(params), free(dout), free(out[0]), free(out[1]), free(g[0]), free(g[1]);
 }
 
+static void test_config_mpnet(void)
+{
+	enc_config c;
+	char err[256];
+	/* all-mpnet-base-v2: 109,486,464 parameters with its pooler (768 x 768 + 768), which is not part of the body */
+	const char *json = "{\"model_type\": \"mpnet\", \"max_position_embeddings\": 514, \"layer_norm_eps\": 1e-5}";
+	ok(enc_config_parse(&c, json, strlen(json), err, sizeof err) == 0 && c.arch == ENC_MPNET && c.vocab_size == 30527 &&
+	   c.pad_token_id == 1 && c.rel_buckets == 32 && c.type_vocab_size == 0 && enc_max_length(&c) == 512 &&
+	   !strcmp(enc_arch_name(c.arch), "mpnet"), "MPNet defaults; 514 positions allow 512 tokens");
+	ok(enc_num_params(&c) == 109486464 - (768 * 768 + 768), "all-mpnet-base-v2's body has %zu parameters",
+	   enc_num_params(&c));
+	int nt = enc_param_table(&c, NULL);
+	enc_param *t = xmalloc(nt * sizeof *t);
+	enc_param_table(&c, t);
+	int k = enc_param_find(&c, "encoder.relative_attention_bias.weight");
+	ok(k == nt - 1 && t[k].shape[0] == 32 && t[k].shape[1] == 12 && t[k].no_decay && nt == 4 + 12 * 16 + 1 &&
+	   enc_param_find(&c, "embeddings.token_type_embeddings.weight") < 0,
+	   "MPNet table: no token types, relative_attention_bias.weight [32, 12] last, no decay (\"bias\" in its name)");
+	k = enc_param_find(&c, "encoder.layer.11.attention.attn.o.weight");
+	ok(k >= 0 && enc_param_find(&c, "encoder.layer.0.attention.LayerNorm.bias") >= 0 &&
+	   enc_param_find(&c, "encoder.layer.3.attention.attn.k.bias") >= 0, "MPNet layer names (attention.attn.q/k/v/o)");
+	free(t);
+	json = "{\"model_type\": \"mpnet\", \"pad_token_id\": 0}";
+	ok(enc_config_parse(&c, json, strlen(json), err, sizeof err) == -1 && strstr(err, "padding index 1"),
+	   "MPNet with pad_token_id 0 is refused (%s)", err);
+	json = "{\"model_type\": \"mpnet\", \"relative_attention_num_buckets\": 16}";
+	ok(enc_config_parse(&c, json, strlen(json), err, sizeof err) == -1 && strstr(err, "32"),
+	   "MPNet with fewer than 32 relative buckets is refused (%s)", err);
+}
+
 static void test_config(void)
 {
 	enc_config c;
 	char err[256];
-	const char *json = "{\"model_type\": \"mpnet\", \"hidden_size\": 32}";
-	ok(enc_config_parse(&c, json, strlen(json), err, sizeof err) == -1 && strstr(err, "mpnet") &&
+	const char *json = "{\"model_type\": \"deberta-v2\", \"hidden_size\": 32}";
+	ok(enc_config_parse(&c, json, strlen(json), err, sizeof err) == -1 && strstr(err, "mpnet") && strstr(err, "deberta") &&
 	   strstr(err, "bert") && strstr(err, "roberta") && strstr(err, "distilbert"),
 	   "unknown model_type is refused, naming the supported ones (%s)", err);
 	json = "{\"model_type\": \"bert\", \"hidden_act\": \"swish\"}";
@@ -414,20 +459,23 @@ static void test_config(void)
 		zero &= p[c.pad_token_id * c.hidden + i] == 0 && p[(size_t)c.vocab_size * c.hidden + c.pad_token_id * c.hidden + i] == 0;
 	ok(zero, "enc_init_random zeroes the padding rows (word and RoBERTa position)");
 	free(p);
+	test_config_mpnet();
 }
 
 int main(int argc, char **argv)
 {
-	if (argc == 4 && !strcmp(argv[1], "--dump"))
-		return dump(argv[2], argv[3]);
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--dump"))
+		return dump(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : TT);
 	/* the small models below run single-threaded anyway (too small for a parallel region) */
 	st_set_threads(1);
 	test_config();
 	test_gradients("bert", cfg_bert);
 	test_gradients("xlm-roberta", cfg_roberta);
 	test_gradients("distilbert", cfg_distil);
+	test_gradients("mpnet", cfg_mpnet);
 	test_dropout("bert", cfg_bert);
 	test_dropout("distilbert", cfg_distil);
+	test_dropout("mpnet", cfg_mpnet);
 	test_dropout_rate();
 	test_threads();
 	return done_testing();
