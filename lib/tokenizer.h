@@ -175,7 +175,7 @@ extern const char *tok_gpt2_pattern;
 
 /* SentencePiece Unigram (tokenizer_unigram.c). The vocabulary (id_tok, vocab) is set before setup. */
 struct json_t;
-int tok_unigram_setup(tokenizer *t, const float *scores, int n, int32_t unk_id, int byte_fallback,
+int tok_unigram_setup(tokenizer *t, const double *scores, int n, int32_t unk_id, int byte_fallback,
 		      struct json_t *normalizer, struct json_t *pre, struct json_t *decoder, const char *file, char *err,
 		      size_t errlen);
 void tok_unigram_segment(tokenizer *t, const char *s, size_t n, int at_start);

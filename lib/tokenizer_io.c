@@ -543,7 +543,7 @@ static int load_unigram(tokenizer *t, json_t *root, json_t *model, const char *p
 	size_t n = json_array_size(vocab), i;
 	if (n > 50000000)
 		return ERR("%s: Unigram vocab too large", path);
-	float *scores = xmalloc(n * sizeof *scores);
+	double *scores = xmalloc(n * sizeof *scores);
 	int rc = -1;
 	json_array_foreach(vocab, i, item) {
 		const char *piece = json_string_value(json_array_get(item, 0));
@@ -557,7 +557,7 @@ static int load_unigram(tokenizer *t, json_t *root, json_t *model, const char *p
 			ERR("%s: Unigram vocab[%zu]: score out of range", path, i);
 			goto out;
 		}
-		scores[i] = (float)d;
+		scores[i] = d;
 		if (vocab_set(t, (int64_t)i, piece, strlen(piece), path, err, errlen))
 			goto out;
 	}

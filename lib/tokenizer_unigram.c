@@ -48,9 +48,10 @@ typedef struct {
 enum { PREPEND_NEVER, PREPEND_ALWAYS, PREPEND_FIRST };
 
 struct tok_unigram {
-	float *score;             /* [nid] */
-	float unk_score;
+	double *score;            /* [nid] */
+	double unk_score;
 	int byte_fallback;
+	int spm_exact;            /* libsentencepiece's arithmetic (see viterbi) rather than the tokenizers library's */
 	int32_t byte_id[256];
 	/* the vocabulary trie: node 0 is the root; edges (node, byte) -> child in an open-addressing table */
 	int32_t *node_id;         /* [nnodes] piece id ending here, or -1 */
@@ -79,7 +80,7 @@ struct tok_unigram {
 	/* scratch */
 	char *buf[2], *wbuf;
 	size_t buf_cap[2], wcap;
-	float *best;
+	double *best;
 	int32_t *best_start, *best_id;
 	size_t best_cap;
 	int32_t *path;
@@ -367,8 +368,13 @@ static void push_unknown(tokenizer *t, const char *s, size_t n)
 	push_id(t, t->unk_id);
 }
 
-/* The best segmentation of one pre-token s[0..n) (SentencePiece's EncodeOptimized: the best path ending at
- * each byte, found left to right; a later candidate replaces an earlier one only when strictly better). */
+/* The best segmentation of one pre-token s[0..n): the best path ending at each byte, found left to right; a
+ * later candidate replaces an earlier one only when strictly better, so equal scores keep the path whose last
+ * piece starts first (both libraries do so). The tokenizers library sums scores in double per pre-token;
+ * libsentencepiece runs over the whole text, adds a piece's score in double (its score expression is a double
+ * because of the user-defined-symbol branch) but keeps each best score as a float, and adds the unknown score
+ * in float. That can break near-ties the other way ("▁15 0 00" against "▁15 00 0"): spm_exact follows
+ * libsentencepiece, for models read from a .model file. */
 static void viterbi(tokenizer *t, const char *s, size_t n)
 {
 	struct tok_unigram *u = t->ug;
@@ -380,7 +386,7 @@ static void viterbi(tokenizer *t, const char *s, size_t n)
 		u->best_start = xrealloc(u->best_start, u->best_cap * sizeof *u->best_start);
 		u->best_id = xrealloc(u->best_id, u->best_cap * sizeof *u->best_id);
 	}
-	float *best = u->best;
+	double *best = u->best;
 	int32_t *from = u->best_start, *bid = u->best_id;
 	for (size_t i = 0; i <= n; i++)
 		from[i] = -1;
@@ -390,7 +396,7 @@ static void viterbi(tokenizer *t, const char *s, size_t n)
 		size_t mblen = one_char_len(p[start]);
 		if (mblen > n - start)
 			mblen = n - start;
-		float here = best[start];
+		double here = best[start];
 		int single = 0;
 		uint32_t node = 0;
 		for (size_t k = start; k < n; k++) {
@@ -401,9 +407,9 @@ static void viterbi(tokenizer *t, const char *s, size_t n)
 			if (id < 0)
 				continue;
 			size_t end = k + 1;
-			float cand = u->score[id] + here;
+			double cand = u->score[id] + here;
 			if (from[end] < 0 || cand > best[end]) {
-				best[end] = cand;
+				best[end] = u->spm_exact ? (double)(float)cand : cand;
 				from[end] = (int32_t)start;
 				bid[end] = id;
 			}
@@ -412,7 +418,7 @@ static void viterbi(tokenizer *t, const char *s, size_t n)
 		}
 		if (!single) {
 			size_t end = start + mblen;
-			float cand = u->unk_score + here;
+			double cand = u->spm_exact ? (double)((float)u->unk_score + (float)here) : u->unk_score + here;
 			if (from[end] < 0 || cand > best[end]) {
 				best[end] = cand;
 				from[end] = (int32_t)start;
@@ -479,7 +485,7 @@ static void metaspace_word(tokenizer *t, const char *s, size_t n, int first)
 		}
 	}
 	const char *w = u->wbuf;
-	if (!u->split || !rl) {
+	if (!u->split || !rl || u->spm_exact) {
 		viterbi(t, w, o);
 		return;
 	}
@@ -727,7 +733,7 @@ static int add_pre_tokenizer(struct tok_unigram *u, json_t *pj, int depth, const
 		   type);
 }
 
-int tok_unigram_setup(tokenizer *t, const float *scores, int n, int32_t unk_id, int byte_fallback, json_t *normalizer,
+int tok_unigram_setup(tokenizer *t, const double *scores, int n, int32_t unk_id, int byte_fallback, json_t *normalizer,
 		      json_t *pre, json_t *decoder, const char *file, char *err, size_t errlen)
 {
 	struct tok_unigram *u = xcalloc(1, sizeof *u);
@@ -737,13 +743,13 @@ int tok_unigram_setup(tokenizer *t, const float *scores, int n, int32_t unk_id, 
 	t->unk_id = unk_id;
 	u->byte_fallback = byte_fallback;
 	u->score = xmalloc((size_t)(t->nid > 0 ? t->nid : 1) * sizeof *u->score);
-	float min_score = INFINITY;
+	double min_score = INFINITY;
 	for (int i = 0; i < t->nid; i++) {
 		u->score[i] = i < n ? scores[i] : 0;
 		if (i < n && scores[i] < min_score)
 			min_score = scores[i];
 	}
-	u->unk_score = (isfinite(min_score) ? min_score : 0) - 10.0f;
+	u->unk_score = (isfinite(min_score) ? min_score : 0) - 10.0;
 	for (int b = 0; b < 256; b++) {
 		char name[8];
 		snprintf(name, sizeof name, "<0x%02X>", b);
@@ -835,7 +841,7 @@ void tok_unigram_save(const tokenizer *t, json_t *root)
 	json_object_set_new(root, "decoder", u->j_decoder ? json_deep_copy(u->j_decoder) : json_null());
 	json_t *vocab = json_array();
 	for (int i = 0; i < t->nid; i++)
-		json_array_append_new(vocab, json_pack("[s, f]", t->id_tok[i] ? t->id_tok[i] : "", (double)u->score[i]));
+		json_array_append_new(vocab, json_pack("[s, f]", t->id_tok[i] ? t->id_tok[i] : "", u->score[i]));
 	json_t *model = json_pack("{s:s, s:i, s:o, s:b}", "type", "Unigram", "unk_id", (int)t->unk_id, "vocab", vocab,
 				  "byte_fallback", u->byte_fallback);
 	json_object_set_new(root, "model", model);
@@ -848,8 +854,11 @@ const uint8_t *tok_unigram_spm(const tokenizer *t, size_t *len)
 	return t->ug ? t->ug->spm_raw : NULL;
 }
 
+/* Keeps the .model for saving and switches to libsentencepiece's arithmetic. */
 void tok_unigram_keep_spm(tokenizer *t, const uint8_t *data, size_t n)
 {
+	t->ug->spm_exact = 1;
+	t->ug->unk_score = (double)((float)(t->ug->unk_score + 10.0) - 10.0f);
 	free(t->ug->spm_raw);
 	t->ug->spm_raw = xmalloc(n ? n : 1);
 	memcpy(t->ug->spm_raw, data, n);
