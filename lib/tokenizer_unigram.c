@@ -47,19 +47,25 @@ typedef struct {
 
 enum { PREPEND_NEVER, PREPEND_ALWAYS, PREPEND_FIRST };
 
+typedef struct {
+	uint32_t key, child;
+	int32_t id;               /* the piece ending at child, or -1 */
+	uint32_t pad;
+} ug_edge;
+
 struct tok_unigram {
 	double *score;            /* [nid] */
 	double unk_score;
 	int byte_fallback;
 	int spm_exact;            /* libsentencepiece's arithmetic (see viterbi) rather than the tokenizers library's */
 	int32_t byte_id[256];
-	/* the vocabulary trie: node 0 is the root; edges (node, byte) -> child in an open-addressing table */
-	int32_t *node_id;         /* [nnodes] piece id ending here, or -1 */
-	size_t nnodes, node_cap;
-	uint64_t *edge_key;       /* (node << 8 | byte) + 1, 0 = empty */
-	uint32_t *edge_child;
+	/* the vocabulary trie: node 0 is the root; edges (node, byte) -> child in an open-addressing table whose
+	 * slots hold the key (node << 8 | byte, never 0 as the root's edges live in root), the child and the
+	 * piece id ending at the child, so that a step costs one memory access */
+	size_t nnodes;
+	ug_edge *edge;            /* key 0 = empty */
 	size_t edge_cap, nedges;
-	uint32_t root_child[256];
+	ug_edge root[256];
 	/* the charsmap */
 	uint8_t *charsmap;        /* the whole blob (trie size, trie, strings) */
 	size_t charsmap_len;
@@ -67,6 +73,7 @@ struct tok_unigram {
 	size_t trie_units;
 	const char *norm;         /* replacement strings */
 	size_t norm_len;
+	uint8_t cm_first[256];    /* 1: some charsmap entry starts with this byte */
 	ug_step *steps;
 	int nsteps;
 	/* pre-tokenizer */
@@ -90,89 +97,68 @@ struct tok_unigram {
 
 /* ---------------------------------------------------------------- vocabulary trie */
 
-static inline uint64_t edge_hash(uint64_t k)
+static inline uint64_t edge_hash(uint32_t k)
 {
-	k *= 0x9E3779B97F4A7C15ull;
-	return k ^ (k >> 29);
+	uint64_t x = k * 0x9E3779B97F4A7C15ull;
+	return x >> 32 ^ x;
 }
 
 static void edge_grow(struct tok_unigram *u);
 
-static void edge_put(struct tok_unigram *u, uint32_t node, uint8_t b, uint32_t child)
+/* The slot of (node, b): its own, or the empty one where it would go. */
+static inline ug_edge *edge_slot(const struct tok_unigram *u, uint32_t node, uint8_t b)
 {
-	if ((u->nedges + 1) * 2 > u->edge_cap)
-		edge_grow(u);
-	uint64_t key = ((uint64_t)node << 8 | b) + 1;
+	if (!node)
+		return (ug_edge *)&u->root[b];
+	uint32_t key = node << 8 | b;
 	size_t mask = u->edge_cap - 1, i = edge_hash(key) & mask;
-	while (u->edge_key[i] && u->edge_key[i] != key)
+	for (;;) {
+		ug_edge *e = &u->edge[i];
+		if (e->key == key || !e->key)
+			return e;
 		i = (i + 1) & mask;
-	if (!u->edge_key[i])
+	}
+}
+
+static ug_edge *edge_add(struct tok_unigram *u, uint32_t node, uint8_t b, uint32_t child, int32_t id)
+{
+	if (node && (u->nedges + 1) * 2 > u->edge_cap)
+		edge_grow(u);
+	ug_edge *e = edge_slot(u, node, b);
+	if (node)
 		u->nedges++;
-	u->edge_key[i] = key;
-	u->edge_child[i] = child;
+	*e = (ug_edge){ node ? node << 8 | b : 0, child, id, 0 };
+	return e;
 }
 
 static void edge_grow(struct tok_unigram *u)
 {
 	size_t old = u->edge_cap;
-	uint64_t *ok = u->edge_key;
-	uint32_t *oc = u->edge_child;
+	ug_edge *oe = u->edge;
 	u->edge_cap = old ? old * 2 : 1024;
-	u->edge_key = xcalloc(u->edge_cap, sizeof *u->edge_key);
-	u->edge_child = xmalloc(u->edge_cap * sizeof *u->edge_child);
+	u->edge = xcalloc(u->edge_cap, sizeof *u->edge);
 	u->nedges = 0;
 	for (size_t i = 0; i < old; i++)
-		if (ok[i]) {
-			uint64_t k = ok[i] - 1;
-			edge_put(u, (uint32_t)(k >> 8), (uint8_t)k, oc[i]);
-		}
-	free(ok);
-	free(oc);
+		if (oe[i].key)
+			edge_add(u, oe[i].key >> 8, (uint8_t)oe[i].key, oe[i].child, oe[i].id);
+	free(oe);
 }
 
-/* The child of node by byte b, or 0 (the root is never a child). */
-static inline uint32_t edge_get(const struct tok_unigram *u, uint32_t node, uint8_t b)
-{
-	if (!node)
-		return u->root_child[b];
-	uint64_t key = ((uint64_t)node << 8 | b) + 1;
-	size_t mask = u->edge_cap - 1, i = edge_hash(key) & mask;
-	for (;;) {
-		uint64_t k = u->edge_key[i];
-		if (k == key)
-			return u->edge_child[i];
-		if (!k)
-			return 0;
-		i = (i + 1) & mask;
-	}
-}
-
-static uint32_t node_new(struct tok_unigram *u)
-{
-	if (u->nnodes == u->node_cap) {
-		u->node_cap = u->node_cap ? u->node_cap * 2 : 1024;
-		u->node_id = xrealloc(u->node_id, u->node_cap * sizeof *u->node_id);
-	}
-	u->node_id[u->nnodes] = -1;
-	return (uint32_t)u->nnodes++;
-}
-
-static void trie_insert(struct tok_unigram *u, const char *s, size_t n, int32_t id)
+static int trie_insert(struct tok_unigram *u, const char *s, size_t n, int32_t id)
 {
 	uint32_t node = 0;
 	for (size_t i = 0; i < n; i++) {
+		if (u->nnodes >= (1u << 24) - 1)
+			return -1;   /* keys hold 24 bits of node number */
 		uint8_t b = (uint8_t)s[i];
-		uint32_t c = edge_get(u, node, b);
-		if (!c) {
-			c = node_new(u);
-			if (!node)
-				u->root_child[b] = c;
-			else
-				edge_put(u, node, b, c);
-		}
-		node = c;
+		ug_edge *e = edge_slot(u, node, b);
+		if (!e->child)
+			e = edge_add(u, node, b, (uint32_t)u->nnodes++, -1);
+		if (i + 1 == n)
+			e->id = id;   /* a piece listed twice keeps its later id, as the token -> id map does */
+		node = e->child;
 	}
-	u->node_id[node] = id;   /* a piece listed twice keeps its later id, as the token -> id map does */
+	return 0;
 }
 
 /* ---------------------------------------------------------------- charsmap (SentencePiece normalizer) */
@@ -251,6 +237,11 @@ static size_t apply_step(struct tok_unigram *u, const ug_step *st, const char *s
 	case STEP_PRECOMPILED:
 		reserve(dst, cap, n + 16);
 		for (size_t i = 0; i < n;) {
+			if ((uint8_t)s[i] < 0x80 && !u->cm_first[(uint8_t)s[i]]) {   /* ASCII no entry starts with */
+				reserve(dst, cap, o + (n - i) + 16);
+				(*dst)[o++] = s[i++];
+				continue;
+			}
 			const char *rep;
 			size_t replen, m = charsmap_match(u, (const uint8_t *)s + i, n - i, &rep, &replen);
 			if (!m) {
@@ -400,10 +391,11 @@ static void viterbi(tokenizer *t, const char *s, size_t n)
 		int single = 0;
 		uint32_t node = 0;
 		for (size_t k = start; k < n; k++) {
-			node = edge_get(u, node, p[k]);
-			if (!node)
+			const ug_edge *e = edge_slot(u, node, p[k]);
+			if (!e->child)
 				break;
-			int32_t id = u->node_id[node];
+			node = e->child;
+			int32_t id = e->id;
 			if (id < 0)
 				continue;
 			size_t end = k + 1;
@@ -452,6 +444,41 @@ static void viterbi(tokenizer *t, const char *s, size_t n)
 	}
 }
 
+#define UG_CACHE_MAX 50000
+
+/* viterbi through a cache of pre-tokens (words repeat); libsentencepiece's whole-text lattice has none. */
+static void viterbi_cached(tokenizer *t, const char *s, size_t n)
+{
+	int32_t at = tok_map_get(&t->bpe_cache, s, n);
+	if (at >= 0) {
+		int32_t cnt = t->cache_ids[at];
+		for (int32_t k = 0; k < cnt; k++)
+			push_id(t, t->cache_ids[at + 1 + k]);
+		return;
+	}
+	size_t first = t->out_n;
+	viterbi(t, s, n);
+	if (n > 128)
+		return;
+	if (t->bpe_cache.n >= UG_CACHE_MAX) {
+		tok_map_free(&t->bpe_cache, 1);
+		t->cache_n = 0;
+	}
+	size_t cnt = t->out_n - first;
+	if (t->cache_n + cnt + 1 > t->cache_cap) {
+		t->cache_cap = (t->cache_n + cnt + 1) * 2;
+		t->cache_ids = xrealloc(t->cache_ids, t->cache_cap * sizeof *t->cache_ids);
+	}
+	int32_t pos = (int32_t)t->cache_n;
+	t->cache_ids[t->cache_n++] = (int32_t)cnt;
+	memcpy(t->cache_ids + t->cache_n, t->out + first, cnt * sizeof *t->out);
+	t->cache_n += cnt;
+	char *key = xmalloc(n + 1);
+	memcpy(key, s, n);
+	key[n] = 0;
+	tok_map_put(&t->bpe_cache, key, n, pos);
+}
+
 /* ---------------------------------------------------------------- pre-tokenizer */
 
 /* Metaspace on one pre-token: spaces become the replacement, one is prepended (by the scheme), and the
@@ -460,7 +487,7 @@ static void metaspace_word(tokenizer *t, const char *s, size_t n, int first)
 {
 	struct tok_unigram *u = t->ug;
 	if (!u->metaspace) {
-		viterbi(t, s, n);
+		viterbi_cached(t, s, n);
 		return;
 	}
 	const char *r = u->repl;
@@ -485,18 +512,22 @@ static void metaspace_word(tokenizer *t, const char *s, size_t n, int first)
 		}
 	}
 	const char *w = u->wbuf;
-	if (!u->split || !rl || u->spm_exact) {
+	if (u->spm_exact) {
 		viterbi(t, w, o);
+		return;
+	}
+	if (!u->split || !rl) {
+		viterbi_cached(t, w, o);
 		return;
 	}
 	size_t a = 0;
 	for (size_t i = 0; i + rl <= o; i++) {
-		if (i > a && !memcmp(w + i, r, rl)) {
-			viterbi(t, w + a, i - a);
+		if (i > a && w[i] == r[0] && !memcmp(w + i, r, rl)) {
+			viterbi_cached(t, w + a, i - a);
 			a = i;
 		}
 	}
-	viterbi(t, w + a, o - a);
+	viterbi_cached(t, w + a, o - a);
 }
 
 void tok_unigram_segment(tokenizer *t, const char *s, size_t n, int at_start)
@@ -606,6 +637,10 @@ static int set_charsmap(struct tok_unigram *u, const char *b64, const char *file
 	u->trie_units = tsize / 4;
 	u->norm = (const char *)blob + 4 + tsize;
 	u->norm_len = n - 4 - tsize;
+	for (int b = 0; b < 256; b++) {
+		size_t pos = unit_offset(unit_at(u, 0)) ^ (size_t)b;
+		u->cm_first[b] = pos < u->trie_units && unit_label(unit_at(u, pos)) == (uint32_t)b;
+	}
 	return 0;
 }
 
@@ -755,7 +790,9 @@ int tok_unigram_setup(tokenizer *t, const double *scores, int n, int32_t unk_id,
 		snprintf(name, sizeof name, "<0x%02X>", b);
 		u->byte_id[b] = tok_map_get(&t->vocab, name, 6);
 	}
-	node_new(u);
+	u->nnodes = 1;   /* the root */
+	for (int b = 0; b < 256; b++)
+		u->root[b].id = -1;
 	edge_grow(u);
 	/* pieces the lattice may use: all but the unknown piece, and the byte pieces when they are fallbacks */
 	for (int i = 0; i < n && i < t->nid; i++) {
@@ -768,7 +805,8 @@ int tok_unigram_setup(tokenizer *t, const double *scores, int n, int32_t unk_id,
 			continue;
 		if (tok_map_get(&t->vocab, p, len) != i)
 			continue;   /* a duplicate piece: the map keeps the later id */
-		trie_insert(u, p, len, i);
+		if (trie_insert(u, p, len, i))
+			return ERR("%s: Unigram vocabulary too large (over 16M trie nodes)", file);
 	}
 	if (add_normalizer(u, normalizer, 0, file, err, errlen) || add_pre_tokenizer(u, pre, 0, file, err, errlen))
 		return -1;
@@ -783,9 +821,7 @@ void tok_unigram_free(struct tok_unigram *u)
 	if (!u)
 		return;
 	free(u->score);
-	free(u->node_id);
-	free(u->edge_key);
-	free(u->edge_child);
+	free(u->edge);
 	free(u->charsmap);
 	for (int k = 0; k < u->nsteps; k++) {
 		free(u->steps[k].pat);
