@@ -794,13 +794,14 @@ int tok_unigram_setup(tokenizer *t, const double *scores, int n, int32_t unk_id,
 	for (int b = 0; b < 256; b++)
 		u->root[b].id = -1;
 	edge_grow(u);
-	/* pieces the lattice may use: all but the unknown piece, and the byte pieces when they are fallbacks */
+	/* pieces the lattice may use: all but the unknown piece, and the byte pieces when they are fallbacks
+	 * (libsentencepiece leaves them out; the tokenizers library would match "<0x41>" typed in the text) */
 	for (int i = 0; i < n && i < t->nid; i++) {
 		const char *p = t->id_tok[i];
 		if (!p || i == unk_id || !*p)
 			continue;
 		size_t len = strlen(p);
-		if (byte_fallback && len == 6 && u->byte_id[0] >= 0 && !strncmp(p, "<0x", 3) && p[5] == '>' &&
+		if (byte_fallback && len == 6 && !strncmp(p, "<0x", 3) && p[5] == '>' &&
 		    tok_map_get(&t->vocab, p, len) == i)
 			continue;
 		if (tok_map_get(&t->vocab, p, len) != i)
