@@ -90,6 +90,7 @@ int main(void)
 	tokenizer *t = load(COLLAPSE, META, 0, "3");
 	ok(t && tokenizer_kind(t) == TOKENIZER_UNIGRAM, "a Unigram tokenizer.json loads");
 	ok(t && tokenizer_vocab_size(t) == 16 && tokenizer_unk_id(t) == 3, "vocab size 16, unk 3");
+	ok(t && tokenizer_pad_id(t) == 1, "pad id 1 (<pad>)");
 	/* "▁ab": ▁ab -3.5 beats ▁a + b -4.0 */
 	IDS(t, "ab", "ab -> <s> ▁ab </s>", 0, 7, 2);
 	/* "▁abc": ▁ab + c -6.0, ▁a + b + c -6.5, ▁a + bc -7.0, ▁abc -10.0 */
