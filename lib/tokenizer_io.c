@@ -81,7 +81,12 @@ static int load_json_flags(const char *path, json_t **root, int flags, char *err
 	if (!is_file(path))
 		return 0;
 	json_error_t je;
-	*root = json_load_file(path, flags, &je);
+	size_t n;
+	char *text = st_read_file(path, &n);   /* whole, then parsed: json_load_file reads a byte per call */
+	if (!text)
+		return ERR("%s: %s", path, strerror(errno));
+	*root = json_loadb(text, n, flags, &je);
+	free(text);
 	if (!*root)
 		return ERR("%s: %s (line %d, column %d)", path, je.text, je.line, je.column);
 	return 0;

@@ -122,7 +122,7 @@ static inline ug_edge *edge_slot(const struct tok_unigram *u, uint32_t node, uin
 
 static ug_edge *edge_add(struct tok_unigram *u, uint32_t node, uint8_t b, uint32_t child, int32_t id)
 {
-	if (node && (u->nedges + 1) * 2 > u->edge_cap)
+	if (node && (u->nedges + 1) * 4 > u->edge_cap * 3)   /* load factor 3/4 */
 		edge_grow(u);
 	ug_edge *e = edge_slot(u, node, b);
 	if (node)
@@ -793,7 +793,14 @@ int tok_unigram_setup(tokenizer *t, const double *scores, int n, int32_t unk_id,
 	u->nnodes = 1;   /* the root */
 	for (int b = 0; b < 256; b++)
 		u->root[b].id = -1;
-	edge_grow(u);
+	/* a table that holds every edge without growing: at most one per piece byte */
+	size_t bytes = 0;
+	for (int i = 0; i < n && i < t->nid; i++)
+		bytes += t->id_tok[i] ? strlen(t->id_tok[i]) : 0;
+	u->edge_cap = 1024;
+	while (u->edge_cap * 3 < bytes * 4)
+		u->edge_cap *= 2;
+	u->edge = xcalloc(u->edge_cap, sizeof *u->edge);
 	/* pieces the lattice may use: all but the unknown piece, and the byte pieces when they are fallbacks
 	 * (libsentencepiece leaves them out; the tokenizers library would match "<0x41>" typed in the text) */
 	for (int i = 0; i < n && i < t->nid; i++) {
@@ -801,11 +808,10 @@ int tok_unigram_setup(tokenizer *t, const double *scores, int n, int32_t unk_id,
 		if (!p || i == unk_id || !*p)
 			continue;
 		size_t len = strlen(p);
-		if (byte_fallback && len == 6 && !strncmp(p, "<0x", 3) && p[5] == '>' &&
-		    tok_map_get(&t->vocab, p, len) == i)
-			continue;
 		if (tok_map_get(&t->vocab, p, len) != i)
 			continue;   /* a duplicate piece: the map keeps the later id */
+		if (byte_fallback && len == 6 && !strncmp(p, "<0x", 3) && p[5] == '>')
+			continue;
 		if (trie_insert(u, p, len, i))
 			return ERR("%s: Unigram vocabulary too large (over 16M trie nodes)", file);
 	}
