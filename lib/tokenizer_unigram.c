@@ -54,7 +54,8 @@ typedef struct {
 } ug_edge;
 
 struct tok_unigram {
-	double *score;            /* [nid] */
+	double *score;            /* [nscore]: the model's pieces (added tokens may lie beyond) */
+	int nscore;
 	double unk_score;
 	int byte_fallback;
 	int spm_exact;            /* libsentencepiece's arithmetic (see viterbi) rather than the tokenizers library's */
@@ -779,6 +780,7 @@ int tok_unigram_setup(tokenizer *t, const double *scores, int n, int32_t unk_id,
 	u->byte_fallback = byte_fallback;
 	u->score = xmalloc((size_t)(t->nid > 0 ? t->nid : 1) * sizeof *u->score);
 	double min_score = INFINITY;
+	u->nscore = t->nid;
 	for (int i = 0; i < t->nid; i++) {
 		u->score[i] = i < n ? scores[i] : 0;
 		if (i < n && scores[i] < min_score)
@@ -883,7 +885,7 @@ void tok_unigram_save(const tokenizer *t, json_t *root)
 	json_object_set_new(root, "post_processor", post);
 	json_object_set_new(root, "decoder", u->j_decoder ? json_deep_copy(u->j_decoder) : json_null());
 	json_t *vocab = json_array();
-	for (int i = 0; i < t->nid; i++)
+	for (int i = 0; i < u->nscore; i++)
 		json_array_append_new(vocab, json_pack("[s, f]", t->id_tok[i] ? t->id_tok[i] : "", u->score[i]));
 	json_t *model = json_pack("{s:s, s:i, s:o, s:b}", "type", "Unigram", "unk_id", (int)t->unk_id, "vocab", vocab,
 				  "byte_fallback", u->byte_fallback);

@@ -144,6 +144,32 @@ int main(void)
 	IDS(t, "AB", "the charsmap maps A to a (B is unknown): ▁a <unk>", 0, 5, 3, 2);
 	tokenizer_free(t);
 
+	/* an added token past the model's vocabulary survives save and reload (found by the loader fuzzer) */
+	{
+		char p[1100], e[512], saved[512];
+		snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+		FILE *g = fopen(p, "w");
+		fprintf(g, "{\"added_tokens\": [{\"id\": 16, \"content\": \"<x>\", \"special\": true}],"
+			   " \"pre_tokenizer\": %s, \"post_processor\": %s, \"model\": {\"type\": \"Unigram\","
+			   " \"unk_id\": 3, \"vocab\": %s}}", META, POST, VOCAB);
+		fclose(g);
+		tokenizer *a = tokenizer_load(p, e, sizeof e);
+		snprintf(saved, sizeof saved, "%s/saved", dir);
+		ok(a && tokenizer_save(a, saved, e, sizeof e) == 0, "save with an added token past the vocabulary");
+		tokenizer *b = tokenizer_load(saved, e, sizeof e);
+		ok(b && tokenizer_vocab_size(b) == 17, "reloaded: 16 pieces and the added token");
+		if (b)
+			IDS(b, "a<x>b", "reloaded: ▁a <x> ▁ b", 0, 5, 16, 4, 6, 2);
+		tokenizer_free(a);
+		tokenizer_free(b);
+		static const char *files[] = { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" };
+		for (int k = 0; k < 3; k++) {
+			snprintf(p, sizeof p, "%s/%s", saved, files[k]);
+			unlink(p);
+		}
+		rmdir(saved);
+	}
+
 	/* refused */
 	char err[512], path[512];
 	snprintf(path, sizeof path, "%s/tokenizer.json", dir);
