@@ -298,6 +298,10 @@ static size_t apply_step(struct tok_unigram *u, const ug_step *st, const char *s
 			}
 			return o;
 		}
+		if (tok_utf8_invalid(s, n)) {   /* only a corrupt charsmap makes this: leave the text as it is */
+			memcpy(*dst, s, n);
+			return n;
+		}
 		if (!u->md)
 			u->md = pcre2_match_data_create(4, NULL);
 		for (size_t i = 0; i <= n;) {
@@ -1029,9 +1033,10 @@ json_t *tok_spm_to_json(const uint8_t *data, size_t size, const char *file, char
 					sp.type = (int)gv;
 				}
 			}
-			if (prc < 0 || !sp.piece || !plen || strlen(sp.piece) != plen || tok_utf8_invalid(sp.piece, plen)) {
+			if (prc < 0 || !sp.piece || !plen || strlen(sp.piece) != plen || tok_utf8_invalid(sp.piece, plen) ||
+			    !isfinite(sp.score) || fabsf(sp.score) > 1e30f) {
 				free(sp.piece);
-				ERR("%s: piece %zu is malformed, empty or not UTF-8", file, np);
+				ERR("%s: piece %zu is malformed, empty, not UTF-8 or has no finite score", file, np);
 				goto fail;
 			}
 			if (np == cap) {
