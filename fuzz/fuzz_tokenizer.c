@@ -1,5 +1,7 @@
 /* fuzz_tokenizer.c: libFuzzer target: arbitrary bytes through the WordPiece and byte-level BPE encoders
- * (bert-base-uncased and roberta-base from ../shared/data when present, else a small built-in vocabulary).
+ * (bert-base-uncased and roberta-base from ../shared/data when present, else a small built-in vocabulary), and
+ * the SentencePiece Unigram encoder when ST_FUZZ_SPM names a .model (as read, and through the tokenizer.json
+ * tokenizer_save writes for it).
  * Checks what must hold for any input: ids in range, [CLS]/[SEP] framing, truncation honoured, and the same
  * ids on a second call (the BPE cache must not change results). */
 #include "st.h"
@@ -9,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static tokenizer *tok[3];
+static tokenizer *tok[5];
 static int ntok;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -25,6 +27,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	static const char *small[] = { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "##a", "b", "##b", "ab", "##ab",
 				       "中", "!", "é", "##é" };
 	tok[ntok++] = tokenizer_wordpiece_new(small, 15, 1, err, sizeof err);
+	const char *spm = getenv("ST_FUZZ_SPM");
+	if (spm && (tok[ntok] = tokenizer_load(spm, err, sizeof err))) {
+		char dir[256];
+		snprintf(dir, sizeof dir, "%s.saved", spm);
+		if (!tokenizer_save(tok[ntok++], dir, err, sizeof err) && (tok[ntok] = tokenizer_load(dir, err, sizeof err)))
+			ntok++;
+	}
 	return 0;
 }
 

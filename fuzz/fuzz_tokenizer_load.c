@@ -1,6 +1,6 @@
 /* fuzz_tokenizer_load.c: libFuzzer target for the tokenizer file loaders. The first byte picks the format:
- * tokenizer.json, vocab.txt, or vocab.json + merges.txt (split at the first NUL byte); the rest is the file
- * content. A tokenizer that loads must then encode, save and load again without trouble. */
+ * tokenizer.json, vocab.txt, or vocab.json + merges.txt (split at the first NUL byte) by its value modulo 3,
+ * or sentencepiece.bpe.model when it is 0xF0 or more; the rest is the file content. A tokenizer that loads must then encode, save and load again without trouble. */
 #include "st.h"
 #include "tokenizer.h"
 
@@ -48,12 +48,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > 1 << 20)
 		return 0;
 	static const char *names[] = { "tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json",
-				       "special_tokens_map.json", "sentence_bert_config.json" };
-	for (int k = 0; k < 7; k++)
+				       "special_tokens_map.json", "sentence_bert_config.json", "sentencepiece.bpe.model" };
+	for (int k = 0; k < 8; k++)
 		rm(names[k]);
 	const uint8_t *d = data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 3) {
+	switch (data[0] >= 0xF0 ? 3 : data[0] % 3) {
+	case 3:
+		put("sentencepiece.bpe.model", d, n);
+		break;
 	case 0:
 		put("tokenizer.json", d, n);
 		break;

@@ -9,7 +9,7 @@ command -v clang >/dev/null || { echo "fuzz/tokenizer.sh: clang is absent; skipp
 mkdir -p "$OUT"
 CFLAGS="-g -O1 -fsanitize=fuzzer,address -std=gnu11 -Ilib $(pkg-config --cflags jansson libutf8proc libpcre2-8)"
 LIBS="$(pkg-config --libs openblas jansson libutf8proc libpcre2-8) -lm -lpthread"
-SRC="lib/tokenizer.c lib/tokenizer_io.c lib/tokenizer_train.c lib/st.c"
+SRC="lib/tokenizer.c lib/tokenizer_io.c lib/tokenizer_train.c lib/tokenizer_unigram.c lib/st.c"
 status=0
 for target in tokenizer tokenizer_load; do
 	if ! clang $CFLAGS -o "$OUT/fuzz_$target" "fuzz/fuzz_$target.c" $SRC $LIBS 2>"$OUT/build_$target.log"; then
@@ -18,6 +18,14 @@ for target in tokenizer tokenizer_load; do
 		exit 1
 	fi
 	mkdir -p "$OUT/corpus-$target"
+	# a SentencePiece model for the Unigram encoder (nmt_nfkc charsmap, byte fallback), trained on the spot
+	if [ $target = tokenizer ] && command -v spm_train >/dev/null; then
+		for i in 1 2 3 4 5 6 7 8 9; do
+			echo "the quick brown fox $i jumps over the lazy dog; café Привет 你好 ＡＢＣ ﬁ ① x$i$i"
+		done > "$OUT/spm.txt"
+		spm_train --input="$OUT/spm.txt" --model_prefix="$OUT/spm" --vocab_size=400 --byte_fallback=true \
+			--hard_vocab_limit=false --minloglevel=2 >/dev/null 2>&1 && export ST_FUZZ_SPM="$OUT/spm.model"
+	fi
 	echo "== fuzz_$target for ${SECONDS_EACH}s"
 	ASAN_OPTIONS=detect_leaks=1 "$OUT/fuzz_$target" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
 		-max_len=8192 -artifact_prefix="$OUT/" -print_final_stats=1 \

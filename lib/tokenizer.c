@@ -818,6 +818,8 @@ static void model_segment(tokenizer *t, const char *s, size_t n)
 		return;
 	if (t->kind == TOKENIZER_WORDPIECE)
 		wordpiece_segment(t, s, n);
+	else if (t->kind == TOKENIZER_UNIGRAM)
+		tok_unigram_segment(t, s, n, s == t->text_begin);
 	else
 		bpe_segment(t, s, n);
 }
@@ -827,6 +829,7 @@ static void model_segment(tokenizer *t, const char *s, size_t n)
 static void encode_text(tokenizer *t, const char *s, size_t n)
 {
 	size_t seg = 0, i = 0;
+	t->text_begin = s;
 	while (i < n && t->out_n < t->out_limit) {
 		if (!t->nadded || !t->added_first[(uint8_t)s[i]]) {
 			i++;
@@ -1013,6 +1016,7 @@ void tokenizer_free(tokenizer *t)
 	free(t->heap);
 	free(t->cache_ids);
 	free(t->bpe_mapped);
+	tok_unigram_free(t->ug);
 	if (t->md)
 		pcre2_match_data_free(t->md);
 	if (t->re)

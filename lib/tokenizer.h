@@ -14,7 +14,7 @@
 
 typedef struct tokenizer tokenizer;
 
-enum tokenizer_kind { TOKENIZER_WORDPIECE = 1, TOKENIZER_BPE = 2 };
+enum tokenizer_kind { TOKENIZER_WORDPIECE = 1, TOKENIZER_BPE = 2, TOKENIZER_UNIGRAM = 3 };
 
 /* path: a model directory (sentence-transformers or Hugging Face layout; a 0_Transformer/ style sub-folder
  * named in modules.json is followed), or one file: tokenizer.json, vocab.txt, or vocab.json (merges.txt
@@ -166,10 +166,24 @@ struct tokenizer {
 	size_t wcap, pbuf_cap, bpe_mapped_cap, bpe_mapped_len;
 	void *sym, *heap;
 	size_t sym_cap, heap_n, heap_cap;
+	struct tok_unigram *ug;   /* Unigram model, normalizer and pre-tokenizer (tokenizer_unigram.c) */
+	const char *text_begin;   /* the text encode_text splits, for Metaspace's prepend_scheme "first" */
 };
 
 int tok_bpe_compile(tokenizer *t, char *err, size_t errlen);
 extern const char *tok_gpt2_pattern;
+
+/* SentencePiece Unigram (tokenizer_unigram.c). The vocabulary (id_tok, vocab) is set before setup. */
+struct json_t;
+int tok_unigram_setup(tokenizer *t, const double *scores, int n, int32_t unk_id, int byte_fallback,
+		      struct json_t *normalizer, struct json_t *pre, struct json_t *decoder, const char *file, char *err,
+		      size_t errlen);
+void tok_unigram_segment(tokenizer *t, const char *s, size_t n, int at_start);
+void tok_unigram_save(const tokenizer *t, struct json_t *root);
+void tok_unigram_free(struct tok_unigram *u);
+struct json_t *tok_spm_to_json(const uint8_t *data, size_t size, const char *file, char *err, size_t errlen);
+void tok_unigram_keep_spm(tokenizer *t, const uint8_t *data, size_t n);
+const uint8_t *tok_unigram_spm(const tokenizer *t, size_t *len);
 #endif
 
 #endif

@@ -81,7 +81,12 @@ static int load_json_flags(const char *path, json_t **root, int flags, char *err
 	if (!is_file(path))
 		return 0;
 	json_error_t je;
-	*root = json_load_file(path, flags, &je);
+	size_t n;
+	char *text = st_read_file(path, &n);   /* whole, then parsed: json_load_file reads a byte per call */
+	if (!text)
+		return ERR("%s: %s", path, strerror(errno));
+	*root = json_loadb(text, n, flags, &je);
+	free(text);
 	if (!*root)
 		return ERR("%s: %s (line %d, column %d)", path, je.text, je.line, je.column);
 	return 0;
@@ -380,13 +385,11 @@ static int post_processor(tokenizer *t, json_t *pp, const char *file, char *err,
 		   "ByteLevel)", file, type);
 }
 
-static int load_tokenizer_json(tokenizer **out, const char *path, char *err, size_t errlen)
+static int load_unigram(tokenizer *t, json_t *root, json_t *model, const char *path, char *err, size_t errlen);
+
+/* A tokenizer.json already parsed (root), read from path (for messages). */
+static int load_tokenizer_root(tokenizer **out, json_t *root, const char *path, char *err, size_t errlen)
 {
-	json_t *root;
-	if (load_json(path, &root, err, errlen))
-		return -1;
-	if (!root)
-		return ERR("%s: %s", path, strerror(ENOENT));
 	int rc = -1;
 	tokenizer *t = NULL;
 	json_t *model = json_object_get(root, "model");
@@ -480,8 +483,12 @@ static int load_tokenizer_json(tokenizer **out, const char *path, char *err, siz
 		}
 		if (tok_bpe_compile(t, err, errlen))
 			goto done;
+	} else if (!strcmp(mtype, "Unigram")) {
+		t = tok_new(TOKENIZER_UNIGRAM);
+		if (load_unigram(t, root, model, path, err, errlen))
+			goto done;
 	} else {
-		ERR("%s: model \"%s\" is not supported (WordPiece, BPE)", path, mtype);
+		ERR("%s: model \"%s\" is not supported (WordPiece, BPE, Unigram)", path, mtype);
 		goto done;
 	}
 	const char *unk = json_string_value(json_object_get(model, "unk_token"));
@@ -512,12 +519,89 @@ static int load_tokenizer_json(tokenizer **out, const char *path, char *err, siz
 	}
 	rc = 0;
 done:
-	json_decref(root);
 	if (rc) {
 		tokenizer_free(t);
 		t = NULL;
 	}
 	*out = t;
+	return rc;
+}
+
+static int load_tokenizer_json(tokenizer **out, const char *path, char *err, size_t errlen)
+{
+	json_t *root;
+	if (load_json(path, &root, err, errlen))
+		return -1;
+	if (!root)
+		return ERR("%s: %s", path, strerror(ENOENT));
+	int rc = load_tokenizer_root(out, root, path, err, errlen);
+	json_decref(root);
+	return rc;
+}
+
+/* The Unigram model of a tokenizer.json: vocab [[piece, score], ...] (id = index), unk_id, byte_fallback. */
+static int load_unigram(tokenizer *t, json_t *root, json_t *model, const char *path, char *err, size_t errlen)
+{
+	json_t *vocab = json_object_get(model, "vocab"), *item;
+	if (!json_is_array(vocab) || !json_array_size(vocab))
+		return ERR("%s: Unigram model without a vocab list", path);
+	size_t n = json_array_size(vocab), i;
+	if (n > 50000000)
+		return ERR("%s: Unigram vocab too large", path);
+	double *scores = xmalloc(n * sizeof *scores);
+	int rc = -1;
+	json_array_foreach(vocab, i, item) {
+		const char *piece = json_string_value(json_array_get(item, 0));
+		json_t *sc = json_array_get(item, 1);
+		if (!piece || !json_is_number(sc) || json_array_size(item) != 2) {
+			ERR("%s: Unigram vocab[%zu]: expected [piece, score]", path, i);
+			goto out;
+		}
+		double d = json_number_value(sc);
+		if (!(d > -1e30 && d < 1e30)) {
+			ERR("%s: Unigram vocab[%zu]: score out of range", path, i);
+			goto out;
+		}
+		scores[i] = d;
+		if (vocab_set(t, (int64_t)i, piece, strlen(piece), path, err, errlen))
+			goto out;
+	}
+	vocab_index(t);
+	json_t *unk = json_object_get(model, "unk_id");
+	if (!json_is_integer(unk)) {
+		ERR("%s: Unigram model without unk_id (null is not supported)", path);
+		goto out;
+	}
+	long long uid = json_integer_value(unk);
+	if (uid < 0 || uid >= (long long)n) {
+		ERR("%s: Unigram unk_id %lld is out of the vocab", path, uid);
+		goto out;
+	}
+	set_special(t, TOK_UNK, t->id_tok[uid]);
+	rc = tok_unigram_setup(t, scores, (int)n, (int32_t)uid, jbool(model, "byte_fallback", 0),
+			       json_object_get(root, "normalizer"), json_object_get(root, "pre_tokenizer"),
+			       json_object_get(root, "decoder"), path, err, errlen);
+out:
+	free(scores);
+	return rc;
+}
+
+/* A SentencePiece model file (sentencepiece.bpe.model), as XLMRobertaConverter turns it into tokenizer.json. */
+static int load_spm_model(tokenizer **out, const char *path, char *err, size_t errlen)
+{
+	size_t n;
+	char *data = st_read_file(path, &n);
+	if (!data)
+		return ERR("%s: %s", path, strerror(errno));
+	json_t *root = tok_spm_to_json((const uint8_t *)data, n, path, err, errlen);
+	int rc = -1;
+	if (root) {
+		rc = load_tokenizer_root(out, root, path, err, errlen);
+		if (!rc)
+			tok_unigram_keep_spm(*out, (const uint8_t *)data, n);
+	}
+	json_decref(root);
+	free(data);
 	return rc;
 }
 
@@ -570,8 +654,8 @@ static int mpnet_style(const tokenizer *t)
  * (old sentence-transformers models keep it in 0_Transformer/). */
 static char *tokenizer_dir(const char *dir)
 {
-	static const char *names[] = { "tokenizer.json", "vocab.txt", "vocab.json" };
-	for (int k = 0; k < 3; k++) {
+	static const char *names[] = { "tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model" };
+	for (int k = 0; k < 4; k++) {
 		char *p = path_join(dir, names[k]);
 		int f = is_file(p);
 		free(p);
@@ -650,11 +734,15 @@ tokenizer *tokenizer_load(const char *path, char *err, size_t errlen)
 	char *tj = file ? NULL : path_join(dir, "tokenizer.json");
 	char *vt = file ? NULL : path_join(dir, "vocab.txt");
 	char *vj = file ? NULL : path_join(dir, "vocab.json");
+	char *spm = file ? NULL : path_join(dir, "sentencepiece.bpe.model");
 	int want_json = file ? (strstr(base, ".json") && strcmp(base, "vocab.json")) : is_file(tj);
-	int want_txt = file ? !want_json && strcmp(base, "vocab.json") : is_file(vt);
+	int want_spm = file ? strlen(base) > 6 && !strcmp(base + strlen(base) - 6, ".model") : !want_json && is_file(spm);
+	int want_txt = file ? !want_json && !want_spm && strcmp(base, "vocab.json") : is_file(vt);
 	int rc = 0;
 	if (want_json) {
 		rc = load_tokenizer_json(&t, file ? file : tj, err, errlen);
+	} else if (want_spm) {
+		rc = load_spm_model(&t, file ? file : spm, err, errlen);
 	} else if (want_txt) {
 		/* slow BertTokenizer settings, as the fast converter builds them */
 		t = tok_new(TOKENIZER_WORDPIECE);
@@ -694,6 +782,7 @@ tokenizer *tokenizer_load(const char *path, char *err, size_t errlen)
 	free(tj);
 	free(vt);
 	free(vj);
+	free(spm);
 	if (rc) {
 		tokenizer_free(t);
 		t = NULL;
@@ -705,7 +794,7 @@ tokenizer *tokenizer_load(const char *path, char *err, size_t errlen)
 	if (mpnet)
 		mpnet_specials(t);
 	default_specials(t);
-	if (!want_json) {
+	if (!want_json && !want_spm) {
 		/* special tokens become added tokens; RoBERTa's and MPNet's <mask> takes the space before it */
 		for (int k = 0; k < TOK_NSPECIAL; k++) {
 			int32_t id = special_id(t, k);
@@ -871,6 +960,9 @@ static json_t *tokenizer_json(const tokenizer *t)
 					  t->wp_prefix, "max_input_chars_per_word", t->wp_max_chars);
 		json_object_set_new(model, "vocab", vocab);
 		json_object_set_new(root, "model", model);
+	} else if (t->kind == TOKENIZER_UNIGRAM) {
+		json_decref(vocab);
+		tok_unigram_save(t, root);
 	} else {
 		json_object_set_new(root, "normalizer", json_null());
 		json_object_set_new(root, "pre_tokenizer", json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel",
@@ -961,6 +1053,11 @@ int tokenizer_save(const tokenizer *t, const char *dir, char *err, size_t errlen
 			APPEND("\n", 1);
 		}
 		rc = save_text(buf, n, dir, "vocab.txt", err, errlen);
+	} else if (t->kind == TOKENIZER_UNIGRAM) {
+		/* the slow XLMRobertaTokenizer reads the SentencePiece model; only one loaded from it has it */
+		size_t len;
+		const uint8_t *m = tok_unigram_spm(t, &len);
+		rc = m ? save_text((const char *)m, len, dir, "sentencepiece.bpe.model", err, errlen) : 0;
 	} else {
 		json_t *vocab = json_object();
 		for (int i = 0; i < t->nid; i++)
@@ -1003,6 +1100,8 @@ int tokenizer_save(const tokenizer *t, const char *dir, char *err, size_t errlen
 		json_object_set_new(cfg, "do_lower_case", json_boolean(t->bert.lower));
 		json_object_set_new(cfg, "strip_accents", t->bert.strip == t->bert.lower ? json_null() : json_boolean(t->bert.strip));
 		json_object_set_new(cfg, "tokenize_chinese_chars", json_boolean(t->bert.chinese));
+	} else if (t->kind == TOKENIZER_UNIGRAM) {
+		json_object_set_new(cfg, "tokenizer_class", json_string("XLMRobertaTokenizer"));
 	} else {
 		json_object_set_new(cfg, "tokenizer_class", json_string(t->npre ? "RobertaTokenizer" : "GPT2Tokenizer"));
 		json_object_set_new(cfg, "add_prefix_space", json_boolean(t->bpe_add_prefix_space));
