@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hub.h"
 #include "model.h"
 #include "optim.h"
 #include "run.h"
@@ -436,8 +437,11 @@ int main(int argc, char **argv)
 			t->o.kind = strcmp(t->st.optimizer, "adamw-hf") == 0 ? OPTIM_ADAMW_HF : OPTIM_ADAMW;
 		if (!(t->o.given & GIVEN_EPS))
 			t->o.eps = t->st.eps;
-	} else
-		snprintf(model_path, sizeof model_path, "%s", t->o.model_dir);
+	} else {
+		char *path = hub_model_path(t->o.model_dir);   /* a directory, or a Hub name's snapshot */
+		snprintf(model_path, sizeof model_path, "%s", path);
+		free(path);
+	}
 	t->m = model_load(model_path, err, sizeof err);
 	if (!t->m)
 		die(EX_NOINPUT, "%s", err);

@@ -1,5 +1,6 @@
 /* st-tokenize: examples in, tokenized examples out. Adds "input_ids" (one int32 tensor per text, special
  * tokens included, truncated to max_seq_length) to every example record. See docs/st-tokenize.md. */
+#include "hub.h"
 #include "st.h"
 #include "stream.h"
 #include "tokenizer.h"
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
 	if (!model == !tok_path)
 		usage_error(usage, "give one of --model DIR or --tokenizer PATH");
 	char err[1024];
-	const char *src = model ? model : tok_path;
+	const char *src = model ? hub_model_path(model) : tok_path;   /* a directory, or a Hub name's snapshot */
 	tokenizer *t = tokenizer_load(src, err, sizeof err);
 	if (!t)
 		die(EX_NOINPUT, "%s", err);

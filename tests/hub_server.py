@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""A loopback stand-in for the Hugging Face Hub, for tests/hub.t and the README's examples (docs/hub.md).
+
+    hub_server.py --port-file FILE [--log FILE] [--token T] [--delay S] REPO=DIR[,FLAG...] ...
+
+Serves each model folder DIR as the Hub model REPO ("org/name") on 127.0.0.1, on a free port written to
+FILE, with the endpoints huggingface_hub uses:
+
+  GET  /api/models/REPO/revision/REV   {"id", "sha", "siblings": [{"rfilename"}]}; REV is main, v1 or the commit
+  HEAD|GET /REPO/resolve/REV/FILE      small files directly, with ETag = their git blob id; LFS files (weights,
+                                       *.model, *.msgpack, *.h5, *.onnx, *.bin) as a 302 to /cdn/SHA256 (an
+                                       absolute URL, as the Hub's CDN), with X-Linked-Etag = sha256 and
+                                       X-Linked-Size; every answer carries X-Repo-Commit
+  GET  /cdn/SHA256                     the bytes, honouring "Range: bytes=N-" (206)
+
+FLAGs: private (401 unless "Authorization: Bearer T"), gated (403 with X-Error-Code: GatedRepo), corrupt (the
+CDN serves LFS files with one byte changed, so their sha256 no longer matches), renamed-from=OLD (OLD answers
+with relative redirects to REPO, as the Hub does for a renamed repo). An unknown repo is a 404 with
+X-Error-Code: RepoNotFound, an unknown revision RevisionNotFound. Every request is appended to the log as
+"METHOD PATH auth=none|ok|wrong range=..." (never the token itself). --delay S sleeps S seconds before each CDN
+answer (the concurrency test). Loopback only; nothing here reaches the network.
+"""
+import argparse
+import hashlib
+import json
+import http.server
+import os
+import socketserver
+import sys
+import threading
+import time
+import urllib.parse
+
+LFS_SUFFIXES = (".safetensors", ".bin", ".model", ".msgpack", ".h5", ".onnx", ".ot", ".pt")
+
+
+class Repo:
+    def __init__(self, name, folder, flags):
+        self.name, self.folder, self.flags = name, folder, flags
+        self.files = {}   # relative path -> bytes
+        for root, dirs, names in os.walk(folder):
+            dirs.sort()
+            for n in sorted(names):
+                path = os.path.join(root, n)
+                rel = os.path.relpath(path, folder).replace(os.sep, "/")
+                with open(path, "rb") as f:
+                    self.files[rel] = f.read()
+        h = hashlib.sha1()
+        for rel in sorted(self.files):
+            h.update(rel.encode() + b"\0" + hashlib.sha256(self.files[rel]).digest())
+        self.commit = h.hexdigest()
+
+    def lfs(self, rel):
+        return rel.endswith(LFS_SUFFIXES)
+
+
+def git_blob_id(data):
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "hub-test"
+
+    def log_message(self, fmt, *args):   # requests go to our own log, not stderr
+        pass
+
+    def log_request_line(self):
+        auth = self.headers.get("Authorization")
+        state = "none" if auth is None else ("ok" if auth == "Bearer " + (self.server.token or "\0") else "wrong")
+        with self.server.log_lock, open(self.server.log_path, "a") as log:
+            log.write("%s %s auth=%s range=%s\n" % (self.command, self.path, state,
+                                                    self.headers.get("Range", "-")))
+
+    def send(self, status, headers=(), body=b""):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def error(self, status, code=None, message=""):
+        headers = [("Content-Type", "text/plain")]
+        if code:
+            headers.append(("X-Error-Code", code))
+        if message:
+            headers.append(("X-Error-Message", message))
+        self.send(status, headers, (message or "error").encode())
+
+    def do_HEAD(self):
+        self.handle_any()
+
+    def do_GET(self):
+        self.handle_any()
+
+    def authorized(self, repo):
+        if "gated" in repo.flags:
+            if self.headers.get("Authorization") != "Bearer " + (self.server.token or "\0"):
+                self.error(403, "GatedRepo", "Access to this model is restricted")
+                return False
+        if "private" in repo.flags:
+            if self.headers.get("Authorization") != "Bearer " + (self.server.token or "\0"):
+                self.error(401, None, "Invalid credentials")
+                return False
+        return True
+
+    def find_repo(self, parts):
+        """parts: path segments; returns (repo, rest, renamed_from) for the longest matching repo id."""
+        for n in (2, 1):
+            name = "/".join(parts[:n])
+            if name in self.server.repos:
+                return self.server.repos[name], parts[n:], None
+            if name in self.server.renames:
+                return self.server.repos[self.server.renames[name]], parts[n:], name
+        return None, parts, None
+
+    def handle_any(self):
+        self.log_request_line()
+        url = urllib.parse.urlsplit(self.path)
+        parts = [urllib.parse.unquote(p) for p in url.path.split("/")[1:]]
+        if parts[:1] == ["cdn"] and len(parts) == 2:
+            return self.cdn(parts[1])
+        api = parts[:2] == ["api", "models"]
+        repo, rest, old = self.find_repo(parts[2:] if api else parts)
+        if repo is None:
+            return self.error(404, "RepoNotFound", "Repository not found")
+        if old is not None:   # a renamed repo: a relative redirect to the new name
+            new_path = url.path.replace("/" + old + "/", "/" + repo.name + "/", 1)
+            return self.send(307, [("Location", new_path)])
+        if not self.authorized(repo):
+            return
+        if api:
+            if len(rest) != 2 or rest[0] != "revision":
+                return self.error(404, None, "Not found")
+            if rest[1] not in ("main", "v1", repo.commit):
+                return self.error(404, "RevisionNotFound", "Invalid rev id: " + rest[1])
+
+            body = json.dumps({"id": repo.name, "sha": repo.commit,
+                               "siblings": [{"rfilename": f} for f in sorted(repo.files)]}).encode()
+            return self.send(200, [("Content-Type", "application/json")], body)
+        if len(rest) < 3 or rest[0] != "resolve":
+            return self.error(404, None, "Not found")
+        rev, rel = rest[1], "/".join(rest[2:])
+        if rev not in ("main", "v1", repo.commit):
+            return self.error(404, "RevisionNotFound", "Invalid rev id: " + rev)
+        if rel not in repo.files:
+            return self.send(404, [("X-Error-Code", "EntryNotFound"), ("X-Repo-Commit", repo.commit)],
+                             b"Entry not found")
+        data = repo.files[rel]
+        if repo.lfs(rel):
+            sha = hashlib.sha256(data).hexdigest()
+            self.server.blobs[sha] = (data, "corrupt" in repo.flags)
+            pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n" % (sha.encode(),
+                                                                                               len(data))
+            host = "http://127.0.0.1:%d" % self.server.server_address[1]
+            return self.send(302, [("Location", host + "/cdn/" + sha), ("X-Repo-Commit", repo.commit),
+                                   ("ETag", '"%s"' % git_blob_id(pointer)), ("X-Linked-Etag", '"%s"' % sha),
+                                   ("X-Linked-Size", str(len(data)))])
+        self.send(200, [("X-Repo-Commit", repo.commit), ("ETag", '"%s"' % git_blob_id(data)),
+                        ("Content-Type", "application/octet-stream")], data)
+
+    def cdn(self, sha):
+        if sha not in self.server.blobs:
+            return self.error(404, None, "no such object")
+        if self.server.delay:
+            time.sleep(self.server.delay)
+        data, corrupt = self.server.blobs[sha]
+        if corrupt:
+            data = data[:-1] + bytes([data[-1] ^ 0xFF])
+        start = 0
+        rng = self.headers.get("Range", "")
+        if rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+            if start >= len(data):
+                return self.send(416, [("Content-Range", "bytes */%d" % len(data))])
+            return self.send(206, [("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))],
+                             data[start:])
+        self.send(200, [("Content-Type", "application/octet-stream")], data)
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--log", default=os.devnull)
+    ap.add_argument("--token")
+    ap.add_argument("--delay", type=float, default=0)
+    ap.add_argument("repos", nargs="+", metavar="REPO=DIR[,FLAG...]")
+    a = ap.parse_args()
+    srv = Server(("127.0.0.1", 0), Handler)
+    srv.repos, srv.renames, srv.blobs = {}, {}, {}
+    srv.token, srv.delay, srv.log_path, srv.log_lock = a.token, a.delay, a.log, threading.Lock()
+    for spec in a.repos:
+        name, _, rest = spec.partition("=")
+        folder, *flags = rest.split(",")
+        repo = Repo(name, folder, [f for f in flags if not f.startswith("renamed-from=")])
+        srv.repos[name] = repo
+        for f in flags:
+            if f.startswith("renamed-from="):
+                srv.renames[f.split("=", 1)[1]] = name
+    tmp = a.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % srv.server_address[1])
+    os.rename(tmp, a.port_file)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
