@@ -11,14 +11,15 @@ FILE, with the endpoints huggingface_hub uses:
                                        *.model, *.msgpack, *.h5, *.onnx, *.bin) as a 302 to /cdn/SHA256 (an
                                        absolute URL, as the Hub's CDN), with X-Linked-Etag = sha256 and
                                        X-Linked-Size; every answer carries X-Repo-Commit
-  GET  /cdn/SHA256                     the bytes, honouring "Range: bytes=N-" (206)
+  GET  /cdn/SHA256[/corrupt|/slow]     the bytes, honouring "Range: bytes=N-" (206)
 
 FLAGs: private (401 unless "Authorization: Bearer T"), gated (403 with X-Error-Code: GatedRepo), corrupt (the
-CDN serves LFS files with one byte changed, so their sha256 no longer matches), renamed-from=OLD (OLD answers
+CDN serves LFS files with one byte changed, so their sha256 no longer matches), slow (the CDN waits --delay
+seconds before answering: the concurrency test), renamed-from=OLD (OLD answers
 with relative redirects to REPO, as the Hub does for a renamed repo). An unknown repo is a 404 with
 X-Error-Code: RepoNotFound, an unknown revision RevisionNotFound. Every request is appended to the log as
-"METHOD PATH auth=none|ok|wrong range=..." (never the token itself). --delay S sleeps S seconds before each CDN
-answer (the concurrency test). Loopback only; nothing here reaches the network.
+"METHOD PATH auth=none|ok|wrong range=..." (never the token itself). Loopback only; nothing here reaches
+the network.
 """
 import argparse
 import hashlib
@@ -120,8 +121,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.log_request_line()
         url = urllib.parse.urlsplit(self.path)
         parts = [urllib.parse.unquote(p) for p in url.path.split("/")[1:]]
-        if parts[:1] == ["cdn"] and len(parts) == 2:
-            return self.cdn(parts[1])
+        if parts[:1] == ["cdn"] and len(parts) in (2, 3):
+            return self.cdn(parts[1], parts[2] if len(parts) == 3 else "")
         api = parts[:2] == ["api", "models"]
         repo, rest, old = self.find_repo(parts[2:] if api else parts)
         if repo is None:
@@ -151,23 +152,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         data = repo.files[rel]
         if repo.lfs(rel):
             sha = hashlib.sha256(data).hexdigest()
-            self.server.blobs[sha] = (data, "corrupt" in repo.flags)
+            self.server.blobs[sha] = data
+            kind = "/corrupt" if "corrupt" in repo.flags else "/slow" if "slow" in repo.flags else ""
             pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n" % (sha.encode(),
                                                                                                len(data))
             host = "http://127.0.0.1:%d" % self.server.server_address[1]
-            return self.send(302, [("Location", host + "/cdn/" + sha), ("X-Repo-Commit", repo.commit),
+            return self.send(302, [("Location", host + "/cdn/" + sha + kind), ("X-Repo-Commit", repo.commit),
                                    ("ETag", '"%s"' % git_blob_id(pointer)), ("X-Linked-Etag", '"%s"' % sha),
                                    ("X-Linked-Size", str(len(data)))])
         self.send(200, [("X-Repo-Commit", repo.commit), ("ETag", '"%s"' % git_blob_id(data)),
                         ("Content-Type", "application/octet-stream")], data)
 
-    def cdn(self, sha):
+    def cdn(self, sha, kind):
         if sha not in self.server.blobs:
             return self.error(404, None, "no such object")
-        if self.server.delay:
+        if kind == "slow":
             time.sleep(self.server.delay)
-        data, corrupt = self.server.blobs[sha]
-        if corrupt:
+        data = self.server.blobs[sha]
+        if kind == "corrupt":
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
         start = 0
         rng = self.headers.get("Range", "")
@@ -189,7 +191,7 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", default=os.devnull)
     ap.add_argument("--token")
-    ap.add_argument("--delay", type=float, default=0)
+    ap.add_argument("--delay", type=float, default=0.5)
     ap.add_argument("repos", nargs="+", metavar="REPO=DIR[,FLAG...]")
     a = ap.parse_args()
     srv = Server(("127.0.0.1", 0), Handler)
