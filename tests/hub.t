@@ -252,5 +252,26 @@ st-init --transformer org/tiny -o "$TMP/init" 2>/dev/null
 st-encode --model "$TMP/init" < "$TMP/in.txt" > "$TMP/init.jsonl"
 cmp -s "$TMP/init.jsonl" "$TMP/ref.jsonl"; ok $? "st-init --transformer org/tiny: a copy that encodes the same"
 [ -z "$(find "$TMP/init" -type l)" ]; ok $? "with files, not links into the cache"
+st-download org/tiny "$TMP/m" > "$TMP/paths" 2>/dev/null
+is "$(cat "$TMP/paths")" "$(cache)/models--org--tiny/snapshots/$commit
+$TMP/m" "st-download: the snapshot of a name, a path as it is"
+st-download org/nothing > /dev/null 2>&1; is $? 66 "st-download of an unknown model: 66"
+st-card --model org/tiny > /dev/null 2> "$TMP/card.err"
+is $? 64 "st-card --model org/tiny without -o: 64 (the cache is not written)"
+[ -L "$(cache)/models--org--tiny/snapshots/$commit/README.md" ]; ok $? "the snapshot's README.md is still the cache's link"
+st-card --model org/tiny -o "$TMP/card.md" 2> "$TMP/card.err"
+is $? 0 "st-card --model org/tiny -o FILE"
+grep -q 'SentenceTransformer("org/tiny")' "$TMP/card.md"; ok $? "the card's usage names the Hub model"
+! grep -qF "$(cache)" "$TMP/card.md"; ok $? "and not the cache path"
+if command -v git > /dev/null && git lfs version > /dev/null 2>&1; then
+	git init -q --bare "$TMP/remote.git"
+	HOME="$TMP/home" GIT_CONFIG_NOSYSTEM=1 st-push --model org/tiny --repo "file://$TMP/remote.git" > /dev/null 2> "$TMP/push.err"
+	ok $? "st-push --model org/tiny (a mirror)"
+	mkdir -p "$TMP/home"
+	HOME="$TMP/home" GIT_CONFIG_NOSYSTEM=1 git lfs install --skip-repo > /dev/null 2>&1
+	HOME="$TMP/home" GIT_CONFIG_NOSYSTEM=1 git clone -q "$TMP/remote.git" "$TMP/mirror" 2>/dev/null
+	diff -r -x .git -x .gitattributes "$TMP/m" "$TMP/mirror" > /dev/null && [ -z "$(find "$TMP/mirror" -type l)" ]
+	ok $? "the pushed tree holds the model's files, not the cache's links"
+fi
 
 done_testing
