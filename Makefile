@@ -76,7 +76,7 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	@# Node.js may come from elsewhere than Debian (with its own npm): install Debian's only when there is none.
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
-	@if [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules ]; then \
+	@if [ -f tests/js/package.json ] && ! (cd tests/js && npm ls --depth=0 > /dev/null 2>&1); then \
 	  (cd tests/js && npm install --ignore-scripts --no-audit --no-fund --loglevel=error); fi
 
 install: all

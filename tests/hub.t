@@ -1,7 +1,8 @@
 #!/bin/sh
 # Models by name from the Hub (lib/hub.c, docs/hub.md), against tests/hub_server.py on 127.0.0.1: a cold cache
 # downloads and encodes like the local folder; the cache is laid out as huggingface_hub lays it out (checked by
-# an independent walk in Python: relative symlinks, blobs named by git blob id or sha256, refs); offline runs
+# an independent walk in Python: relative symlinks, blobs named by git blob id or sha256, refs; and by the
+# Hub's JavaScript client @huggingface/hub, which also fills a cache that st then reads); offline runs
 # read it; 404, 401, 403 (gated), a corrupted blob, no network; an interrupted download continues with a Range
 # request; two processes at once; the token goes only where it should and is never written anywhere.
 . tests/lib.sh
@@ -107,6 +108,25 @@ EOF
 }
 is "$(walk_cache "$(cache)" models--org--tiny "$commit" "$TMP/m")" ok \
 	"cache layout: refs/main, relative symlinks into blobs named by git blob id or sha256, no leftovers"
+
+# ---- the Hub's JavaScript client (@huggingface/hub) as a second implementation of the same cache ----
+if command -v node > /dev/null && [ -d tests/js/node_modules/@huggingface/hub ]; then
+	node tests/js/hub_cache.mjs download "$HF_ENDPOINT" org/tiny "$TMP/hf-js/hub" > /dev/null 2> "$TMP/js.err"
+	ok $? "@huggingface/hub's snapshotDownload fills a cache from the test server" || sed 's/^/#   /' "$TMP/js.err"
+	HF_HUB_OFFLINE=1 HF_HOME="$TMP/hf-js" st-encode --model org/tiny < "$TMP/in.txt" > "$TMP/js.jsonl" 2>/dev/null
+	cmp -s "$TMP/js.jsonl" "$TMP/ref.jsonl"; ok $? "st reads that cache offline"
+	node tests/js/hub_cache.mjs scan "$(cache)" > "$TMP/scan-st.jsonl" 2> "$TMP/js.err"
+	node tests/js/hub_cache.mjs scan "$TMP/hf-js/hub" > "$TMP/scan-js.jsonl" 2>> "$TMP/js.err"
+	is "$(jq -c 'select(.repo == "org/tiny") | [.commit, .refs]' "$TMP/scan-st.jsonl")" "[\"$commit\",[\"main\"]]" \
+		"@huggingface/hub's scanCacheDir reads st's cache: the commit and refs/main"
+	is "$(jq -c '.warnings // empty' "$TMP/scan-st.jsonl")" "[]" "... with no warning"
+	# the files st took, each linked to the blob the JavaScript client named the same way
+	is "$(jq -cS 'select(.repo == "org/tiny") | .files' "$TMP/scan-st.jsonl")" \
+		"$(jq -cS 'select(.repo == "org/tiny") | .files | with_entries(select(.key | test("^(onnx|openvino)/|msgpack$|h5$|[.]ot$|pytorch_model") | not))' "$TMP/scan-js.jsonl")" \
+		"... and every file links to the blob @huggingface/hub names for it"
+else
+	echo "# skipped: node or tests/js/node_modules/@huggingface/hub is absent (make deps installs it)"
+fi
 
 # ---- offline ----
 stop_hub

@@ -7,11 +7,14 @@ Serves each model folder DIR as the Hub model REPO ("org/name") on 127.0.0.1, on
 FILE, with the endpoints huggingface_hub uses:
 
   GET  /api/models/REPO/revision/REV   {"id", "sha", "siblings": [{"rfilename"}]}; REV is main, v1 or the commit
+  GET  /api/models/REPO/tree/REV       [{"type", "path", "oid", "size", "lfs"}] (what @huggingface/hub lists)
+  POST /api/models/REPO/paths-info/REV the same for the {"paths": [...]} asked for
   HEAD|GET /REPO/resolve/REV/FILE      small files directly, with ETag = their git blob id; LFS files (weights,
                                        *.model, *.msgpack, *.h5, *.onnx, *.bin) as a 302 to /cdn/SHA256 (an
                                        absolute URL, as the Hub's CDN), with X-Linked-Etag = sha256 and
                                        X-Linked-Size; every answer carries X-Repo-Commit
-  GET  /cdn/SHA256[/corrupt|/slow]     the bytes, honouring "Range: bytes=N-" (206)
+  GET  /cdn/SHA256[/corrupt|/slow]     the bytes
+  Range: bytes=A-B or bytes=A- is honoured (206) by the CDN and for small files
 
 FLAGs: private (401 unless "Authorization: Bearer T"), gated (403 with X-Error-Code: GatedRepo), corrupt (the
 CDN serves LFS files with one byte changed, so their sha256 no longer matches), slow (the CDN waits --delay
@@ -96,6 +99,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.handle_any()
 
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.body = self.rfile.read(length) if length else b""
+        self.handle_any()
+
     def authorized(self, repo):
         if "gated" in repo.flags:
             if self.headers.get("Authorization") != "Bearer " + (self.server.token or "\0"):
@@ -133,14 +141,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not self.authorized(repo):
             return
         if api:
-            if len(rest) != 2 or rest[0] != "revision":
+            if len(rest) < 2 or rest[0] not in ("revision", "tree", "paths-info"):
                 return self.error(404, None, "Not found")
             if rest[1] not in ("main", "v1", repo.commit):
                 return self.error(404, "RevisionNotFound", "Invalid rev id: " + rest[1])
-
-            body = json.dumps({"id": repo.name, "sha": repo.commit,
-                               "siblings": [{"rfilename": f} for f in sorted(repo.files)]}).encode()
-            return self.send(200, [("Content-Type", "application/json")], body)
+            if rest[0] == "revision":
+                answer = {"_id": repo.commit[:24], "id": repo.name, "sha": repo.commit,
+                          "siblings": [{"rfilename": f} for f in sorted(repo.files)]}
+            elif rest[0] == "tree":
+                dirs = sorted({d for f in repo.files for d in self.parents(f)})
+                answer = [{"type": "directory", "path": d, "oid": "0" * 40, "size": 0} for d in dirs]
+                answer += [self.entry(repo, f) for f in sorted(repo.files)]
+            else:
+                paths = json.loads(getattr(self, "body", b"") or b"{}").get("paths", [])
+                answer = [self.entry(repo, f) for f in paths if f in repo.files]
+            return self.send(200, [("Content-Type", "application/json")], json.dumps(answer).encode())
         if len(rest) < 3 or rest[0] != "resolve":
             return self.error(404, None, "Not found")
         rev, rel = rest[1], "/".join(rest[2:])
@@ -160,8 +175,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(302, [("Location", host + "/cdn/" + sha + kind), ("X-Repo-Commit", repo.commit),
                                    ("ETag", '"%s"' % git_blob_id(pointer)), ("X-Linked-Etag", '"%s"' % sha),
                                    ("X-Linked-Size", str(len(data)))])
-        self.send(200, [("X-Repo-Commit", repo.commit), ("ETag", '"%s"' % git_blob_id(data)),
-                        ("Content-Type", "application/octet-stream")], data)
+        self.send_bytes(data, [("X-Repo-Commit", repo.commit), ("ETag", '"%s"' % git_blob_id(data))])
+
+    @staticmethod
+    def parents(path):
+        parts = path.split("/")[:-1]
+        return ["/".join(parts[:i + 1]) for i in range(len(parts))]
+
+    @staticmethod
+    def entry(repo, rel):
+        data = repo.files[rel]
+        e = {"type": "file", "path": rel, "oid": git_blob_id(data), "size": len(data)}
+        if repo.lfs(rel):
+            e["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+        return e
+
+    def send_bytes(self, data, headers):
+        """200 with the bytes, or 206 with the part a "Range: bytes=A-[B]" asks for."""
+        headers = headers + [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes")]
+        rng = self.headers.get("Range", "")
+        if not rng.startswith("bytes="):
+            return self.send(200, headers, data)
+        first, _, last = rng[6:].partition("-")
+        start = int(first)
+        end = min(int(last), len(data) - 1) if last else len(data) - 1
+        if start >= len(data) or end < start:
+            return self.send(416, [("Content-Range", "bytes */%d" % len(data))])
+        return self.send(206, headers + [("Content-Range", "bytes %d-%d/%d" % (start, end, len(data)))],
+                         data[start:end + 1])
 
     def cdn(self, sha, kind):
         if sha not in self.server.blobs:
@@ -171,15 +212,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         data = self.server.blobs[sha]
         if kind == "corrupt":
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
-        start = 0
-        rng = self.headers.get("Range", "")
-        if rng.startswith("bytes=") and rng.endswith("-"):
-            start = int(rng[6:-1])
-            if start >= len(data):
-                return self.send(416, [("Content-Range", "bytes */%d" % len(data))])
-            return self.send(206, [("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))],
-                             data[start:])
-        self.send(200, [("Content-Type", "application/octet-stream")], data)
+        self.send_bytes(data, [("ETag", '"%s"' % sha)])
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
