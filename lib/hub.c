@@ -442,8 +442,8 @@ typedef struct hub_ctx {
 	char curl_error[CURL_ERROR_SIZE];
 } hub_ctx;
 
-/* One request. method: "GET" or "HEAD"; auth: send the token; follow: follow redirects; range: bytes from
- * which to continue (downloads). Returns NET_* and fills r. */
+/* One request. method: "GET" or "HEAD"; auth: send the token; follow: follow redirects. A download
+ * (r->fd >= 0) continues from r->base with a Range header. Returns NET_* and fills r. */
 static int request(hub_ctx *h, const char *method, const char *url, int auth, int follow, response *r)
 {
 	CURL *c = h->curl;
@@ -819,7 +819,11 @@ static int fetch_file(hub_ctx *h, const char *commit, const char *file, char *er
 		return request_error(h, net, &r, file, err, errlen);
 	char etag[256];
 	normalize_etag(r.linked_etag[0] ? r.linked_etag : r.etag, etag, sizeof etag);
-	if (!etag[0] || strchr(etag, '/') || etag[0] == '.' || strlen(etag) > 128) {
+	/* it names a file in blobs/: letters, digits, '-', '_', '.' (not first) only */
+	int usable = etag[0] && etag[0] != '.' && strlen(etag) <= 128;
+	for (const char *p = etag; *p && usable; p++)
+		usable = isalnum((unsigned char)*p) || strchr("-_.", *p);
+	if (!usable) {
 		seterr(err, errlen, "%s: the Hub (%s) gave no usable ETag for %s", h->arg, h->endpoint, file);
 		return EX_IOERR;
 	}
@@ -835,8 +839,8 @@ static int fetch_file(hub_ctx *h, const char *commit, const char *file, char *er
 		const char *folder = strrchr(h->storage, '/');
 		snprintf(lock, sizeof lock, "%s/.locks/%s/%s.lock", h->cache, folder ? folder + 1 : h->storage, etag);
 		int lfd = -1;
-		if (mkdirs_parent(blob) < 0 || mkdirs_parent(lock) < 0 || (lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0 ||
-		    flock(lfd, LOCK_EX) < 0) {
+		if (mkdirs_parent(blob) < 0 || mkdirs_parent(lock) < 0 ||
+		    (lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0 || flock(lfd, LOCK_EX) < 0) {
 			seterr(err, errlen, "%s: cannot lock %s (%s)", h->arg, lock, strerror(errno));
 			if (lfd >= 0)
 				close(lfd);

@@ -271,7 +271,8 @@ cmp -s "$TMP/mine.jsonl" "$TMP/mine-ref.jsonl"; ok $? "st-mine --model org/tiny"
 st-init --transformer org/tiny -o "$TMP/init" 2>/dev/null
 st-encode --model "$TMP/init" < "$TMP/in.txt" > "$TMP/init.jsonl"
 cmp -s "$TMP/init.jsonl" "$TMP/ref.jsonl"; ok $? "st-init --transformer org/tiny: a copy that encodes the same"
-[ -z "$(find "$TMP/init" -type l)" ]; ok $? "with files, not links into the cache"
+[ -z "$(find "$TMP/init" -type l)" ] && ! grep -rqF "$(cache)" "$TMP/init"
+ok $? "with files, not links into the cache, and no mention of the cache"
 st-download org/tiny "$TMP/m" > "$TMP/paths" 2>/dev/null
 is "$(cat "$TMP/paths")" "$(cache)/models--org--tiny/snapshots/$commit
 $TMP/m" "st-download: the snapshot of a name, a path as it is"
