@@ -1,9 +1,11 @@
 /* st-download: resolves model names to local folders, downloading from the Hugging Face Hub into its cache
  * what is not there yet (lib/hub.h, docs/st-download.md, docs/hub.md). For scripts (st-card, st-push) and for
  * anyone who wants the files of a model. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hub.h"
 #include "st.h"
@@ -36,8 +38,11 @@ int main(int argc, char **argv)
 		usage_error(usage, "give at least one MODEL");
 	for (int i = optind; i < argc; i++) {
 		char *path = hub_model_path(argv[i]);   /* dies 66 (missing) or 74 (network, disk) */
-		if (printf("%s\n", path) < 0 || fflush(stdout) == EOF)
-			die(EX_IOERR, "cannot write to stdout");
+		if (printf("%s\n", path) < 0 || fflush(stdout) == EOF) {
+			if (errno == EPIPE)   /* the reader has gone: not an error */
+				return 0;
+			die(EX_IOERR, "cannot write to stdout (%s)", strerror(errno));
+		}
 		free(path);
 	}
 	return 0;
