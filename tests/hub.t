@@ -295,4 +295,27 @@ if command -v git > /dev/null && git lfs version > /dev/null 2>&1; then
 	ok $? "the pushed tree holds the model's files, not the cache's links"
 fi
 
+# ---- which files: sharded safetensors, .bin only where a folder has no safetensors, folders modules.json names ----
+mkdir -p "$TMP/sel/1_Pooling" "$TMP/sel/custom_dense" "$TMP/sel/onnx" "$TMP/sel/coreml/x" "$TMP/sel/2_Dense"
+echo '[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+ {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+ {"idx": 2, "name": "2", "path": "custom_dense", "type": "sentence_transformers.models.Dense"}]' > "$TMP/sel/modules.json"
+for f in config.json config_sentence_transformers.json sentence_bert_config.json tokenizer.json vocab.txt \
+	sentencepiece.bpe.model model.safetensors.index.json model-00001-of-00002.safetensors \
+	model-00002-of-00002.safetensors pytorch_model.bin pytorch_model.bin.index.json pytorch_model-00001-of-00002.bin \
+	1_Pooling/config.json custom_dense/config.json custom_dense/pytorch_model.bin 2_Dense/model.safetensors \
+	onnx/model.onnx coreml/x/model.mlmodel tf_model.h5 flax_model.msgpack rust_model.ot train_script.py \
+	.gitattributes model.onnx; do
+	echo "$f" > "$TMP/sel/$f"
+done
+stop_hub
+python3 tests/hub_server.py --port-file "$TMP/port2" --log "$LOG" org/select="$TMP/sel" 2> "$TMP/server.err" &
+server_pid=$!
+n=0; while [ ! -s "$TMP/port2" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+snap=$(HF_ENDPOINT="http://127.0.0.1:$(cat "$TMP/port2")" st-download org/select 2>/dev/null)
+ok $? "st-download of a repo with many kinds of files"
+is "$(cd "$snap" && find . -type l | sed 's#^\./##' | sort | tr '\n' ' ')" \
+	"1_Pooling/config.json 2_Dense/model.safetensors config.json config_sentence_transformers.json custom_dense/config.json custom_dense/pytorch_model.bin model-00001-of-00002.safetensors model-00002-of-00002.safetensors model.safetensors.index.json modules.json sentence_bert_config.json sentencepiece.bpe.model tokenizer.json vocab.txt " \
+	"the files a sentence-transformers model needs, safetensors before .bin per folder, nothing else"
+
 done_testing
