@@ -4,7 +4,7 @@
 
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := openblas msgpack libzstd jansson libutf8proc libpcre2-8 libcurl libzip
+PKGS := openblas msgpack libzstd jansson libutf8proc libpcre2-8 libcurl libcrypto libzip
 # Asked of pkg-config when a recipe runs, not when make reads this file: `make demo` installs the -dev
 # packages first (deps), and flags read before that would stay empty for the rest of the run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -68,7 +68,7 @@ demo: deps
 
 # Debian packages that building and testing need; does nothing when they are present.
 DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libzstd-dev zstd libjansson-dev \
-	libutf8proc-dev libpcre2-dev libcurl4-openssl-dev libzip-dev sentencepiece python3-sentencepiece python3-torch python3-numpy python3-scipy python3-msgpack python3-yaml gnuplot-nox bc wordnet-base \
+	libutf8proc-dev libpcre2-dev libcurl4-openssl-dev libssl-dev libzip-dev sentencepiece python3-sentencepiece python3-torch python3-numpy python3-scipy python3-msgpack python3-yaml gnuplot-nox bc wordnet-base \
 	git git-lfs jq perl
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -76,7 +76,7 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	@# Node.js may come from elsewhere than Debian (with its own npm): install Debian's only when there is none.
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
-	@if [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules ]; then \
+	@if [ -f tests/js/package.json ] && ! (cd tests/js && npm ls --depth=0 > /dev/null 2>&1); then \
 	  (cd tests/js && npm install --ignore-scripts --no-audit --no-fund --loglevel=error); fi
 
 install: all

@@ -24,6 +24,7 @@
 #include "tokenizer.h"
 #include "model.h"
 #include "model_impl.h"
+#include "hub.h"
 
 /* The sentence-transformers release whose folder layout this writes (config_sentence_transformers.json). */
 #define MODEL_ST_FORMAT_VERSION "5.1.2"
@@ -508,11 +509,11 @@ fail:
 
 st_model *model_open(const char *dir)
 {
-	struct stat st;
 	char err[1024];
-	if (stat(dir, &st) < 0)
-		die(EX_NOINPUT, "%s: no such model directory", dir);
-	st_model *m = model_load(dir, err, sizeof err);
+	/* a path that exists as it is; else a Hub name, from the cache or downloaded (dies 66 or 74) */
+	char *path = hub_model_path(dir);
+	st_model *m = model_load(path, err, sizeof err);
+	free(path);
 	if (!m)
 		die(EX_DATAERR, "%s", err);
 	return m;

@@ -65,6 +65,7 @@ invocation() {
 	st-plot) args="-o $TMP/plot$run_n.png --threads 1" input=log.jsonl records=2 nofile="-o $TMP/plot.png $NOFILE" ;;
 	st-card) args="--model $TMP/card-model -o $TMP/card$run_n.md --threads 1" missing="--model $NOPE"
 		nofile="--model $TMP/card-model -o $TMP/card.md --eval $NOFILE" ;;
+	st-download) args="$M --threads 1" input=ex.jsonl writes=1 missing="$NOPE" ;;
 	st-push) args="--model $M --repo $TMP/push.git --threads 1" missing="--model $NOPE --repo $TMP/push.git"
 		git lfs version > /dev/null 2>&1 || args= ;;   # (push.t says why when git-lfs is missing)
 	*) return 1 ;;

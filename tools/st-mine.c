@@ -21,7 +21,7 @@ static const char usage[] =
 	"similar pairs as JSON Lines {\"score\": S, \"i\": I, \"j\": J} (I < J, 0-based numbers of the non-empty\n"
 	"input lines), best first.\n"
 	"\n"
-	"  --model DIR              the model that encodes the sentences\n"
+	"  --model DIR              the model that encodes the sentences (or a Hub name: docs/hub.md)\n"
 	"  --embeddings             the input is precomputed: records with float32 \"embeddings\" [dim] or\n"
 	"                           [rows][dim], or \"embedding\" arrays (st-encode)\n"
 	"  --top-k K                candidates per sentence and corpus chunk (default 100)\n"

@@ -21,7 +21,7 @@ static const char usage[] =
 	"entries, best first, as [{\"corpus_id\": N, \"score\": S}, ...]; corpus_id counts the corpus's non-empty\n"
 	"lines from 0.\n"
 	"\n"
-	"  --model DIR               the model that encodes queries and corpus\n"
+	"  --model DIR               the model that encodes queries and corpus (or a Hub name: docs/hub.md)\n"
 	"  --corpus FILE             the corpus: one text per line, or JSON Lines with \"text\"\n"
 	"  --corpus-embeddings FILE  cache of the corpus embeddings: used when it matches the model and the\n"
 	"                            corpus, else computed and written (atomically)\n"

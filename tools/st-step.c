@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hub.h"
 #include "model.h"
 #include "optim.h"
 #include "run.h"
@@ -27,7 +28,8 @@ static const char usage[] =
 	"usage: st-step --run DIR (--model MODEL | --resume) [options] < batches-with-grad > log\n"
 	"\n"
 	"  --run DIR                 the run directory shared with st-forward --run DIR (docs/training.md)\n"
-	"  --model MODEL             the model to start from (a sentence-transformers or Hugging Face directory)\n"
+	"  --model MODEL             the model to start from (a sentence-transformers or Hugging Face directory,\n"
+	"                            or a Hub name such as org/name[@revision]: docs/hub.md)\n"
 	"  --resume                  continue from the newest DIR/checkpoint-N (weights, optimizer, schedule)\n"
 	"  --overwrite               a fresh run in DIR although an earlier run left checkpoints or models there:\n"
 	"                            removes st's own files of that run first (nothing else)\n"
@@ -677,7 +679,9 @@ int main(int argc, char **argv)
 			usage_error(usage, "%s holds an earlier run (%s/%s): continue it with --resume (and st-batch "
 			            "--start-step at its newest checkpoint), or start afresh with --overwrite, which removes st's "
 			            "own files of that run", t->o.run_dir, t->o.run_dir, old);
-		snprintf(model_path, sizeof model_path, "%s", t->o.model_dir);
+		char *path = hub_model_path(t->o.model_dir);   /* a directory, or a Hub name's snapshot */
+		snprintf(model_path, sizeof model_path, "%s", path);
+		free(path);
 	}
 	t->m = model_load(model_path, err, sizeof err);
 	if (!t->m)

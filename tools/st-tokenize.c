@@ -1,5 +1,6 @@
 /* st-tokenize: examples in, tokenized examples out. Adds "input_ids" (one int32 tensor per text, special
  * tokens included, truncated to max_seq_length) to every example record. See docs/st-tokenize.md. */
+#include "hub.h"
 #include "st.h"
 #include "stream.h"
 #include "tokenizer.h"
@@ -13,7 +14,8 @@ static const char usage[] =
 	"\n"
 	"Adds \"input_ids\" (an array of int32 tensors, one per text, with special tokens) to each example.\n"
 	"\n"
-	"  --model DIR           model directory (tokenizer files, sentence_bert_config.json)\n"
+	"  --model DIR           model directory (tokenizer files, sentence_bert_config.json), or a Hub name\n"
+	"                        such as org/name[@revision] (docs/hub.md)\n"
 	"  --tokenizer PATH      tokenizer.json, vocab.txt, vocab.json (+ merges.txt) or a directory\n"
 	"  --max-seq-length N    truncate to N ids counting special tokens (default: the model's;\n"
 	"                        0 = the model's, -1 = no truncation)\n"
@@ -53,7 +55,7 @@ int main(int argc, char **argv)
 	if (!model == !tok_path)
 		usage_error(usage, "give one of --model DIR or --tokenizer PATH");
 	char err[1024];
-	const char *src = model ? model : tok_path;
+	const char *src = model ? hub_model_path(model) : tok_path;   /* a directory, or a Hub name's snapshot */
 	tokenizer *t = tokenizer_load(src, err, sizeof err);
 	if (!t)
 		die(EX_NOINPUT, "%s", err);
