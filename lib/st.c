@@ -54,11 +54,15 @@ int st_getopt(int argc, char **argv, const struct option *opts, const char *usag
 		}
 	shorts[k] = '\0';
 	/* getopt_long would take "--mod" for "--model": refuse abbreviations, as a documented CLI must */
-	int before = optind, idx = -1;
+	int idx = -1;
 	int c = getopt_long(argc, argv, shorts, opts, &idx);
 	if (c == -1)
 		return -1;
-	const char *arg = before < argc ? argv[before] : "";
+	/* the element just parsed: the one before optind, or the one before its separate value; not argv[optind]
+	 * as it was before the call, as getopt_long steps over positional arguments (st-eval KIND --mod ...) */
+	const char *arg = optind >= 1 && optind - 1 < argc ? argv[optind - 1] : "";
+	if (optarg && optind >= 2 && optarg == argv[optind - 1])
+		arg = argv[optind - 2];
 	if (c == '?' || c == ':') {
 		if (strncmp(arg, "--", 2) != 0) {
 			if (c == ':')
