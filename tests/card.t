@@ -4,14 +4,9 @@
 . "$(dirname "$0")/lib.sh"
 command -v jq > /dev/null || skip_all "jq is not installed"
 
-printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\n' > "$TMP/vocab.txt"
-cat > "$TMP/bert.json" <<'JSON'
-{"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 4,
- "intermediate_size": 32, "max_position_embeddings": 40}
-JSON
+. "$(dirname "$0")/lib-model.sh"
 mkdir -p "$TMP/run"
-st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" --dense 8 --normalize -o "$TMP/run/model" 2>/dev/null ||
-	skip_all "st-init cannot build a model"
+tiny_model "$TMP/run/model" --dense 8 --normalize
 cat > "$TMP/run/trainer.json" <<'JSON'
 {"v": 1, "step": 120, "epoch": 0, "lr": 2e-05, "scheduler": "warmuplinear", "optimizer": "adamw", "weight_decay": 0.01}
 JSON
@@ -60,7 +55,7 @@ grep -qF -- '| 0 | 40 | **0.5123** |' "$card"; ok $? "training logs from RUN/eva
 grep -qF -- '| sts-dev_spearman_cosine | 0.8 |' "$card"; ok $? "metrics table"
 
 # a bare model: no run, no options; still valid
-st-init --config "$TMP/bert.json" --vocab "$TMP/vocab.txt" -o "$TMP/bare" 2>/dev/null
+tiny_model "$TMP/bare"
 st-card --model "$TMP/bare" -o "$TMP/bare.md"; ok $? "a model without a run"
 grep -q 'No training run was found' "$TMP/bare.md"; ok $? "... says so"
 grep -qF -- '- **Output Dimensionality:** 16 dimensions' "$TMP/bare.md"; ok $? "... mean pooling: 16 dimensions"
