@@ -1,7 +1,7 @@
 /* encoder.h: the transformer body of BERT, RoBERTa/XLM-R, DistilBERT and MPNet, forward and backward, on CPU.
  *
- * Interface as agreed in api-encoder.md, plus these additions (nothing agreed was changed):
- *   enc_arch_name, enc_max_length, enc_acts_bytes, enc_param_find.
+ * The functions below, in groups: loading and the parameter table (enc_param_table, enc_param_find), sizes
+ * (enc_arch_name, enc_max_length, enc_acts_bytes), forward and backward.
  *
  * Numbers live in one flat float buffer (params, and grads in the same layout); the table from enc_param_table
  * names each tensor as sentence-transformers saves it. Batches are padded [B][T] id matrices plus lengths; only

@@ -2,7 +2,7 @@
  *
  * A batch holds the embeddings E [C][B][D] (C text columns, B rows, D dimensions) and optional labels
  * [B] or [B][K]. A loss returns its value and writes dL/dE into grad [C][B][D] (overwritten). The formulas
- * and defaults are the reference library's (sentence-transformers.md §1); where its releases have known
+ * and defaults are the reference library's (sentence-transformers' losses, docs/losses.md); where its releases have known
  * bugs the mathematically intended version is computed (docs/losses.md says where). */
 #ifndef ST_LOSS_H
 #define ST_LOSS_H

@@ -1,5 +1,5 @@
 /* metrics.h: the evaluation metrics of the sentence-transformers v3 evaluators, as pure functions over arrays
- * (docs/st-eval.md; reference: sentence-transformers.md §5). Scores are "greater is more similar" throughout:
+ * (docs/st-eval.md; reference: sentence-transformers' evaluators). Scores are "greater is more similar" throughout:
  * Euclidean and Manhattan enter as negated distances (the mathematically intended behaviour, without the
  * v3.3-v5 sign bug of BinaryClassificationEvaluator). */
 #ifndef ST_METRICS_H

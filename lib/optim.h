@@ -1,5 +1,5 @@
 /* optim.h: the optimizer, gradient clipping and learning-rate schedules of the reference library's fit()
- * (sentence-transformers.md §2.1): torch.optim.AdamW over two groups (decay / no decay), clip_grad_norm_,
+ * (as sentence-transformers' fit and trainer do): torch.optim.AdamW over two groups (decay / no decay), clip_grad_norm_,
  * and the five LambdaLR schedules of transformers' get_*_schedule_with_warmup. docs/training.md has the
  * formulas. Parameters, gradients and moments are flat float32 buffers; a tensor is a slice of them. */
 #ifndef ST_OPTIM_H

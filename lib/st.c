@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,15 +43,32 @@ void st_tool_init(const char *name, int argc, char **argv, const char *usage)
 int st_getopt(int argc, char **argv, const struct option *opts, const char *usage)
 {
 	opterr = 0;
+	/* the short letters are those of the table (e.g. {"output", required_argument, 0, 'o'} accepts -o FILE) */
+	char shorts[128] = ":";
+	size_t k = 1;
+	for (const struct option *o = opts; o->name && k + 3 < sizeof shorts; o++)
+		if (!o->flag && o->val > 0 && o->val < 128 && isalnum(o->val)) {
+			shorts[k++] = (char)o->val;
+			if (o->has_arg == required_argument)
+				shorts[k++] = ':';
+		}
+	shorts[k] = '\0';
 	/* getopt_long would take "--mod" for "--model": refuse abbreviations, as a documented CLI must */
-	int before = optind, idx = -1;
-	int c = getopt_long(argc, argv, ":", opts, &idx);
+	int idx = -1;
+	int c = getopt_long(argc, argv, shorts, opts, &idx);
 	if (c == -1)
 		return -1;
-	const char *arg = before < argc ? argv[before] : "";
+	/* the element just parsed: the one before optind, or the one before its separate value; not argv[optind]
+	 * as it was before the call, as getopt_long steps over positional arguments (st-eval KIND --mod ...) */
+	const char *arg = optind >= 1 && optind - 1 < argc ? argv[optind - 1] : "";
+	if (optarg && optind >= 2 && optarg == argv[optind - 1])
+		arg = argv[optind - 2];
 	if (c == '?' || c == ':') {
-		if (strncmp(arg, "--", 2) != 0)
+		if (strncmp(arg, "--", 2) != 0) {
+			if (c == ':')
+				usage_error(usage, "option '-%c' needs a value", optopt);
 			usage_error(usage, "unknown option '-%c'", optopt ? optopt : '?');
+		}
 		char name[256];
 		snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
 		if (c == ':')

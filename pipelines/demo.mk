@@ -177,7 +177,7 @@ FINAL_EVALS := $(foreach e,$(EVALS),$(OUT)/eval/mnrl/$(e).json)
 $(OUT)/model/model.safetensors: $(MODEL_mnrl)/model.safetensors $(FINAL_EVALS)
 	rm -rf $(OUT)/model.tmp && cp -r $(MODEL_mnrl) $(OUT)/model.tmp
 	if command -v st-card > /dev/null; then \
-	  st-card --model $(MODEL_mnrl) -o $(OUT)/model.tmp/README.md \
+	  st-card --model $(MODEL_mnrl) -o $(OUT)/model.tmp/README.md --run $(OUT)/triplet --from-scratch \
 	    --model-name "st demo: a small BERT trained from scratch on WordNet" \
 	    --datasets wordnet --language en --loss TripletLoss --loss MultipleNegativesRankingLoss \
 	    --dataset-size $$(wc -l < $(OUT)/pairs-train.jsonl) $(foreach f,$(FINAL_EVALS),--eval $(f)); \

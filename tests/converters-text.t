@@ -94,4 +94,39 @@ $C/nli "$TMP/absent" 2> /dev/null
 is $? 66 "missing file: exit 66"
 $C/text-pairs --help | grep -q '^usage: text-pairs'
 ok $? "--help prints the usage"
+
+# ---- issue 10 item 11: every converter reads gzip and zstd (as a file and on stdin) as it reads plain text ----
+printf 'main-captions\tMSRvid\t2012test\t0001\t5.000\tA plane is taking off.\tAn air plane is taking off.\n' > "$TMP/sts.csv"
+printf 'main-forums\tf\t2012\t2\t1.6\tHe said "so" \\ back\tNo.\n' >> "$TMP/sts.csv"
+printf 'Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tOne.\tOne too.\n' > "$TMP/mrpc.tsv"
+printf '{"sentence1": "A man.", "sentence2": "A person.", "gold_label": "entailment"}\n' > "$TMP/nli.jsonl"
+printf 'First sentence here now. Second sentence here now.\n\nAnother document starts here. And it ends here.\n' > "$TMP/text.txt"
+printf 'DESC:def What is a cat ?\nHUM:ind Who was he ?\n' > "$TMP/trec.label"
+[ -x "$(command -v zstd)" ] || skip_all "zstd is absent"
+for case in "stsb --split dev:sts.csv" "mrpc:mrpc.tsv" "nli:nli.jsonl" "qqp-triplets:qqp.jsonl" \
+	"sentence-compression:sc.jsonl" "text-pairs:text.txt" "trec:trec.label"; do
+	conv=${case%%:*} file=$TMP/${case#*:}
+	$C/$conv "$file" > "$TMP/plain.out" 2> "$TMP/plain.err"
+	[ -s "$TMP/plain.out" ]; ok $? "$conv: plain input gives examples" || sed 's/^/#   /' "$TMP/plain.err"
+	gzip -c "$file" > "$file.gz" && zstd -qc "$file" > "$file.zst"
+	for z in gz zst; do
+		$C/$conv "$file.$z" > "$TMP/z.out" 2> "$TMP/z.err"
+		ok $? "$conv: a .$z file" || sed 's/^/#   /' "$TMP/z.err"
+		cmp -s "$TMP/plain.out" "$TMP/z.out"; ok $? "... the same examples as the plain file"
+		$C/$conv < "$file.$z" > "$TMP/z.out" 2> "$TMP/z.err"; ok $? "$conv: .$z on stdin" || sed 's/^/#   /' "$TMP/z.err"
+		cmp -s "$TMP/plain.out" "$TMP/z.out"; ok $? "... the same examples"
+	done
+	$C/$conv < "$file" > "$TMP/z.out"; cmp -s "$TMP/plain.out" "$TMP/z.out"; ok $? "$conv: plain stdin as before"
+done
+# hand-worked: score / 5, quotes and backslashes kept
+is "$($C/stsb "$TMP/sts.csv.gz" | jq -c .)" '{"texts":["A plane is taking off.","An air plane is taking off."],"label":1}
+{"texts":["He said \"so\" \\ back","No."],"label":0.32}' "stsb from .gz: the hand-worked examples"
+head -c 60 "$TMP/sts.csv.gz" > "$TMP/cut.gz"
+$C/stsb "$TMP/cut.gz" > /dev/null 2> "$TMP/cut.err"; is $? 65 "a truncated .gz: bad data (65)"
+grep -q 'cut.gz' "$TMP/cut.err"; ok $? "... the message names the file"
+$C/stsb --split dev "$TMP/sts.csv.gz" | head -1 > /dev/null; ok $? "a closed downstream pipe on a .gz: quiet, 0"
+mkdir "$TMP/ct"
+TMPDIR=$TMP/ct $C/stsb "$TMP/sts.csv.zst" > /dev/null && TMPDIR=$TMP/ct $C/stsb "$TMP/cut.gz" 2> /dev/null
+TMPDIR=$TMP/ct $C/nli < "$TMP/nli.jsonl.gz" | head -c 1 > /dev/null
+is "$(ls "$TMP/ct" | wc -l | tr -d ' ')" 0 "no FIFO folder left behind (success, bad data, closed pipe)"
 done_testing

@@ -46,6 +46,16 @@ jq -e '.pooling_mode_mean_tokens == true' "$OUT/model/1_Pooling/config.json" > /
 is "$(jq .vocab_size "$OUT/model/config.json")" "$(wc -l < "$OUT/vocab/vocab.txt" | tr -d ' ')" \
 	"the model's vocabulary is st-vocab's"
 grep -q 'wordnet-dev' "$OUT/model/README.md"; ok $? "the model card carries the final scores"
+# issue 10 item 9: the card has both stages' hyper-parameters, says the model started from random weights, and
+# its st snippet runs in the model's directory
+grep -qxF '#### Stage 1: triplet (TripletLoss)' "$OUT/model/README.md" &&
+	grep -qxF '#### Stage 2: mnrl (MultipleNegativesRankingLoss)' "$OUT/model/README.md"
+ok $? "the card lists both training stages with their losses"
+grep -qF 'Base model:** none; trained from randomly initialised weights' "$OUT/model/README.md"; ok $? "... and the base model"
+awk '/^### Direct Usage \(st\)/ { on = 1 } on && /^```sh/ { getline; print; exit }' "$OUT/model/README.md" > "$TMP/snippet.sh"
+(cd "$OUT/model" && PATH="$BIN:$PATH" sh "$TMP/snippet.sh") > "$TMP/snippet.out"; ok $? "the card's st snippet runs in the model's directory"
+is "$(jq -c '.embedding | length' "$TMP/snippet.out" | tr '\n' ' ')" "$(jq -r '"\(.hidden_size) \(.hidden_size) "' "$OUT/model/config.json")" \
+	"... two embeddings of the model's size"
 ! cmp -s "$OUT/init/model.safetensors" "$OUT/triplet/model/model.safetensors"; ok $? "TripletLoss changed the weights"
 ! cmp -s "$OUT/triplet/model/model.safetensors" "$OUT/model/model.safetensors"; ok $? "MNRL changed them again"
 cmp -s "$OUT/mnrl/model/model.safetensors" "$OUT/model/model.safetensors"; ok $? "the saved model is the fine-tuned one"

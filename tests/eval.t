@@ -56,6 +56,12 @@ st-eval similarity --model "$TMP/m" --name sts-dev --output-dir "$TMP/eval" --si
 	< "$TMP/pairs.jsonl" > /dev/null
 is "$(wc -l < "$csv")" 3 "a second run appends a row"
 is "$(sed -n 3p "$csv" | cut -d, -f1,2)" "1,20" "--epoch and --steps"
+ST_EPOCH=3 ST_STEP=40 st-eval similarity --model "$TMP/m" --name sts-dev --output-dir "$TMP/eval" \
+	--similarity-fn-names cosine,dot < "$TMP/pairs.jsonl" > /dev/null
+is "$(sed -n 4p "$csv" | cut -d, -f1,2)" "3,40" "epoch and steps from ST_EPOCH and ST_STEP (issue 10 item 8: not -1 in training)"
+ST_EPOCH=x st-eval similarity --model "$TMP/m" < "$TMP/pairs.jsonl" > /dev/null 2>&1; is $? 64 "ST_EPOCH that is no number: 64"
+st-eval similarity --mod "$TMP/m" < "$TMP/pairs.jsonl" > /dev/null 2>&1; is $? 64 "an abbreviated option: 64 (st_getopt)"
+st-eval similarity extra --model "$TMP/m" < "$TMP/pairs.jsonl" > /dev/null 2>&1; is $? 64 "a second KIND: 64"
 ls "$TMP/eval" | grep -q '\.tmp\.'; is $? 1 "the CSV is rewritten through a temporary name: none left"
 # st-step takes the last number printed as the score
 last=$(sed 's/}$//; s/.*[ :,]//' "$TMP/named.json")

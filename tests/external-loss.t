@@ -4,6 +4,7 @@
 # run with st-loss mnrl within a tolerance derived below; a run with another loss scale is outside it (so the
 # comparison can fail).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-model.sh"
 # ST_TRAIN_BIN: a folder of st-* binaries to try first (development of the stages before they land in bin/)
 [ -n "$ST_TRAIN_BIN" ] && PATH="$ST_TRAIN_BIN:$PATH"
 PY=/usr/bin/python3
@@ -12,14 +13,7 @@ $PY -c 'import numpy, msgpack' 2>/dev/null || skip_all "needs /usr/bin/python3 w
 st-forward --help 2>&1 | grep -q -- '--run' || skip_all "st-forward has no --run yet (docs/training.md)"
 
 # A tiny model, dropout on: the masks are keyed by (seed, step, column, row), so both runs see the same ones.
-cat > "$TMP/config.json" <<'EOF'
-{"model_type": "bert", "vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 64, "max_position_embeddings": 32, "type_vocab_size": 2, "hidden_dropout_prob": 0.1,
- "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
- "pad_token_id": 0}
-EOF
-{ printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n'; seq 5 63 | sed 's/^/w/'; } > "$TMP/vocab.txt"
-st-init --config "$TMP/config.json" --vocab "$TMP/vocab.txt" --seed 7 -o "$TMP/model" 2>"$TMP/err"
+train_model "$TMP/model" --vocab-size 64 --positions 32 --seed 7
 ok $? "a tiny random model" || cat "$TMP/err"
 
 # 64 pairs that can be learnt: the second text is the first with every token t replaced by 5 + (t*7 mod 59),

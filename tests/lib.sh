@@ -14,14 +14,17 @@ unset HF_HUB_CACHE HUGGINGFACE_HUB_CACHE HF_ENDPOINT HF_TOKEN HUGGING_FACE_HUB_T
 tap_n=0
 tap_failed=0
 
+# ok and is return 0 when the check passed and 1 when it failed: `ok $? "what" || show-why` prints diagnostics
+# only for a failure.
 ok() {   # ok CONDITION-EXIT-STATUS DESCRIPTION ; usage: cmd; ok $? "what"
 	tap_n=$((tap_n + 1))
-	if [ "$1" -eq 0 ]; then echo "ok $tap_n - $2"; else echo "not ok $tap_n - $2"; tap_failed=$((tap_failed + 1)); fi
+	if [ "$1" -eq 0 ]; then echo "ok $tap_n - $2"; return 0; fi
+	echo "not ok $tap_n - $2"; tap_failed=$((tap_failed + 1)); return 1
 }
 is() {   # is GOT WANT DESCRIPTION
 	tap_n=$((tap_n + 1))
-	if [ "$1" = "$2" ]; then echo "ok $tap_n - $3"
-	else echo "not ok $tap_n - $3"; echo "#   got:  '$1'"; echo "#   want: '$2'"; tap_failed=$((tap_failed + 1)); fi
+	if [ "$1" = "$2" ]; then echo "ok $tap_n - $3"; return 0; fi
+	echo "not ok $tap_n - $3"; echo "#   got:  '$1'"; echo "#   want: '$2'"; tap_failed=$((tap_failed + 1)); return 1
 }
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 need_shared() { [ -d "$SHARED/$1" ] || skip_all "../shared/data/$1 is absent"; }

@@ -40,4 +40,39 @@ printf '{"kind": "batch", "step": 0}\n' | st-plot -o "$TMP/d.png" 2>/dev/null; i
 st-plot -o "$TMP/e.png" "$TMP/none.jsonl" 2>/dev/null; is $? 66 "a missing log: 66"
 st-plot --size big < "$TMP/log.jsonl" 2>/dev/null; is $? 64 "--size big: 64"
 ls "$TMP" | grep -q '\.tmp\.'; is $? 1 "no temporary file left"
+
+# issue 10 item 8, the docs' example: st-step's log and RUN/eval.jsonl both carry the evaluations; CSV rows
+# appended twice and out of order. Every evaluation is drawn once, in step order, and the log's 0-based steps
+# are put on the evaluations' scale (updates done): the last log point and the last evaluation share x = 120.
+mkdir "$TMP/run" "$TMP/data"
+jq -c 'select(.kind == "eval")' "$TMP/log.jsonl" > "$TMP/run/eval.jsonl"
+printf 'epoch,steps,cosine_pearson,cosine_spearman\n0,80,0.7,0.69\n0,40,0.61,0.6\n0,120,0.73,0.74\n0,40,0.61,0.6\n' \
+	> "$TMP/run/similarity_evaluation_sts-dev_results.csv"
+st-plot -o "$TMP/run/curves.png" --data "$TMP/data" --eval "$TMP/run/similarity_evaluation_sts-dev_results.csv" \
+	"$TMP/log.jsonl" "$TMP/run/eval.jsonl"; ok $? "st-plot --eval CSV LOG RUN/eval.jsonl (docs/st-plot.md)"
+# expected values, computed from the inputs by jq and sort, independently of st-plot
+is "$(cut -f1 "$TMP/data/eval.tsv" | tr '\n' ' ')" "40 80 120 " "each evaluation drawn once, in step order"
+is "$(cut -f2 "$TMP/data/eval.tsv" | tr '\n' ' ')" \
+	"$(jq -r 'select(.kind == "eval") | .score' "$TMP/log.jsonl" | tr '\n' ' ')" "... with its score"
+is "$(wc -l < "$TMP/data/log.tsv" | tr -d ' ')" 120 "120 log points"
+is "$(head -1 "$TMP/data/log.tsv" | cut -f1),$(tail -1 "$TMP/data/log.tsv" | cut -f1)" "1,120" \
+	"log steps 0..119 drawn at 1..120 updates, the scale of the evaluations"
+is "$(cat "$TMP"/data/csv.*.tsv | cut -f1 | tr '\n' ' ')" "steps 40 80 120 steps 40 80 120 " \
+	"CSV rows: once each, in step order"
+is "$(head -1 "$TMP"/data/csv.1.3.tsv | cut -f2)" "similarity_sts-dev: cosine_pearson" "a CSV curve named by file and column"
+
+# issue 11 item 2: data never reaches gnuplot as code. A title with a newline, a CSV column name with quotes, a
+# CSV file name and an output file name with quotes, each carrying a gnuplot `system` command (the file names
+# name the file to touch relative to the current folder, as they cannot hold a slash).
+mkdir "$TMP/inj"
+cd "$TMP/inj" || exit 1
+bad_csv="x'; system 'touch pwned-csvname'; '.csv"
+printf "epoch,steps,a' . system(\"touch $TMP/inj/pwned-column\") . ',b\"; system \"touch $TMP/inj/pwned-column2\"; \"\n0,40,0.5,0.6\n" > "$bad_csv"
+st-plot -o "o'; system 'touch pwned-output'; '.png" --title "t
+system 'touch $TMP/inj/pwned-title'
+set output '$TMP/inj/pwned-output2'" --eval "$bad_csv" "$TMP/log.jsonl" 2> "$TMP/inj.err"
+ok $? "hostile title, column names, file names: plotted" || sed 's/^/#   /' "$TMP/inj.err"
+cd "$ROOT" || exit 1
+is "$(ls "$TMP/inj" "$TMP" | grep -c '^pwned')" 0 "... and no command of theirs ran"
+[ -s "$TMP/inj/o'; system 'touch pwned-output'; '.png" ]; ok $? "... the PNG has the asked name"
 done_testing

@@ -2,18 +2,12 @@
 # GradCache in st-step: re-forwarding and back-propagating a batch in chunks of 1, 3 or all rows (dropout on,
 # masks replayed) gives the gradient of one full-batch backward, within float rounding.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-model.sh"
 [ -n "$ST_TRAIN_BIN" ] && PATH="$ST_TRAIN_BIN:$PATH"
 st-forward --help 2>&1 | grep -q -- '--run' || skip_all "st-forward has no --run yet (docs/training.md)"
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || skip_all "/usr/bin/python3 lacks numpy"
 
-cat > "$TMP/config.json" <<'EOF2'
-{"model_type": "bert", "vocab_size": 120, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_dropout_prob": 0.1,
- "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
- "pad_token_id": 0}
-EOF2
-{ printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n'; seq 5 119 | sed 's/^/w/'; } > "$TMP/vocab.txt"
-st-init --config "$TMP/config.json" --vocab "$TMP/vocab.txt" --seed 4 --dense 16 -o "$TMP/model" 2>"$TMP/err"
+train_model "$TMP/model" --seed 4 --dense 16
 ok $? "a tiny random model with a Dense head"
 awk 'BEGIN { srand(3); for (i = 0; i < 16; i++) { printf "{\"texts\": [\"a%d\", \"b%d\", \"c%d\"], \"input_ids\": [", i, i, i;
 	for (c = 0; c < 3; c++) { n = 1 + int(rand() * 12); printf "%s[2", c ? ", " : "";

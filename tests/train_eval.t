@@ -6,17 +6,11 @@
 # scores that best score again and encodes with st-encode. A scripted evaluator whose best is the first
 # evaluation shows RUN/best differing from the final model; a failing evaluator stops st-step with status 70.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-model.sh"
 [ -n "$ST_TRAIN_BIN" ] && PATH="$ST_TRAIN_BIN:$PATH"
 st-forward --help 2>&1 | grep -q -- '--run' || skip_all "st-forward has no --run yet (docs/training.md)"
 
-cat > "$TMP/config.json" <<'EOF'
-{"model_type": "bert", "vocab_size": 120, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_dropout_prob": 0.1,
- "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
- "pad_token_id": 0}
-EOF
-{ printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n'; seq 5 119 | sed 's/^/w/'; } > "$TMP/vocab.txt"
-st-init --config "$TMP/config.json" --vocab "$TMP/vocab.txt" --seed 3 -o "$TMP/model" 2>"$TMP/err"
+train_model "$TMP/model" --seed 3
 ok $? "a tiny random model" || cat "$TMP/err"
 # texts of words w5..w119: (anchor, positive, hard negative); the positive replaces a share 0.3 of the anchor's
 # words (at least one), the negative a share 0.6

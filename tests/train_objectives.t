@@ -12,22 +12,14 @@
 # st; mnrl then sees that drift, so the float64 oracle could not be matched. tests/train_parity.t covers
 # Euclidean triplet alone.)
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-model.sh"
 [ -n "$ST_TRAIN_BIN" ] && PATH="$ST_TRAIN_BIN:$PATH"
 st-forward --help 2>&1 | grep -q -- '--objective' || skip_all "st-forward has no --objective yet (docs/st-step.md)"
 /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip_all "/usr/bin/python3 lacks torch or numpy"
 REF="$ROOT/tests/reference/train_ref.py"
 
 for drop in 0 0.1; do
-	cat > "$TMP/config-$drop.json" <<EOF
-{"model_type": "bert", "vocab_size": 120, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_dropout_prob": $drop,
- "attention_probs_dropout_prob": $drop, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
- "pad_token_id": 0}
-EOF
-done
-{ printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n'; seq 5 119 | sed 's/^/w/'; } > "$TMP/vocab.txt"
-for drop in 0 0.1; do
-	st-init --config "$TMP/config-$drop.json" --vocab "$TMP/vocab.txt" --seed 5 -o "$TMP/model-$drop" 2>"$TMP/err"
+	train_model "$TMP/model-$drop" --dropout $drop --seed 5
 	ok $? "a tiny random model, dropout $drop" || cat "$TMP/err"
 done
 # triplets (positive = anchor with a third of its words replaced, at least one; negative random): 120 of them; pairs built

@@ -7,19 +7,13 @@
 # each with constantlr and with warmuplinear. A torch run with another learning rate must not agree.
 # Then a tiny random MPNet (relative attention bias, rows up to 42 tokens) on mnrl and triplet.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-model.sh"
 [ -n "$ST_TRAIN_BIN" ] && PATH="$ST_TRAIN_BIN:$PATH"
 st-forward --help 2>&1 | grep -q -- '--run' || skip_all "st-forward has no --run yet (docs/training.md)"
 /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip_all "/usr/bin/python3 lacks torch or numpy"
 REF="$ROOT/tests/reference/train_ref.py"
 
-cat > "$TMP/config.json" <<'EOF'
-{"model_type": "bert", "vocab_size": 120, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_dropout_prob": 0,
- "attention_probs_dropout_prob": 0, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
- "pad_token_id": 0}
-EOF
-{ printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n'; seq 5 119 | sed 's/^/w/'; } > "$TMP/vocab.txt"
-st-init --config "$TMP/config.json" --vocab "$TMP/vocab.txt" --seed 7 -o "$TMP/model" 2>"$TMP/err"
+train_model "$TMP/model" --dropout 0 --seed 7
 ok $? "a tiny random model without dropout" || cat "$TMP/err"
 # 240 triplets of token ids ([CLS] ... [SEP], 1..10 words): the positive is the anchor with a third of its
 # words replaced, at least one (at a = p the distance's gradient vanishes and only rounding is left, which Adam

@@ -3,19 +3,13 @@
 # Same seed, data and threads give bit-identical weights; a run killed after a checkpoint and resumed with
 # --resume ends with the weights of a run that was never stopped, bit for bit. Leftovers are cleaned up.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-model.sh"
 # (every st-step runs under timeout: a stage that does not flush each batch deadlocks the synchronous pipeline)
 # ST_TRAIN_BIN: a folder of st-* binaries to try first (development of the stages before they land in bin/)
 [ -n "$ST_TRAIN_BIN" ] && PATH="$ST_TRAIN_BIN:$PATH"
 st-forward --help 2>&1 | grep -q -- '--run' || skip_all "st-forward has no --run yet (docs/training.md)"
 
-cat > "$TMP/config.json" <<'EOF'
-{"model_type": "bert", "vocab_size": 120, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
- "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_dropout_prob": 0.1,
- "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
- "pad_token_id": 0}
-EOF
-{ printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n'; seq 5 119 | sed 's/^/w/'; } > "$TMP/vocab.txt"
-st-init --config "$TMP/config.json" --vocab "$TMP/vocab.txt" --seed 3 -o "$TMP/model" 2>"$TMP/err"
+train_model "$TMP/model" --seed 3
 ok $? "a tiny random model" || cat "$TMP/err"
 # 48 pairs of random token ids, lengths 3..12
 awk 'BEGIN { srand(11); for (i = 0; i < 48; i++) { printf "{\"texts\": [\"a%d\", \"b%d\"], \"input_ids\": [", i, i;

@@ -1,5 +1,6 @@
 /* st-init: create a sentence-transformers model directory -- wrap a Hugging Face checkpoint, or start from a
  * random encoder -- with Pooling, optional Dense layers and Normalize. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,43 +41,62 @@ int main(int argc, char **argv)
 	long seed = 42, max_seq = 0;
 	int force = 0, nops = 0;
 	struct head_op *ops = xcalloc(argc, sizeof *ops);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED() do { if (!v) usage_error(usage, "%s needs a value", a); i++; } while (0)
-		if (!strcmp(a, "--transformer")) { NEED(); transformer = v; }
-		else if (!strcmp(a, "--config")) { NEED(); config = v; }
-		else if (!strcmp(a, "--vocab")) { NEED(); vocab = v; }
-		else if (!strcmp(a, "--seed")) { NEED(); seed = st_parse_long(a, v); }
-		else if (!strcmp(a, "--pooling")) { NEED(); pooling = v; }
-		else if (!strcmp(a, "--dense")) {
-			NEED();
-			long n = st_parse_long(a, v);
+	enum { O_TRANSFORMER = 256, O_CONFIG, O_VOCAB, O_SEED, O_POOLING, O_DENSE, O_ACTIVATION, O_NO_BIAS,
+	       O_NORMALIZE, O_MAX_SEQ_LENGTH, O_FORCE, O_THREADS };
+	static const struct option opts[] = {
+		{"transformer", required_argument, 0, O_TRANSFORMER},
+		{"config", required_argument, 0, O_CONFIG},
+		{"vocab", required_argument, 0, O_VOCAB},
+		{"seed", required_argument, 0, O_SEED},
+		{"pooling", required_argument, 0, O_POOLING},
+		{"dense", required_argument, 0, O_DENSE},
+		{"activation", required_argument, 0, O_ACTIVATION},
+		{"no-bias", no_argument, 0, O_NO_BIAS},
+		{"normalize", no_argument, 0, O_NORMALIZE},
+		{"max-seq-length", required_argument, 0, O_MAX_SEQ_LENGTH},
+		{"output", required_argument, 0, 'o'},
+		{"force", no_argument, 0, O_FORCE},
+		{"threads", required_argument, 0, O_THREADS},
+		{0},
+	};
+	int c;
+	/* the head options apply in command-line order, which getopt keeps */
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1)
+		switch (c) {
+		case O_TRANSFORMER: transformer = optarg; break;
+		case O_CONFIG: config = optarg; break;
+		case O_VOCAB: vocab = optarg; break;
+		case O_SEED: seed = st_parse_long("--seed", optarg); break;
+		case O_POOLING: pooling = optarg; break;
+		case O_DENSE: {
+			long n = st_parse_long("--dense", optarg);
 			if (n <= 0 || n > 1 << 20)
-				usage_error(usage, "--dense %s: out of range", v);
+				usage_error(usage, "--dense %s: out of range", optarg);
 			ops[nops++] = (struct head_op){ OP_DENSE, (int)n, MODEL_ACT_TANH, 1 };
-		} else if (!strcmp(a, "--activation")) {
-			NEED();
+			break;
+		}
+		case O_ACTIVATION:
 			if (!nops || ops[nops - 1].kind != OP_DENSE)
 				usage_error(usage, "--activation must follow a --dense");
-			if ((ops[nops - 1].act = model_activation_parse(v)) < 0)
-				usage_error(usage, "unknown activation '%s' (tanh, identity, relu, gelu, sigmoid)", v);
-		} else if (!strcmp(a, "--no-bias")) {
+			if ((ops[nops - 1].act = model_activation_parse(optarg)) < 0)
+				usage_error(usage, "unknown activation '%s' (tanh, identity, relu, gelu, sigmoid)", optarg);
+			break;
+		case O_NO_BIAS:
 			if (!nops || ops[nops - 1].kind != OP_DENSE)
 				usage_error(usage, "--no-bias must follow a --dense");
 			ops[nops - 1].bias = 0;
-		} else if (!strcmp(a, "--normalize")) {
-			ops[nops++] = (struct head_op){ OP_NORMALIZE, 0, 0, 0 };
-		} else if (!strcmp(a, "--max-seq-length")) {
-			NEED();
-			if ((max_seq = st_parse_long(a, v)) <= 0)
+			break;
+		case O_NORMALIZE: ops[nops++] = (struct head_op){ OP_NORMALIZE, 0, 0, 0 }; break;
+		case O_MAX_SEQ_LENGTH:
+			if ((max_seq = st_parse_long("--max-seq-length", optarg)) <= 0)
 				usage_error(usage, "--max-seq-length must be positive");
-		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED(); out = v; }
-		else if (!strcmp(a, "--force")) force = 1;
-		else if (!strcmp(a, "--threads")) { NEED(); st_set_threads((int)st_parse_long(a, v)); }
-		else usage_error(usage, "unknown option %s", a);
-#undef NEED
-	}
+			break;
+		case 'o': out = optarg; break;
+		case O_FORCE: force = 1; break;
+		case O_THREADS: st_set_threads((int)st_parse_long("--threads", optarg)); break;
+		}
+	if (optind < argc)
+		usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!out)
 		usage_error(usage, "-o DIR is required");
 	if (!transformer == !config)

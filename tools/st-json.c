@@ -2,6 +2,7 @@
 #include "st.h"
 #include "stream.h"
 
+#include <getopt.h>
 #include <string.h>
 
 static const char usage[] =
@@ -20,20 +21,22 @@ int main(int argc, char **argv)
 {
 	st_tool_init("st-json", argc, argv, usage);
 	int to_msgpack = 0, skip_bad = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--to-msgpack"))
-			to_msgpack = 1;
-		else if (!strcmp(argv[i], "--skip-bad"))
-			skip_bad = 1;
-		else if (!strcmp(argv[i], "--threads")) {
-			if (i + 1 == argc)
-				usage_error(usage, "--threads needs a value");
-			st_set_threads((int)st_parse_long(argv[i], argv[i + 1]));
-			i++;
+	enum { O_TO_MSGPACK = 256, O_SKIP_BAD, O_THREADS };
+	static const struct option opts[] = {
+		{"to-msgpack", no_argument, 0, O_TO_MSGPACK},
+		{"skip-bad", no_argument, 0, O_SKIP_BAD},
+		{"threads", required_argument, 0, O_THREADS},
+		{0},
+	};
+	int c;
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1)
+		switch (c) {
+		case O_TO_MSGPACK: to_msgpack = 1; break;
+		case O_SKIP_BAD: skip_bad = 1; break;
+		case O_THREADS: st_set_threads((int)st_parse_long("--threads", optarg)); break;
 		}
-		else
-			usage_error(usage, "unknown option '%s'", argv[i]);
-	}
+	if (optind < argc)
+		usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	st_reader *in = st_reader_open(0, "stdin");
 	st_reader_skip_bad(in, skip_bad);
 	st_writer *out = st_writer_open(1, !to_msgpack);

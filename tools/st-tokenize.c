@@ -5,6 +5,7 @@
 #include "stream.h"
 #include "tokenizer.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,26 +33,30 @@ int main(int argc, char **argv)
 	st_tool_init("st-tokenize", argc, argv, usage);
 	const char *model = NULL, *tok_path = NULL;
 	int max_len = 0, json = 0, skip_bad = 0, strip = 1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--model") && next)
-			model = argv[++i];
-		else if (!strcmp(a, "--tokenizer") && next)
-			tok_path = argv[++i];
-		else if (!strcmp(a, "--max-seq-length") && next)
-			max_len = (int)st_parse_long(a, argv[++i]);
-		else if (!strcmp(a, "--threads") && next)
-			st_set_threads((int)st_parse_long(a, argv[++i]));
-		else if (!strcmp(a, "--json"))
-			json = 1;
-		else if (!strcmp(a, "--skip-bad"))
-			skip_bad = 1;
-		else if (!strcmp(a, "--no-strip"))
-			strip = 0;
-		else
-			usage_error(usage, "unknown or incomplete option '%s'", a);
-	}
+	enum { O_MODEL = 256, O_TOKENIZER, O_MAX_SEQ_LENGTH, O_THREADS, O_JSON, O_SKIP_BAD, O_NO_STRIP };
+	static const struct option opts[] = {
+		{"model", required_argument, 0, O_MODEL},
+		{"tokenizer", required_argument, 0, O_TOKENIZER},
+		{"max-seq-length", required_argument, 0, O_MAX_SEQ_LENGTH},
+		{"threads", required_argument, 0, O_THREADS},
+		{"json", no_argument, 0, O_JSON},
+		{"skip-bad", no_argument, 0, O_SKIP_BAD},
+		{"no-strip", no_argument, 0, O_NO_STRIP},
+		{0},
+	};
+	int c;
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1)
+		switch (c) {
+		case O_MODEL: model = optarg; break;
+		case O_TOKENIZER: tok_path = optarg; break;
+		case O_MAX_SEQ_LENGTH: max_len = (int)st_parse_long("--max-seq-length", optarg); break;
+		case O_THREADS: st_set_threads((int)st_parse_long("--threads", optarg)); break;
+		case O_JSON: json = 1; break;
+		case O_SKIP_BAD: skip_bad = 1; break;
+		case O_NO_STRIP: strip = 0; break;
+		}
+	if (optind < argc)
+		usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!model == !tok_path)
 		usage_error(usage, "give one of --model DIR or --tokenizer PATH");
 	char err[1024];

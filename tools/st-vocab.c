@@ -4,6 +4,7 @@
 #include "st.h"
 #include "tokenizer.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,28 +33,32 @@ int main(int argc, char **argv)
 	const char *out = NULL, *from = NULL;
 	long vocab_size = 30522, min_freq = 2, max_len = 512;
 	int lowercase = 1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-		if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && next)
-			out = argv[++i];
-		else if (!strcmp(a, "--vocab-size") && next)
-			vocab_size = st_parse_long(a, argv[++i]);
-		else if (!strcmp(a, "--min-frequency") && next)
-			min_freq = st_parse_long(a, argv[++i]);
-		else if (!strcmp(a, "--max-seq-length") && next)
-			max_len = st_parse_long(a, argv[++i]);
-		else if (!strcmp(a, "--from") && next)
-			from = argv[++i];
-		else if (!strcmp(a, "--threads") && next)
-			st_set_threads((int)st_parse_long(a, argv[++i]));
-		else if (!strcmp(a, "--lowercase"))
-			lowercase = 1;
-		else if (!strcmp(a, "--cased"))
-			lowercase = 0;
-		else
-			usage_error(usage, "unknown or incomplete option '%s'", a);
-	}
+	enum { O_VOCAB_SIZE = 256, O_MIN_FREQUENCY, O_MAX_SEQ_LENGTH, O_FROM, O_THREADS, O_LOWERCASE, O_CASED };
+	static const struct option opts[] = {
+		{"output", required_argument, 0, 'o'},
+		{"vocab-size", required_argument, 0, O_VOCAB_SIZE},
+		{"min-frequency", required_argument, 0, O_MIN_FREQUENCY},
+		{"max-seq-length", required_argument, 0, O_MAX_SEQ_LENGTH},
+		{"from", required_argument, 0, O_FROM},
+		{"threads", required_argument, 0, O_THREADS},
+		{"lowercase", no_argument, 0, O_LOWERCASE},
+		{"cased", no_argument, 0, O_CASED},
+		{0},
+	};
+	int c;
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1)
+		switch (c) {
+		case 'o': out = optarg; break;
+		case O_VOCAB_SIZE: vocab_size = st_parse_long("--vocab-size", optarg); break;
+		case O_MIN_FREQUENCY: min_freq = st_parse_long("--min-frequency", optarg); break;
+		case O_MAX_SEQ_LENGTH: max_len = st_parse_long("--max-seq-length", optarg); break;
+		case O_FROM: from = optarg; break;
+		case O_THREADS: st_set_threads((int)st_parse_long("--threads", optarg)); break;
+		case O_LOWERCASE: lowercase = 1; break;
+		case O_CASED: lowercase = 0; break;
+		}
+	if (optind < argc)
+		usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!out)
 		usage_error(usage, "-o DIR is required");
 	if (vocab_size < 6 || vocab_size > 10000000)
