@@ -163,6 +163,9 @@ static void evaluate(struct trainer *t)
 	char step[32];
 	snprintf(step, sizeof step, "%lld", (long long)t->st.step);
 	setenv("ST_STEP", step, 1);
+	char epoch[32];
+	snprintf(epoch, sizeof epoch, "%lld", (long long)t->st.epoch);
+	setenv("ST_EPOCH", epoch, 1);   /* st-eval's CSV and log records carry the epoch of the evaluation */
 	fflush(stdout);
 	/* sh -c CMD with stdin /dev/null: the batch stream on our stdin is not the evaluator's to read */
 	int pfd[2];
