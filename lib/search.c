@@ -324,7 +324,7 @@ void search_open_model(const char *dir, struct st_model **m, struct tokenizer **
 	char err[1024];
 	*m = model_open(dir);
 	if (tok && !(*tok = tokenizer_load(model_dir(*m), err, sizeof err)))
-		die(EX_NOINPUT, "%s", err);
+		die(EX_DATAERR, "%s", err);   /* the model directory exists: its tokenizer is broken */
 }
 
 int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *texts, const size_t *lens,
