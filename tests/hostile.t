@@ -76,4 +76,115 @@ expect 65 'tj.json' "st-init --vocab: a negative added token id is refused" -- \
 	st-init --config "$TMP/bert.json" --vocab "$TMP/tj.json" -o "$TMP/mneg2"
 [ ! -e "$TMP/mneg2" ]; ok $? "... and writes no model"
 
+# ---- 7. typed values in JSON are not converted silently
+json_case() {   # json_case LINE PATTERN DESCRIPTION
+	printf '%s\n' "$1" > "$TMP/rec.json"
+	EXPECT_STDIN=$TMP/rec.json expect 65 "$2" "$3" -- st-json
+}
+json_case '{"input_ids": [[2, 4294967301]]}' 'line 1: "input_ids": 4294967301 is out of the range of int32' \
+	"int32 4294967301 is refused (was 5)"
+json_case '{"input_ids": [[2, 7.9]]}' '"input_ids": 7.9 is not an integer' "int32 7.9 is refused (was 7)"
+json_case '{"lengths": [3.7]}' '"lengths": 3.7 is not an integer' "lengths 3.7 is refused (was 3)"
+json_case '{"input_ids": [[1, 2], [-2147483649]]}' 'out of the range' "a ragged row out of range is refused"
+json_case '{"embeddings": [[1e300, 0]]}' '"embeddings": 1e+300 does not fit in float32' "f32 1e300 is refused (was inf)"
+json_case '{"labels": [1, 2.5e39]}' 'does not fit in float32' "labels 2.5e39 is refused"
+is "$(echo '{"input_ids": [[2, 3.0, -2147483648]], "lengths": [3]}' | st-json | jq -c '[.input_ids, .lengths]')" \
+	'[[[2,3,-2147483648]],[3]]' "integral values in range are kept (3.0 is 3, -2^31 fits)"
+printf '{"texts": ["a"]}\n{"input_ids": [[0.5]]}\n' > "$TMP/rec.json"
+EXPECT_STDIN=$TMP/rec.json expect 65 'line 2' "the error names the line" -- st-json
+
+# ---- 14a. msgpack headers claiming more than the input holds: exit 65, bounded memory
+mp_case() {   # mp_case PRINTF-BYTES DESCRIPTION
+	printf "$1" > "$TMP/rec.mp"
+	EXPECT_STDIN=$TMP/rec.mp expect 65 'truncated msgpack record' "$2" -- sh -c 'ulimit -v 2000000; exec st-json'
+}
+mp_case '\201\241a\335\377\377\377\377\001' "an array32 header claiming 4G elements (was exit 71 after 128 GiB)"
+mp_case '\201\241a\337\377\377\377\377\001' "a map32 header claiming 4G pairs"
+mp_case '\201\241a\306\377\377\377\377\001' "a bin32 header claiming 4 GiB"
+mp_case '\201\241a\333\177\377\377\377abc' "a str32 header claiming 2 GiB"
+mp_case '\203\241a\334\377\377\001\241b\300' "an array16 of 65535 with 1 element"
+printf '\301' > "$TMP/rec.mp"
+EXPECT_STDIN=$TMP/rec.mp expect 65 'malformed msgpack' "the never-used byte 0xc1 is malformed msgpack" -- st-json
+printf '\201\241a\223\001\002\003\201\241b\300' | st-json > "$TMP/two.json"
+is "$(cat "$TMP/two.json")" "$(printf '{"v":1,"a":[1,2,3]}\n{"v":1,"b":null}')" "well-formed msgpack still reads (two records)"
+
+# ---- 8. NaN embeddings: refused naming the text, never printed as bare nan, never ranked
+cp -r "$TMP/m" "$TMP/mnan"
+python3 - "$TMP/mnan/model.safetensors" <<'PY'
+import json, struct, sys
+path = sys.argv[1]
+b = bytearray(open(path, 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+t = h['embeddings.LayerNorm.weight']
+lo, hi = t['data_offsets']
+b[8 + n + lo:8 + n + hi] = struct.pack('<f', float('nan')) * ((hi - lo) // 4)
+open(path, 'wb').write(b)
+PY
+printf 'the cat\na dog\n' > "$TMP/two.txt"
+expect 65 'two.txt, line 1: the model gives a non-finite embedding' "st-encode: NaN weights are refused naming the line" -- \
+	st-encode --model "$TMP/mnan" "$TMP/two.txt"
+grep -q nan "$TMP/expect.out"; is $? 1 "... and no bare nan is printed"
+st-encode --model "$TMP/mnan" --format f32 "$TMP/two.txt" > /dev/null 2>&1; is $? 65 "... also with --format f32"
+printf '{"texts": ["the cat", "a dog"], "label": 0.5}\n{"texts": ["the mat", "a cat"], "label": 0.1}\n{"texts": ["red", "a"], "label": 0.9}\n' > "$TMP/pairs.json"
+EXPECT_STDIN=$TMP/pairs.json expect 65 'non-finite embedding' "st-eval similarity: no Spearman from NaN embeddings" -- \
+	st-eval similarity --model "$TMP/mnan"
+printf '{"embeddings": [[1, 0], [null, 1]], "label": 0.5}\n' > "$TMP/embnull.json"
+EXPECT_STDIN=$TMP/embnull.json expect 65 '' "st-eval --embeddings: a null (NaN) embedding is refused" -- \
+	st-eval similarity --embeddings
+printf 'the cat\n' > "$TMP/q.txt"
+EXPECT_STDIN=$TMP/q.txt expect 65 'non-finite embedding' "st-search: NaN weights are refused" -- \
+	st-search --model "$TMP/mnan" --corpus "$TMP/two.txt"
+expect 65 'non-finite embedding' "st-mine: NaN weights are refused" -- st-mine --model "$TMP/mnan" "$TMP/two.txt"
+
+# ---- 9. binary, compressed or invalid UTF-8 text is refused naming the line
+printf 'the cat\nthe \377 dog\n' > "$TMP/latin1.txt"
+printf 'the cat\nthe\000dog\n' > "$TMP/nul.txt"
+printf 'the cat\na dog\n' | zstd -q -c > "$TMP/z.txt"
+printf 'the cat\na dog\n' | gzip -c > "$TMP/gz.txt"
+printf 'the cat\n\355\240\200 surrogate\n' > "$TMP/surr.txt"
+for tool in encode search mine; do
+	case $tool in
+	encode) run() { st-encode --model "$TMP/m" "$1"; } ;;
+	search) run() { st-search --model "$TMP/m" --corpus "$TMP/two.txt" < "$1"; } ;;
+	mine) run() { st-mine --model "$TMP/m" "$1"; } ;;
+	esac
+	expect 65 'line 2: invalid UTF-8' "st-$tool: invalid UTF-8 is refused naming the line" -- run "$TMP/latin1.txt"
+	expect 65 'line 2: a NUL byte' "st-$tool: a NUL byte is refused" -- run "$TMP/nul.txt"
+	expect 65 'line 1: zstd-compressed' "st-$tool: zstd input is refused" -- run "$TMP/z.txt"
+	expect 65 'line 1: gzip-compressed' "st-$tool: gzip input is refused" -- run "$TMP/gz.txt"
+	expect 65 'line 2: invalid UTF-8' "st-$tool: an encoded surrogate is refused" -- run "$TMP/surr.txt"
+done
+EXPECT_STDIN=$TMP/q.txt expect 65 'latin1.txt, line 2: invalid UTF-8' \
+	"st-search: an invalid corpus is refused naming the file" -- st-search --model "$TMP/m" --corpus "$TMP/latin1.txt"
+{ printf 'the cat\n\n'; i=0; while [ $i -lt 5 ]; do echo 'a dog'; i=$((i + 1)); done; printf 'x \377\n'; } > "$TMP/late.txt"
+EXPECT_STDIN=$TMP/late.txt expect 65 'stdin, line 8: invalid UTF-8' \
+	"st-search: a bad query in a later chunk is named by its line in stdin" -- \
+	st-search --model "$TMP/m" --corpus "$TMP/two.txt" --query-chunk-size 2
+printf 'caf\303\251 \360\237\230\200\n' > "$TMP/utf8.txt"
+st-encode --model "$TMP/m" "$TMP/utf8.txt" > /dev/null; ok $? "valid UTF-8 (2- and 4-byte sequences) is embedded"
+
+# ---- 11. st-search --corpus-embeddings overwrites only its own cache files
+echo 'precious' > "$TMP/notes.txt"
+EXPECT_STDIN=$TMP/q.txt expect 74 'not an st embedding cache' "st-search: a file that is not a cache is not overwritten" -- \
+	st-search --model "$TMP/m" --corpus "$TMP/two.txt" --corpus-embeddings "$TMP/notes.txt"
+is "$(cat "$TMP/notes.txt")" precious "... and is left as it was"
+printf 'STEMB1\000\000short' > "$TMP/fake.cache"
+EXPECT_STDIN=$TMP/q.txt expect 74 'not an st embedding cache' "... nor one with the magic but the wrong size" -- \
+	st-search --model "$TMP/m" --corpus "$TMP/two.txt" --corpus-embeddings "$TMP/fake.cache"
+st-search --model "$TMP/m" --corpus "$TMP/two.txt" --corpus-embeddings "$TMP/c.cache" < "$TMP/q.txt" > "$TMP/h1"
+ok $? "a new cache is written"
+# the cache's layout (docs/st-search.md): "STEMB1\0\0", n, d, key, then n*d floats
+is "$(head -c 6 "$TMP/c.cache")/$(stat -c %s "$TMP/c.cache")" "STEMB1/$((32 + 2 * 16 * 4))" "... with st's header and size"
+printf 'the mat\na cat\nred\n' > "$TMP/three.txt"
+st-search --model "$TMP/m" --corpus "$TMP/three.txt" --corpus-embeddings "$TMP/c.cache" < "$TMP/q.txt" > /dev/null
+is "$?/$(stat -c %s "$TMP/c.cache")" "0/$((32 + 3 * 16 * 4))" "a stale cache of st's own is replaced"
+
+# ---- 14b. sizes from the command line are capped by the data
+st-search --model "$TMP/m" --corpus "$TMP/two.txt" --top-k 100000000 < "$TMP/q.txt" > "$TMP/hits" 2> "$TMP/err"
+is "$?/$(jq -c 'length' "$TMP/hits")" "0/2" "st-search --top-k 1e8 on 2 rows: 2 hits, no 800 GB allocation"
+st-search --model "$TMP/m" --corpus "$TMP/two.txt" --top-k 99999999999 < "$TMP/q.txt" > /dev/null 2>&1
+is $? 64 "st-search --top-k past 2^31: a usage error"
+st-mine --model "$TMP/m" --top-k 100000000 "$TMP/two.txt" > /dev/null; ok $? "st-mine --top-k 1e8 on 2 rows"
+
 done_testing
