@@ -861,8 +861,23 @@ static st_val *from_json(json_ctx *c, json_t *j, int typed, enum st_dtype dt)
 	return st_nil();
 }
 
+/* jansson's lexer carries on when growing its buffer fails, retrying the allocation at every byte: a long line
+ * under an address-space limit then takes hours. An allocator that ends the stage makes it one message. */
+static void *json_alloc(size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		die(EX_OSERR, "out of memory decoding JSON (%zu more bytes); the input needs more memory than the limit", n);
+	return p;
+}
+
 st_val *st_from_json(const char *text, size_t len, char *err, size_t errlen)
 {
+	static int alloc_set;
+	if (!alloc_set) {
+		json_set_alloc_funcs(json_alloc, free);
+		alloc_set = 1;
+	}
 	json_error_t je;
 	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!j) {

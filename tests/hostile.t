@@ -96,13 +96,23 @@ EXPECT_STDIN=$TMP/rec.json expect 65 'line 2' "the error names the line" -- st-j
 # ---- 14a. msgpack headers claiming more than the input holds: exit 65, bounded memory
 mp_case() {   # mp_case PRINTF-BYTES DESCRIPTION
 	printf "$1" > "$TMP/rec.mp"
-	EXPECT_STDIN=$TMP/rec.mp expect 65 'truncated msgpack record' "$2" -- sh -c 'ulimit -v 2000000; exec st-json'
+	# (ASan reserves terabytes of address space: under make sanitize its own allocator limit stands in)
+	EXPECT_STDIN=$TMP/rec.mp expect 65 'truncated msgpack record' "$2" -- \
+		sh -c "${ST_SANITIZE:+: }ulimit -v 2000000; exec st-json"
 }
 mp_case '\201\241a\335\377\377\377\377\001' "an array32 header claiming 4G elements (was exit 71 after 128 GiB)"
 mp_case '\201\241a\337\377\377\377\377\001' "a map32 header claiming 4G pairs"
 mp_case '\201\241a\306\377\377\377\377\001' "a bin32 header claiming 4 GiB"
 mp_case '\201\241a\333\177\377\377\377abc' "a str32 header claiming 2 GiB"
 mp_case '\203\241a\334\377\377\001\241b\300' "an array16 of 65535 with 1 element"
+# a 40 MB JSON line under a 300 MB address-space limit: one message (71, out of memory), not hours of retries
+if [ -z "$ST_SANITIZE" ]; then
+	python3 -c 'import sys; sys.stdout.write("{\"texts\": [\"" + "a " * 20000000 + "\"]}\n")' > "$TMP/long.json"
+	EXPECT_STDIN=$TMP/long.json expect 71 'out of memory decoding JSON' \
+		"a JSON line larger than the memory limit ends at once (was a spin in jansson's retries)" -- \
+		timeout 60 sh -c 'ulimit -v 300000; exec st-json'
+	rm -f "$TMP/long.json"
+fi
 printf '\301' > "$TMP/rec.mp"
 EXPECT_STDIN=$TMP/rec.mp expect 65 'malformed msgpack' "the never-used byte 0xc1 is malformed msgpack" -- st-json
 printf '\201\241a\223\001\002\003\201\241b\300' | st-json > "$TMP/two.json"
@@ -186,5 +196,32 @@ is "$?/$(jq -c 'length' "$TMP/hits")" "0/2" "st-search --top-k 1e8 on 2 rows: 2 
 st-search --model "$TMP/m" --corpus "$TMP/two.txt" --top-k 99999999999 < "$TMP/q.txt" > /dev/null 2>&1
 is $? 64 "st-search --top-k past 2^31: a usage error"
 st-mine --model "$TMP/m" --top-k 100000000 "$TMP/two.txt" > /dev/null; ok $? "st-mine --top-k 1e8 on 2 rows"
+
+# ---- 14c. config.json sizes are bounded; modules.json paths stay inside the model
+cfg_case() {   # cfg_case JQ-EDIT PATTERN DESCRIPTION
+	jq "$1" "$TMP/bert.json" > "$TMP/big.json"
+	rm -rf "$TMP/big"
+	expect 65 "$2" "st-init: $3" -- timeout 20 st-init --config "$TMP/big.json" --vocab "$TMP/vocab.txt" -o "$TMP/big"
+	rm -rf "$TMP/mbig"
+	cp -r "$TMP/m" "$TMP/mbig"
+	jq "$1" "$TMP/m/config.json" > "$TMP/mbig/config.json"
+	expect 65 "$2" "st-encode: $3" -- timeout 20 st-encode --model "$TMP/mbig" "$TMP/line.txt"
+}
+cfg_case '.num_hidden_layers = 2147483647' 'layers 2147483647 <= 1024' \
+	"num_hidden_layers 2^31-1 is refused at once (was 37 s, then a signed overflow)"
+cfg_case '.vocab_size = 1099511627776' '"vocab_size" 1099511627776 is out of range' "vocab_size 2^40 is refused (was read as 0)"
+cfg_case '.hidden_size = 4294967312' '"hidden_size" 4294967312 is out of range' "hidden_size 2^32+16 is refused (was 16)"
+cfg_case '.intermediate_size = 2000000000' 'intermediate 2000000000' "intermediate_size 2e9 is refused"
+cp -r "$TMP/m" "$TMP/mup"
+mkdir -p "$TMP/elsewhere"
+cp -r "$TMP/m/1_Pooling/." "$TMP/elsewhere/"
+jq '.[1].path = "../elsewhere"' "$TMP/m/modules.json" > "$TMP/mup/modules.json"
+expect 65 'leads outside the model directory' "modules.json: a path with ../ is not followed" -- \
+	st-encode --model "$TMP/mup" "$TMP/line.txt"
+jq --arg p "$TMP/elsewhere" '.[1].path = $p' "$TMP/m/modules.json" > "$TMP/mup/modules.json"
+expect 65 'leads outside the model directory' "modules.json: an absolute path is not followed" -- \
+	st-encode --model "$TMP/mup" "$TMP/line.txt"
+jq '.[1].path = "./1_Pooling/"' "$TMP/m/modules.json" > "$TMP/mup/modules.json"
+st-encode --model "$TMP/mup" "$TMP/line.txt" > /dev/null; ok $? "modules.json: ./1_Pooling/ is inside and still works"
 
 done_testing
