@@ -34,7 +34,8 @@ st_val *st_strn(const char *s, size_t len)
 {
 	st_val *v = val_new(ST_STR);
 	v->str.s = xmalloc(len + 1);
-	memcpy(v->str.s, s, len);
+	if (len)   /* msgpack-c gives an empty string a NULL pointer */
+		memcpy(v->str.s, s, len);
 	v->str.s[len] = 0;
 	v->str.len = len;
 	return v;
@@ -525,7 +526,8 @@ static st_val *mp_tensor(st_reader *r, const msgpack_object *o)
 		die(EX_DATAERR, "%s, %s: tensor data holds %u bytes, its dtype and shape need %zu", r->name,
 		    st_reader_where(r), data->via.bin.size, count * st_dtype_size(dt));
 	st_val *v = st_tensor_new(dt, nd, dims);
-	memcpy(v->t.data, data->via.bin.ptr, bytes);
+	if (bytes)
+		memcpy(v->t.data, data->via.bin.ptr, bytes);
 	return v;
 }
 
@@ -550,7 +552,8 @@ static st_val *from_mp(st_reader *r, const msgpack_object *o, int depth)
 	case MSGPACK_OBJECT_BIN: {
 		int64_t n = o->via.bin.size;
 		st_val *v = st_tensor_new(ST_U8, 1, &n);
-		memcpy(v->t.data, o->via.bin.ptr, n);
+		if (n)
+			memcpy(v->t.data, o->via.bin.ptr, n);
 		return v;
 	}
 	case MSGPACK_OBJECT_ARRAY: {
@@ -568,8 +571,11 @@ static st_val *from_mp(st_reader *r, const msgpack_object *o, int depth)
 			const msgpack_object_kv *kv = &o->via.map.ptr[i];
 			if (kv->key.type != MSGPACK_OBJECT_STR)
 				die(EX_DATAERR, "%s, %s: map key is not a string", r->name, st_reader_where(r));
+			if (!utf8_valid((const unsigned char *)kv->key.via.str.ptr, kv->key.via.str.size))
+				die(EX_DATAERR, "%s, %s: invalid UTF-8 in a map key", r->name, st_reader_where(r));
 			char *key = xmalloc(kv->key.via.str.size + 1);
-			memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+			if (kv->key.via.str.size)
+				memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
 			key[kv->key.via.str.size] = 0;
 			if (map_index(m, key) >= 0)
 				die(EX_DATAERR, "%s, %s: duplicate key \"%s\"", r->name, st_reader_where(r), key);

@@ -115,6 +115,9 @@ if [ -z "$ST_SANITIZE" ]; then
 fi
 printf '\301' > "$TMP/rec.mp"
 EXPECT_STDIN=$TMP/rec.mp expect 65 'malformed msgpack' "the never-used byte 0xc1 is malformed msgpack" -- st-json
+printf '\201\242\377\376\001' > "$TMP/rec.mp"
+EXPECT_STDIN=$TMP/rec.mp expect 65 'invalid UTF-8 in a map key' "a map key of invalid UTF-8 is refused (found by fuzz_stream)" -- st-json
+is "$(printf '\201\240\001' | st-json)" '{"v":1,"":1}' "an empty map key reads (found by fuzz_stream: memcpy from NULL)"
 printf '\201\241a\223\001\002\003\201\241b\300' | st-json > "$TMP/two.json"
 is "$(cat "$TMP/two.json")" "$(printf '{"v":1,"a":[1,2,3]}\n{"v":1,"b":null}')" "well-formed msgpack still reads (two records)"
 
@@ -223,5 +226,60 @@ expect 65 'leads outside the model directory' "modules.json: an absolute path is
 	st-encode --model "$TMP/mup" "$TMP/line.txt"
 jq '.[1].path = "./1_Pooling/"' "$TMP/m/modules.json" > "$TMP/mup/modules.json"
 st-encode --model "$TMP/mup" "$TMP/line.txt" > /dev/null; ok $? "modules.json: ./1_Pooling/ is inside and still works"
+
+# ---- the slow part (make check-hostile): random mutations of valid inputs to every parser; each run must end
+# with 0 or 65 (bad data), never a signal, 70 (internal) or 71 (out of memory), within 30 s
+if [ -n "$ST_HOSTILE_SLOW" ]; then
+	runs=${HOSTILE_RUNS:-100}
+	printf '{"texts": ["the cat sat on the mat", "a dog"], "label": 1}\n{"texts": ["red house", "tree"], "label": 0}\n' |
+		st-tokenize --model "$TMP/m" | st-batch --size 2 > "$TMP/seed.batch"
+	st-json < "$TMP/seed.batch" > "$TMP/seed.batch.json"
+	zstd -q -c "$TMP/seed.batch" > "$TMP/seed.batch.zst"
+	mkdir -p "$TMP/mut"
+	python3 - "$TMP/mut" "$runs" "$TMP/seed.batch" "$TMP/seed.batch.json" "$TMP/seed.batch.zst" \
+		"$TMP/m/tokenizer.json" "$TMP/m/config.json" "$TMP/m/modules.json" <<'PY'
+import os, random, sys
+out, runs, seeds = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+rng = random.Random(11)
+interesting = [b'\xff\xff\xff\xff', b'\x00', b'-1', b'4294967301', b'1e300', b'NaN', b'\xdd\xff\xff\xff\xff',
+               b'\xc6\x7f\xff\xff\xff', b'"', b'..', b'/', b'{', b']', b'-2147483649', b'9' * 30]
+for k, seed in enumerate(seeds):
+    data = open(seed, 'rb').read()
+    for i in range(runs):
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            op, pos = rng.randrange(4), rng.randrange(max(len(b), 1))
+            if op == 0: b[pos:pos + 1] = bytes([rng.randrange(256)])
+            elif op == 1: b[pos:pos] = rng.choice(interesting)
+            elif op == 2: del b[pos:pos + rng.randint(1, 16)]
+            else: b = b[:pos]
+        open(os.path.join(out, '%d-%04d' % (k, i)), 'wb').write(bytes(b))
+PY
+	bad=0 n=0
+	check_rc() {   # check_rc RC FILE WHAT
+		n=$((n + 1))
+		case $1 in 0|65) ;; *) bad=$((bad + 1)); echo "# $3 on $2: exit $1"; head -2 "$TMP/mut.err" | sed 's/^/#   /' ;; esac
+	}
+	for f in "$TMP"/mut/[012]-*; do
+		timeout 30 st-json < "$f" > /dev/null 2> "$TMP/mut.err"; check_rc $? "$f" st-json
+		timeout 30 st-batch --size 2 < "$f" > /dev/null 2> "$TMP/mut.err"; check_rc $? "$f" st-batch
+	done
+	for f in "$TMP"/mut/0-*; do
+		timeout 30 st-forward --model "$TMP/m" < "$f" > /dev/null 2> "$TMP/mut.err"; check_rc $? "$f" st-forward
+	done
+	rm -rf "$TMP/mm"
+	cp -r "$TMP/m" "$TMP/mm"
+	for f in "$TMP"/mut/[345]-*; do
+		case $f in
+		*/3-*) name=tokenizer.json ;;
+		*/4-*) name=config.json ;;
+		*) name=modules.json ;;
+		esac
+		cp "$f" "$TMP/mm/$name"
+		timeout 30 st-encode --model "$TMP/mm" "$TMP/line.txt" > /dev/null 2> "$TMP/mut.err"; check_rc $? "$f" "st-encode ($name)"
+		cp "$TMP/m/$name" "$TMP/mm/$name"
+	done
+	is "$bad" 0 "mutation campaign: $n runs of st-json, st-batch, st-forward, st-encode end in 0 or 65"
+fi
 
 done_testing
