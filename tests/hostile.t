@@ -199,6 +199,9 @@ is "$?/$(jq -c 'length' "$TMP/hits")" "0/2" "st-search --top-k 1e8 on 2 rows: 2 
 st-search --model "$TMP/m" --corpus "$TMP/two.txt" --top-k 99999999999 < "$TMP/q.txt" > /dev/null 2>&1
 is $? 64 "st-search --top-k past 2^31: a usage error"
 st-mine --model "$TMP/m" --top-k 100000000 "$TMP/two.txt" > /dev/null; ok $? "st-mine --top-k 1e8 on 2 rows"
+# (under make sanitize: no pair admitted once left qsort(NULL, 0), undefined behaviour)
+out=$(echo 'the cat' | st-mine --model "$TMP/m")
+is "$?:$out" "0:" "st-mine on one sentence: no pairs, exit 0"
 
 # ---- 14c. config.json sizes are bounded; modules.json paths stay inside the model
 cfg_case() {   # cfg_case JQ-EDIT PATTERN DESCRIPTION
