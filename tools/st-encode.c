@@ -165,6 +165,9 @@ int main(int argc, char **argv)
 			if (got < 0)
 				break;
 		}
+		if (ferror(in))   /* getline's -1 is also a read error or a line past the memory limit: not an end */
+			die(errno == ENOMEM ? EX_OSERR : EX_IOERR, "cannot read %s (after line %ld): %s", name, file_line,
+			    strerror(errno));
 		if (in != stdin)
 			fclose(in);
 	}
