@@ -63,6 +63,25 @@ test-long: deps-check
 check-long: all $(UNIT)
 	ST_LONG=1 prove --exec '' $(UNIT) $(sort $(wildcard tests/*.t))
 
+# The hostile-input campaign (docs/reliability.md): tests/hostile.t (also part of make test), its slow part, and
+# the fault-injection harness (tests/fault.t) with 100 runs when present.
+check-hostile: all
+	ST_HOSTILE_SLOW=1 prove --exec '' tests/hostile.t
+	@if [ -f tests/fault.t ]; then FAULT_RUNS=100 prove --exec '' tests/fault.t; fi
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in a copy of the tree (build-san/tree)
+# so that bin/ and build/ keep the normal build. The flags are appended to CFLAGS, not put in its place.
+# Leaks are not reported here (tools that die() keep their memory; the fuzzers check leaks).
+SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize:
+	rm -rf build-san && mkdir -p build-san/tree
+	tar -cf - --exclude=./build --exclude=./bin --exclude=./build-san --exclude=./.git . | tar -xf - -C build-san/tree
+	if [ -d ../shared ]; then ln -s ../../shared build-san/shared; fi
+	$(MAKE) -C build-san/tree CFLAGS="$(CFLAGS) $(SAN_FLAGS)" check-build
+	cd build-san/tree && ST_SANITIZE=1 ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		prove --exec '' -j2 $(UNIT) $(sort $(wildcard tests/*.t))
+
 bench: all
 	@for b in bench/*.sh; do echo "== $$b"; sh $$b || exit 1; done
 
@@ -102,7 +121,7 @@ install: all
 	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/st
 
 clean:
-	rm -rf build bin
+	rm -rf build bin build-san
 
-.PHONY: all test check test-long check-long bench fuzz demo deps deps-check install clean check-build
+.PHONY: all test check test-long check-long bench fuzz demo deps deps-check install clean check-build check-hostile sanitize
 .SECONDARY:

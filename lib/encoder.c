@@ -12,6 +12,7 @@
 #include <cblas.h>
 #undef I   /* <complex.h> via openblas_config.h; I is the intermediate size here */
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,10 @@ static int get_int(json_t *o, const char *key, int def, int *out, char *err, siz
 	}
 	if (!json_is_integer(v)) {
 		snprintf(err, errlen, "config.json: \"%s\" is not an integer", key);
+		return -1;
+	}
+	if (json_integer_value(v) < INT_MIN || json_integer_value(v) > INT_MAX) {   /* 2^40 is not 0 */
+		snprintf(err, errlen, "config.json: \"%s\" %lld is out of range", key, (long long)json_integer_value(v));
 		return -1;
 	}
 	*out = (int)json_integer_value(v);
@@ -189,6 +194,15 @@ int enc_config_parse(enc_config *c, const char *json, size_t len, char *err, siz
 		snprintf(err, errlen, "config.json: bad sizes (vocab_size %d, hidden %d, layers %d, heads %d, intermediate %d, "
 			 "max_position_embeddings %d; hidden must be a multiple of heads)", c->vocab_size, c->hidden,
 			 c->layers, c->heads, c->intermediate, c->max_position);
+		goto out;
+	}
+	/* Past these no model fits in memory, and counts of layers times parameters would overflow an int: a
+	 * config.json claiming 2^31-1 layers is refused here, not after a minute of building tables. */
+	if (c->vocab_size > 1 << 24 || c->hidden > 1 << 16 || c->layers > 1024 || c->intermediate > 1 << 20 ||
+	    c->max_position > 1 << 20 || c->type_vocab_size > 1 << 16) {
+		snprintf(err, errlen, "config.json: sizes beyond what st supports (vocab_size %d <= 2^24, hidden %d <= 65536, "
+			 "layers %d <= 1024, intermediate %d <= 2^20, max_position_embeddings %d <= 2^20, type_vocab_size %d "
+			 "<= 65536)", c->vocab_size, c->hidden, c->layers, c->intermediate, c->max_position, c->type_vocab_size);
 		goto out;
 	}
 	if (has_token_types(c) && c->type_vocab_size < 1) {
@@ -1030,7 +1044,8 @@ static inline float exp_neg(float x)
 	float n = __builtin_rintf(x * 1.44269504088896341f);
 	float r = x - n * 0.693145751953125f - n * 1.42860682030941723e-06f;   /* ln2 in two parts */
 	float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-	int32_t bits = ((int32_t)n + 127) << 23;
+	n = n == n ? n : 0;   /* NaN (from NaN weights) stays NaN through p, without an undefined int conversion */
+	uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
 	float scale;
 	memcpy(&scale, &bits, sizeof scale);
 	return p * scale;

@@ -103,6 +103,9 @@ static size_t add_item(struct data *D, const char *key, size_t klen, const float
 			D->d = d;
 		else if (D->d != d)
 			die(EX_DATAERR, "embeddings of %d dimensions after %d (%s)", d, D->d, where);
+		for (int k = 0; k < d; k++)   /* a score from NaN is no score: refuse rather than rank it */
+			if (!isfinite(row[k]))
+				die(EX_DATAERR, "a non-finite embedding (NaN or Inf) (%s)", where);
 		if (id == before) {
 			if (D->keys.n > D->emb_cap) {
 				D->emb_cap = D->emb_cap ? 2 * D->emb_cap : 1024;

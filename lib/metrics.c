@@ -127,8 +127,20 @@ void metrics_rankdata(const double *x, size_t n, double *ranks)
 	free(idx);
 }
 
+/* Any NaN or infinity among n values? A rank or a sweep over scores that holds one means nothing (NaN compares
+ * neither above nor below): the metrics built on them return NaN, as scipy's nan_policy="propagate" does. */
+static int any_nonfinite(const double *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return 1;
+	return 0;
+}
+
 double metrics_spearman(const double *x, const double *y, size_t n)
 {
+	if (any_nonfinite(x, n) || any_nonfinite(y, n))
+		return NAN;
 	double *rx = xmalloc(xmul(n ? n : 1, 2 * sizeof(double))), *ry = rx + n;
 	metrics_rankdata(x, n, rx);
 	metrics_rankdata(y, n, ry);
@@ -141,6 +153,11 @@ double metrics_spearman(const double *x, const double *y, size_t n)
 
 double metrics_best_accuracy(const double *scores, const int *labels, size_t n, double *threshold)
 {
+	if (any_nonfinite(scores, n)) {
+		if (threshold)
+			*threshold = NAN;
+		return NAN;
+	}
 	size_t *idx = order_desc(scores, n);
 	size_t negatives = 0;
 	for (size_t i = 0; i < n; i++)
@@ -167,6 +184,15 @@ double metrics_best_accuracy(const double *scores, const int *labels, size_t n, 
 double metrics_best_f1(const double *scores, const int *labels, size_t n, double *precision, double *recall,
                        double *threshold)
 {
+	if (any_nonfinite(scores, n)) {
+		if (precision)
+			*precision = NAN;
+		if (recall)
+			*recall = NAN;
+		if (threshold)
+			*threshold = NAN;
+		return NAN;
+	}
 	size_t *idx = order_desc(scores, n);
 	size_t duplicates = 0;
 	for (size_t i = 0; i < n; i++)
@@ -200,6 +226,8 @@ double metrics_best_f1(const double *scores, const int *labels, size_t n, double
 
 double metrics_average_precision(const double *scores, const int *labels, size_t n)
 {
+	if (any_nonfinite(scores, n))
+		return NAN;
 	size_t positives = 0;
 	for (size_t i = 0; i < n; i++)
 		positives += labels[i] != 0;
@@ -223,6 +251,8 @@ double metrics_average_precision(const double *scores, const int *labels, size_t
 
 double metrics_mcc(const double *scores, const int *labels, size_t n, double threshold)
 {
+	if (any_nonfinite(scores, n) || !isfinite(threshold))
+		return NAN;
 	double tp = 0, tn = 0, fp = 0, fn = 0;
 	for (size_t i = 0; i < n; i++) {
 		int pred = scores[i] >= threshold, gold = labels[i] != 0;
@@ -299,6 +329,13 @@ double metrics_map_at_k(const int *relevant, int nhits, int nrel, int k)
 double metrics_paraphrase(const double *scores, const int *is_dup, size_t npairs, double ndup,
                           double *f1, double *precision, double *recall, double *threshold)
 {
+	if (any_nonfinite(scores, npairs)) {
+		double *outs[] = { f1, precision, recall, threshold };
+		for (int k = 0; k < 4; k++)
+			if (outs[k])
+				*outs[k] = NAN;
+		return NAN;
+	}
 	double ap = 0, best_f1 = 0, best_p = 0, best_r = 0, thr = 0;
 	size_t extracted = 0, correct = 0;
 	for (size_t p = 0; p < npairs; p++) {

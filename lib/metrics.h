@@ -1,7 +1,8 @@
 /* metrics.h: the evaluation metrics of the sentence-transformers v3 evaluators, as pure functions over arrays
  * (docs/st-eval.md; reference: sentence-transformers' evaluators). Scores are "greater is more similar" throughout:
  * Euclidean and Manhattan enter as negated distances (the mathematically intended behaviour, without the
- * v3.3-v5 sign bug of BinaryClassificationEvaluator). */
+ * v3.3-v5 sign bug of BinaryClassificationEvaluator). A NaN or infinite score makes every metric computed
+ * from it NaN (scipy's nan_policy="propagate"): a rank of NaN means nothing. */
 #ifndef ST_METRICS_H
 #define ST_METRICS_H
 

@@ -416,6 +416,21 @@ static const char *class_name(const char *type)
 	return dot ? dot + 1 : type;
 }
 
+/* An absolute path, or one with a ".." component: it can lead outside the directory it is relative to. */
+static int path_climbs(const char *p)
+{
+	if (p[0] == '/')
+		return 1;
+	for (const char *c = p; *c;) {
+		size_t n = strcspn(c, "/");
+		if (n == 2 && c[0] == '.' && c[1] == '.')
+			return 1;
+		c += n;
+		c += *c == '/';
+	}
+	return 0;
+}
+
 st_model *model_load(const char *dir, char *err, size_t errlen)
 {
 	char path[PATH_MAX], sub[PATH_MAX];
@@ -454,7 +469,14 @@ st_model *model_load(const char *dir, char *err, size_t errlen)
 			goto fail_mods;
 		}
 		const char *cls = class_name(json_string_value(type));
-		join(sub, dir, json_is_string(mpath) ? json_string_value(mpath) : "");
+		const char *mp = json_is_string(mpath) ? json_string_value(mpath) : "";
+		/* a module lives inside the model: a path that climbs out of it or starts at / is not followed */
+		if (path_climbs(mp)) {
+			model_seterr(err, errlen, "%s: module %zu's path \"%s\" leads outside the model directory", path,
+				     i, mp);
+			goto fail_mods;
+		}
+		join(sub, dir, mp);
 		int rc = 0;
 		if (!strcmp(cls, "Transformer")) {
 			if (i != 0) {

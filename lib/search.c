@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gemm.h"
 #include "metrics.h"
@@ -269,7 +270,8 @@ size_t search_mine(const float *emb, size_t n, int d, int sim, int top_k, size_t
 	}
 	/* the queue in the order it would be popped, then de-duplicated keeping the first of each pair */
 	size_t m = q.n;
-	qsort(q.h, m, sizeof *q.h, cmp_pair_asc);
+	if (m)   /* q.h is NULL when no pair was admitted, and qsort's pointer must be valid even for 0 */
+		qsort(q.h, m, sizeof *q.h, cmp_pair_asc);
 	pair_key *keys = xmalloc(xmul(m ? m : 1, sizeof *keys));
 	for (size_t p = 0; p < m; p++) {
 		keys[p].a = q.h[p].i < q.h[p].j ? q.h[p].i : q.h[p].j;
@@ -324,7 +326,7 @@ void search_open_model(const char *dir, struct st_model **m, struct tokenizer **
 	char err[1024];
 	*m = model_open(dir);
 	if (tok && !(*tok = tokenizer_load(model_dir(*m), err, sizeof err)))
-		die(EX_NOINPUT, "%s", err);
+		die(EX_DATAERR, "%s", err);   /* the model directory exists: its tokenizer is broken */
 }
 
 int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *texts, const size_t *lens,
@@ -386,8 +388,20 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 			memcpy(batch + (size_t)r * T, ids + off[i], sizeof *ids * lengths[r]);
 		}
 		model_embed(m, batch, lengths, B, T, emb, NULL);
-		for (int r = 0; r < B; r++)
+		for (int r = 0; r < B; r++) {
+			/* a NaN would print as invalid JSON and rank as nothing: the model is broken, say so */
+			for (int k = 0; k < dim; k++)
+				if (!isfinite(emb[(size_t)r * dim + k])) {
+					snprintf(err, errlen, "text %zu: the model gives a non-finite embedding (NaN or Inf in "
+						 "its weights?)", order[b0 + r].idx + 1);
+					free(batch);
+					free(lengths);
+					free(emb);
+					free(order);
+					goto fail;
+				}
 			memcpy(out + order[b0 + r].idx * dim, emb + (size_t)r * dim, sizeof *emb * dim);
+		}
 	}
 	free(batch);
 	free(lengths);
@@ -447,6 +461,24 @@ int search_cache_write(const char *path, const float *emb, size_t n, int d, uint
 	int rc = st_write_file_atomic(path, buf, len);
 	free(buf);
 	return rc;
+}
+
+int search_cache_check(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return errno == ENOENT ? 0 : -1;
+	unsigned char hdr[32];
+	struct stat st;
+	int ok = fread(hdr, 1, sizeof hdr, f) == sizeof hdr && !memcmp(hdr, "STEMB1\0\0", 8) && fstat(fileno(f), &st) == 0;
+	fclose(f);
+	if (!ok)
+		return -1;
+	uint64_t n, d;
+	memcpy(&n, hdr + 8, 8);
+	memcpy(&d, hdr + 16, 8);
+	/* the size its header implies, computed without overflow */
+	return d && n <= (UINT64_MAX - 32) / 4 / d && (uint64_t)st.st_size == 32 + n * d * 4 ? 0 : -1;
 }
 
 float *search_cache_read(const char *path, size_t n, int d, uint64_t key)
@@ -546,17 +578,70 @@ void search_texts_free(search_texts *t)
 	memset(t, 0, sizeof *t);
 }
 
+/* Valid UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF)? */
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		int len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+		if (!len || i + len > n)
+			return 0;
+		unsigned lo = 0x80, hi = 0xbf;
+		if (c == 0xe0) lo = 0xa0;
+		else if (c == 0xed) hi = 0x9f;
+		else if (c == 0xf0) lo = 0x90;
+		else if (c == 0xf4) hi = 0x8f;
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			return 0;
+		for (int k = 2; k < len; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+		i += len;
+	}
+	return 1;
+}
+
+const char *search_line_problem(const char *line, size_t len, long lineno)
+{
+	const unsigned char *u = (const unsigned char *)line;
+	if (lineno == 1 && len >= 4 && u[0] == 0x28 && u[1] == 0xb5 && u[2] == 0x2f && u[3] == 0xfd)
+		return "zstd-compressed data, not text (decompress it first: zstd -dc)";
+	if (lineno == 1 && len >= 2 && u[0] == 0x1f && u[1] == 0x8b)
+		return "gzip-compressed data, not text (decompress it first: gzip -dc)";
+	if (memchr(line, 0, len))
+		return "a NUL byte: binary data, not text";
+	if (!utf8_ok(u, len))
+		return "invalid UTF-8 (convert the text to UTF-8 first, e.g. iconv -f latin1 -t utf-8)";
+	return NULL;
+}
+
 int search_read_lines(FILE *f, const char *name, search_texts *t, int dedup, char *err, size_t errlen)
+{
+	return search_read_lines_at(f, name, 0, t, dedup, err, errlen);
+}
+
+int search_read_lines_at(FILE *f, const char *name, long lines_before, search_texts *t, int dedup, char *err,
+			 size_t errlen)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t got;
-	long lineno = 0;
+	long lineno = lines_before;
 	while ((got = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		size_t len = got;
 		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			len--;
+		const char *bad = search_line_problem(line, len, lineno);
+		if (bad) {
+			snprintf(err, errlen, "%s, line %ld: %s", name, lineno, bad);
+			free(line);
+			return -1;
+		}
 		if (!len)
 			continue;
 		const char *s = line;

@@ -33,13 +33,14 @@ size_t search_mine(const float *emb, size_t n, int d, int sim, int top_k, size_t
 /* Encoding texts (model.h + tokenizer.h), as SentenceTransformer.encode: tokenizes (truncating to max_len
  * tokens; 0: the model's max_seq_length), checks the ids against the model's vocabulary, sorts by length
  * (longest first, so batches carry little padding), embeds batch_size rows at a time; out [n][model_dim] in
- * input order. Returns 0, or -1 with a message naming the text (1-based). */
+ * input order. Returns 0, or -1 with a message naming the text (1-based); a non-finite embedding is such an
+ * error. */
 struct st_model;
 struct tokenizer;
 int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *texts, const size_t *lens,
                   size_t n, int batch_size, int max_len, float *out, char *err, size_t errlen);
 
-/* For the tools that encode: model_open(DIR) and, when tok is not NULL, its tokenizer (66 when that cannot be
+/* For the tools that encode: model_open(DIR) and, when tok is not NULL, its tokenizer (65 when that cannot be
  * loaded). */
 void search_open_model(const char *dir, struct st_model **m, struct tokenizer **tok);
 
@@ -48,6 +49,9 @@ void search_open_model(const char *dir, struct st_model **m, struct tokenizer **
 uint64_t search_cache_key(const float *params, size_t nparams, const char *const *texts, const size_t *lens,
                           size_t n);
 int search_cache_write(const char *path, const float *emb, size_t n, int d, uint64_t key);
+/* 0 when path is absent or is an embedding cache (magic and a size that agrees with its header), which may be
+ * overwritten; -1 for any other file, which is not st's to replace. */
+int search_cache_check(const char *path);
 /* The cached matrix when the file exists and matches n, d and key, else NULL. */
 float *search_cache_read(const char *path, size_t n, int d, uint64_t key);
 
@@ -69,8 +73,15 @@ void search_texts_free(search_texts *t);
 
 /* Reads one text per line from f: a JSON object line gives its "text" (or its first "texts" entry), any
  * other line is the text itself (a trailing CR is dropped). Empty lines are skipped. Appends to t without
- * de-duplication when dedup is 0. Returns -1 and a message for a malformed JSON line. */
+ * de-duplication when dedup is 0. Returns -1 and a message for a malformed JSON line or one that is not text
+ * (search_line_problem). */
 int search_read_lines(FILE *f, const char *name, search_texts *t, int dedup, char *err, size_t errlen);
+/* Why a line of text input is not text (NULL when it is): zstd or gzip data (told on line 1), a NUL byte,
+ * invalid UTF-8. The tools that read text lines refuse such input with exit 65 rather than embed bytes. */
+const char *search_line_problem(const char *line, size_t len, long lineno);
+/* search_read_lines for input that continues earlier lines: line numbers start after lines_before. */
+int search_read_lines_at(FILE *f, const char *name, long lines_before, search_texts *t, int dedup, char *err,
+			 size_t errlen);
 
 /* Reads embedding rows from a record stream: "embeddings" as a float32 tensor [dim] or [rows][dim], or
  * "embedding" as a plain array of numbers (st-encode's lines). Appends to *emb (realloc'd), counting rows in

@@ -34,7 +34,8 @@ st_val *st_strn(const char *s, size_t len)
 {
 	st_val *v = val_new(ST_STR);
 	v->str.s = xmalloc(len + 1);
-	memcpy(v->str.s, s, len);
+	if (len)   /* msgpack-c gives an empty string a NULL pointer */
+		memcpy(v->str.s, s, len);
 	v->str.s[len] = 0;
 	v->str.len = len;
 	return v;
@@ -293,7 +294,6 @@ struct st_reader {
 	char *buf;
 	size_t len, pos, cap;
 	int format;         /* 0 undecided, 1 msgpack, 2 JSON Lines, -1 empty */
-	msgpack_unpacker mp;
 	int skip_bad;
 	long count;         /* records returned */
 	long line;          /* JSON: line number of the last line read */
@@ -420,8 +420,6 @@ void st_reader_close(st_reader *r)
 {
 	if (!r)
 		return;
-	if (r->format == 1)
-		msgpack_unpacker_destroy(&r->mp);
 	if (r->zctx)
 		ZSTD_freeDCtx(r->zctx);
 	free(r->zin);
@@ -451,8 +449,6 @@ static void detect(st_reader *r)
 		return;
 	}
 	r->format = 1;
-	if (!msgpack_unpacker_init(&r->mp, 1 << 16))
-		die(EX_OSERR, "out of memory");
 }
 
 /* ------------------------------------------------------------------------------------------------ UTF-8 */
@@ -530,7 +526,8 @@ static st_val *mp_tensor(st_reader *r, const msgpack_object *o)
 		die(EX_DATAERR, "%s, %s: tensor data holds %u bytes, its dtype and shape need %zu", r->name,
 		    st_reader_where(r), data->via.bin.size, count * st_dtype_size(dt));
 	st_val *v = st_tensor_new(dt, nd, dims);
-	memcpy(v->t.data, data->via.bin.ptr, bytes);
+	if (bytes)
+		memcpy(v->t.data, data->via.bin.ptr, bytes);
 	return v;
 }
 
@@ -555,7 +552,8 @@ static st_val *from_mp(st_reader *r, const msgpack_object *o, int depth)
 	case MSGPACK_OBJECT_BIN: {
 		int64_t n = o->via.bin.size;
 		st_val *v = st_tensor_new(ST_U8, 1, &n);
-		memcpy(v->t.data, o->via.bin.ptr, n);
+		if (n)
+			memcpy(v->t.data, o->via.bin.ptr, n);
 		return v;
 	}
 	case MSGPACK_OBJECT_ARRAY: {
@@ -573,8 +571,11 @@ static st_val *from_mp(st_reader *r, const msgpack_object *o, int depth)
 			const msgpack_object_kv *kv = &o->via.map.ptr[i];
 			if (kv->key.type != MSGPACK_OBJECT_STR)
 				die(EX_DATAERR, "%s, %s: map key is not a string", r->name, st_reader_where(r));
+			if (!utf8_valid((const unsigned char *)kv->key.via.str.ptr, kv->key.via.str.size))
+				die(EX_DATAERR, "%s, %s: invalid UTF-8 in a map key", r->name, st_reader_where(r));
 			char *key = xmalloc(kv->key.via.str.size + 1);
-			memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+			if (kv->key.via.str.size)
+				memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
 			key[kv->key.via.str.size] = 0;
 			if (map_index(m, key) >= 0)
 				die(EX_DATAERR, "%s, %s: duplicate key \"%s\"", r->name, st_reader_where(r), key);
@@ -587,44 +588,109 @@ static st_val *from_mp(st_reader *r, const msgpack_object *o, int depth)
 	}
 }
 
+/* Big-endian unsigned integer of n bytes (1, 2 or 4). */
+static uint64_t be_uint(const unsigned char *p, int n)
+{
+	uint64_t x = 0;
+	for (int i = 0; i < n; i++)
+		x = x << 8 | p[i];
+	return x;
+}
+
+/* Length in bytes of the msgpack record at buf+pos, read from its headers alone, reading more input as
+ * needed; 0 at a clean end of input. An array or map adds its element count to the items still to come, so
+ * no count is believed before the bytes of its elements have arrived: msgpack-c allocates a whole array when
+ * it meets the header, and a header claiming 4G elements would cost it 100 GiB. Decoding only a record whose
+ * bytes are all here bounds what it allocates by the input's size. */
+static size_t mp_extent(st_reader *r)
+{
+	size_t off = 0;
+	uint64_t pending = 1;   /* objects still to walk */
+#define NEED(n) do { if (r->len - r->pos < off + (n) && fill(r, off + (n)) < off + (n)) goto truncated; } while (0)
+	while (pending) {
+		if (r->len - r->pos < off + 1 && fill(r, off + 1) < off + 1) {
+			if (off == 0)
+				return 0;
+			goto truncated;
+		}
+		unsigned char c = (unsigned char)r->buf[r->pos + off++];
+		pending--;
+		uint64_t items = 0, skip = 0;
+		int lenbytes = 0, extra = 0, is_items = 0, pairs = 0;
+		if (c <= 0x7f || c >= 0xe0)
+			continue;
+		if (c <= 0x8f)
+			items = 2 * (uint64_t)(c & 15);
+		else if (c <= 0x9f)
+			items = c & 15;
+		else if (c <= 0xbf)
+			skip = c & 31;
+		else
+			switch (c) {
+			case 0xc0: case 0xc2: case 0xc3: break;
+			case 0xc4: case 0xd9: lenbytes = 1; break;
+			case 0xc5: case 0xda: lenbytes = 2; break;
+			case 0xc6: case 0xdb: lenbytes = 4; break;
+			case 0xc7: lenbytes = 1, extra = 1; break;
+			case 0xc8: lenbytes = 2, extra = 1; break;
+			case 0xc9: lenbytes = 4, extra = 1; break;
+			case 0xca: skip = 4; break;
+			case 0xcb: skip = 8; break;
+			case 0xcc: case 0xd0: skip = 1; break;
+			case 0xcd: case 0xd1: skip = 2; break;
+			case 0xce: case 0xd2: skip = 4; break;
+			case 0xcf: case 0xd3: skip = 8; break;
+			case 0xd4: skip = 2; break;
+			case 0xd5: skip = 3; break;
+			case 0xd6: skip = 5; break;
+			case 0xd7: skip = 9; break;
+			case 0xd8: skip = 17; break;
+			case 0xdc: lenbytes = 2, is_items = 1; break;
+			case 0xdd: lenbytes = 4, is_items = 1; break;
+			case 0xde: lenbytes = 2, is_items = 1, pairs = 1; break;
+			case 0xdf: lenbytes = 4, is_items = 1, pairs = 1; break;
+			default: die(EX_DATAERR, "%s, record %ld: malformed msgpack", r->name, r->count + 1);
+			}
+		if (lenbytes) {
+			NEED(lenbytes);
+			uint64_t n = be_uint((const unsigned char *)r->buf + r->pos + off, lenbytes);
+			off += lenbytes;
+			if (is_items)
+				items = pairs ? 2 * n : n;
+			else
+				skip = n + extra;
+		}
+		pending += items;
+		if (skip) {
+			NEED(skip);
+			off += skip;
+		}
+	}
+#undef NEED
+	return off;
+truncated:
+	die(EX_DATAERR, "%s, record %ld: truncated msgpack record", r->name, r->count + 1);
+}
+
 static st_val *read_msgpack(st_reader *r)
 {
+	size_t n = mp_extent(r);
+	if (n == 0)
+		return NULL;
 	msgpack_unpacked res;
 	msgpack_unpacked_init(&res);
-	/* hand the bytes decoded so far to the unpacker first */
-	for (;;) {
-		if (r->pos < r->len) {
-			size_t n = r->len - r->pos;
-			if (!msgpack_unpacker_reserve_buffer(&r->mp, n))
-				die(EX_OSERR, "out of memory");
-			memcpy(msgpack_unpacker_buffer(&r->mp), r->buf + r->pos, n);
-			msgpack_unpacker_buffer_consumed(&r->mp, n);
-			r->pos = r->len = 0;
-		}
-		msgpack_unpack_return ret = msgpack_unpacker_next(&r->mp, &res);
-		if (ret == MSGPACK_UNPACK_SUCCESS)
-			break;
-		if (ret == MSGPACK_UNPACK_PARSE_ERROR)
-			die(EX_DATAERR, "%s, record %ld: malformed msgpack", r->name, r->count + 1);
-		if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-			die(EX_OSERR, "out of memory reading record %ld", r->count + 1);
-		/* need more bytes */
-		if (!msgpack_unpacker_reserve_buffer(&r->mp, 1 << 16))
-			die(EX_OSERR, "out of memory");
-		size_t n = src_read(r, msgpack_unpacker_buffer(&r->mp), msgpack_unpacker_buffer_capacity(&r->mp));
-		if (n == 0) {
-			if (msgpack_unpacker_message_size(&r->mp) > 0)
-				die(EX_DATAERR, "%s, record %ld: truncated msgpack record", r->name, r->count + 1);
-			msgpack_unpacked_destroy(&res);
-			return NULL;
-		}
-		msgpack_unpacker_buffer_consumed(&r->mp, n);
-	}
+	size_t off = 0;
+	msgpack_unpack_return ret = msgpack_unpack_next(&res, r->buf + r->pos, n, &off);
+	if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+		die(EX_OSERR, "out of memory reading record %ld", r->count + 1);
+	if (ret != MSGPACK_UNPACK_SUCCESS || off != n)
+		die(EX_DATAERR, "%s, record %ld: malformed msgpack", r->name, r->count + 1);
 	r->count++;
 	if (res.data.type != MSGPACK_OBJECT_MAP)
 		die(EX_DATAERR, "%s, record %ld: a record must be a map", r->name, r->count);
 	st_val *v = from_mp(r, &res.data, 0);
 	msgpack_unpacked_destroy(&res);
+	r->pos += n;
 	if (v->type != ST_MAP)
 		die(EX_DATAERR, "%s, record %ld: a record must be a map, not a tensor", r->name, r->count);
 	return v;
@@ -677,28 +743,74 @@ static int json_shape(json_t *j, int depth, int64_t *shape, int *ndim)
 	return 0;
 }
 
-static void json_fill(json_t *j, st_tensor *t, size_t *k)
+/* Where a JSON record failed to convert: the first bad typed value, and the key it was under. */
+typedef struct {
+	char *err;
+	size_t errlen;
+	const char *key;
+	int failed;
+} json_ctx;
+
+/* Stores one JSON number in a tensor of a fixed dtype, refusing what the dtype cannot hold as it is: an
+ * integer dtype takes integers in its range only (4294967301 is not 5 in int32, 7.9 is not 7), float32 takes
+ * finite numbers that stay finite. */
+static void json_fill(json_ctx *c, json_t *j, st_tensor *t, size_t *k)
 {
+	if (c->failed)
+		return;
 	if (json_is_array(j)) {
 		for (size_t i = 0; i < json_array_size(j); i++)
-			json_fill(json_array_get(j, i), t, k);
+			json_fill(c, json_array_get(j, i), t, k);
 		return;
 	}
 	double x = json_number_value(j);
+	int integral = json_is_integer(j) || (x == x && floor(x) == x && fabs(x) < 9.2e18);
+	json_int_t n = json_is_integer(j) ? json_integer_value(j) : integral ? (json_int_t)x : 0;
+	const char *why = NULL;
 	switch (t->dtype) {
-	case ST_F32: ((float *)t->data)[*k] = (float)x; break;
+	case ST_F32:
+		if (!isfinite((float)x))
+			why = "does not fit in float32";
+		((float *)t->data)[*k] = (float)x;
+		break;
 	case ST_F64: ((double *)t->data)[*k] = x; break;
-	case ST_I32: ((int32_t *)t->data)[*k] = json_is_integer(j) ? (int32_t)json_integer_value(j) : (int32_t)x; break;
-	case ST_I64: ((int64_t *)t->data)[*k] = json_is_integer(j) ? json_integer_value(j) : (int64_t)x; break;
-	case ST_U8: ((uint8_t *)t->data)[*k] = (uint8_t)x; break;
+	case ST_I32:
+		if (!integral)
+			why = "is not an integer (int32)";
+		else if (n < INT32_MIN || n > INT32_MAX)
+			why = "is out of the range of int32";
+		else
+			((int32_t *)t->data)[*k] = (int32_t)n;
+		break;
+	case ST_I64:
+		if (!integral)
+			why = "is not an integer (int64)";
+		else
+			((int64_t *)t->data)[*k] = n;
+		break;
+	case ST_U8:
+		if (!integral || n < 0 || n > 255)
+			why = "is not an integer from 0 to 255 (uint8)";
+		else
+			((uint8_t *)t->data)[*k] = (uint8_t)n;
+		break;
+	}
+	if (why) {
+		char num[64];
+		if (json_is_integer(j))
+			snprintf(num, sizeof num, "%lld", (long long)json_integer_value(j));
+		else if (snprintf(num, sizeof num, "%.15g", x), strtod(num, NULL) != x)
+			snprintf(num, sizeof num, "%.17g", x);
+		snprintf(c->err, c->errlen, "\"%s\": %s %s", c->key, num, why);
+		c->failed = 1;
 	}
 	(*k)++;
 }
 
-static st_val *from_json(json_t *j, int typed, enum st_dtype dt);
+static st_val *from_json(json_ctx *c, json_t *j, int typed, enum st_dtype dt);
 
 /* A known key's value: one tensor when rectangular, else an array of tensors (ragged rows). */
-static st_val *json_typed(json_t *j, enum st_dtype dt)
+static st_val *json_typed(json_ctx *c, json_t *j, enum st_dtype dt)
 {
 	int64_t shape[ST_MAX_DIMS];
 	int ndim = -1;
@@ -707,22 +819,22 @@ static st_val *json_typed(json_t *j, enum st_dtype dt)
 	if (json_is_array(j) && json_shape(j, 0, shape, &ndim) == 0) {
 		st_val *v = st_tensor_new(dt, ndim, shape);
 		size_t k = 0;
-		json_fill(j, &v->t, &k);
+		json_fill(c, j, &v->t, &k);
 		return v;
 	}
 	if (json_is_array(j)) {
 		st_val *a = st_array();
 		for (size_t i = 0; i < json_array_size(j); i++)
-			st_push(a, from_json(json_array_get(j, i), 1, dt));
+			st_push(a, from_json(c, json_array_get(j, i), 1, dt));
 		return a;
 	}
-	return from_json(j, 0, dt);
+	return from_json(c, j, 0, dt);
 }
 
-static st_val *from_json(json_t *j, int typed, enum st_dtype dt)
+static st_val *from_json(json_ctx *c, json_t *j, int typed, enum st_dtype dt)
 {
 	if (typed)
-		return json_typed(j, dt);
+		return json_typed(c, j, dt);
 	switch (json_typeof(j)) {
 	case JSON_NULL: return st_nil();
 	case JSON_TRUE: return st_bool(1);
@@ -733,7 +845,7 @@ static st_val *from_json(json_t *j, int typed, enum st_dtype dt)
 	case JSON_ARRAY: {
 		st_val *a = st_array();
 		for (size_t i = 0; i < json_array_size(j); i++)
-			st_push(a, from_json(json_array_get(j, i), 0, dt));
+			st_push(a, from_json(c, json_array_get(j, i), 0, dt));
 		return a;
 	}
 	case JSON_OBJECT: {
@@ -743,7 +855,11 @@ static st_val *from_json(json_t *j, int typed, enum st_dtype dt)
 		json_object_foreach(j, key, val) {
 			enum st_dtype kdt = ST_F32;
 			int t = typed_key(key, &kdt);
-			map_append(m, xstrdup(key), from_json(val, t, kdt));
+			const char *outer = c->key;
+			if (t)
+				c->key = key;
+			map_append(m, xstrdup(key), from_json(c, val, t, kdt));
+			c->key = outer;
 		}
 		return m;
 	}
@@ -751,8 +867,23 @@ static st_val *from_json(json_t *j, int typed, enum st_dtype dt)
 	return st_nil();
 }
 
+/* jansson's lexer carries on when growing its buffer fails, retrying the allocation at every byte: a long line
+ * under an address-space limit then takes hours. An allocator that ends the stage makes it one message. */
+static void *json_alloc(size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		die(EX_OSERR, "out of memory decoding JSON (%zu more bytes); the input needs more memory than the limit", n);
+	return p;
+}
+
 st_val *st_from_json(const char *text, size_t len, char *err, size_t errlen)
 {
+	static int alloc_set;
+	if (!alloc_set) {
+		json_set_alloc_funcs(json_alloc, free);
+		alloc_set = 1;
+	}
 	json_error_t je;
 	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!j) {
@@ -764,8 +895,13 @@ st_val *st_from_json(const char *text, size_t len, char *err, size_t errlen)
 		json_decref(j);
 		return NULL;
 	}
-	st_val *v = from_json(j, 0, ST_F32);
+	json_ctx c = { err, errlen, "", 0 };
+	st_val *v = from_json(&c, j, 0, ST_F32);
 	json_decref(j);
+	if (c.failed) {
+		st_free(v);
+		return NULL;
+	}
 	return v;
 }
 

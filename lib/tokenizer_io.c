@@ -273,6 +273,9 @@ static int load_merges_txt(tokenizer *t, const char *path, char *err, size_t err
 
 /* ---------------------------------------------------------------- added and special tokens */
 
+/* Adds an added token with the id its file gives (ids from a vocabulary are valid by construction; ids from
+ * tokenizer.json's added_tokens are checked by the caller). A token given twice keeps its first id, as the
+ * Hugging Face AddedVocabulary does. */
 static void add_added(tokenizer *t, const char *content, int32_t id, int special, int lstrip, int rstrip,
 		      int single_word, int normalized)
 {
@@ -280,10 +283,8 @@ static void add_added(tokenizer *t, const char *content, int32_t id, int special
 	if (!len)
 		return;
 	for (int k = 0; k < t->nadded; k++)
-		if (!strcmp(t->added[k].content, content)) {
-			t->added[k].id = id;
+		if (!strcmp(t->added[k].content, content))
 			return;
-		}
 	t->added = xrealloc(t->added, (t->nadded + 1) * sizeof *t->added);
 	t->added[t->nadded++] = (tok_added){ xstrdup(content), len, id, special, lstrip, rstrip, single_word, normalized };
 	t->added_first[(uint8_t)content[0]] = 1;
@@ -291,6 +292,40 @@ static void add_added(tokenizer *t, const char *content, int32_t id, int special
 		char e[8];
 		vocab_set(t, id, content, len, "added_tokens", e, sizeof e);
 	}
+}
+
+/* Checks an id of tokenizer.json's added_tokens before it is used: the file format has u32 ids (the Hugging
+ * Face reader refuses anything else), an added token outside the model's vocabulary continues it (ids from
+ * the vocabulary size up to one past the last added token), a token of the vocabulary keeps its id, and one
+ * id never names two different strings. */
+static int check_added_id(const tokenizer *t, int nvocab, int nadded_file, const char *content, json_int_t id,
+			  const char *file, size_t index, char *err, size_t errlen)
+{
+	if (id < 0 || id > INT32_MAX)
+		return ERR("%s: added_tokens[%zu] \"%.40s\": id %lld is not a token id (0 to 2^31-1)", file, index,
+			   content, (long long)id);
+	if (id >= (json_int_t)nvocab + nadded_file)
+		return ERR("%s: added_tokens[%zu] \"%.40s\": id %lld is beyond the vocabulary (%d tokens and %d added)",
+			   file, index, content, (long long)id, nvocab, nadded_file);
+	int32_t known = tok_map_get(&t->vocab, content, strlen(content));
+	for (int k = 0; known < 0 && k < t->nadded; k++)
+		if (!strcmp(t->added[k].content, content))
+			known = t->added[k].id;
+	if (known >= 0 && known != id)
+		return ERR("%s: added_tokens[%zu] \"%.40s\" has id %lld but is token %d", file, index, content,
+			   (long long)id, known);
+	if (known < 0 && id < t->nid && t->id_tok[id])
+		return ERR("%s: added_tokens[%zu]: id %lld is given to both \"%.40s\" and \"%.40s\"", file, index,
+			   (long long)id, t->id_tok[id], content);
+	return 0;
+}
+
+/* Every id the post-processor or padding will write must name a token. */
+static int check_token_id(const tokenizer *t, int64_t id, const char *what, const char *file, char *err, size_t errlen)
+{
+	if (id < 0 || id >= t->nid || !t->id_tok[id])
+		return ERR("%s: %s id %lld is not a token of the vocabulary (%d ids)", file, what, (long long)id, t->nid);
+	return 0;
 }
 
 /* A special token in a config: "[CLS]" or {"content": "[CLS]", ...}. */
@@ -327,6 +362,19 @@ static int jbool(json_t *o, const char *key, int dflt)
 	return json_is_boolean(v) ? json_is_true(v) : dflt;
 }
 
+/* A token id of a post-processor: a JSON integer that fits (whether it names a token is checked once the
+ * whole file is read). */
+static int pp_id(json_t *v, int32_t *out, const char *file, char *err, size_t errlen)
+{
+	if (!json_is_integer(v))
+		return ERR("%s: post_processor id is not an integer", file);
+	json_int_t x = json_integer_value(v);
+	if (x < 0 || x > INT32_MAX)
+		return ERR("%s: post_processor id %lld is not a token of the vocabulary", file, (long long)x);
+	*out = (int32_t)x;
+	return 0;
+}
+
 static int post_processor(tokenizer *t, json_t *pp, const char *file, char *err, size_t errlen)
 {
 	if (!pp || json_is_null(pp))
@@ -349,8 +397,9 @@ static int post_processor(tokenizer *t, json_t *pp, const char *file, char *err,
 		if (!json_is_integer(json_array_get(cls, 1)) || !json_is_integer(json_array_get(sep, 1)))
 			return ERR("%s: %s needs cls and sep as [token, id]", file, type);
 		t->npre = t->nsuf = 1;
-		t->pre[0] = (int32_t)json_integer_value(json_array_get(cls, 1));
-		t->suf[0] = (int32_t)json_integer_value(json_array_get(sep, 1));
+		if (pp_id(json_array_get(cls, 1), &t->pre[0], file, err, errlen) ||
+		    pp_id(json_array_get(sep, 1), &t->suf[0], file, err, errlen))
+			return -1;
 		set_special(t, TOK_CLS, json_string_value(json_array_get(cls, 0)));
 		set_special(t, TOK_SEP, json_string_value(json_array_get(sep, 0)));
 		return 0;
@@ -375,7 +424,8 @@ static int post_processor(tokenizer *t, json_t *pp, const char *file, char *err,
 				int32_t *dst = seen_seq ? t->suf : t->pre;
 				if (*n >= 4)
 					return ERR("%s: TemplateProcessing: too many special tokens", file);
-				dst[(*n)++] = (int32_t)json_integer_value(id);
+				if (pp_id(id, &dst[(*n)++], file, err, errlen))
+					return -1;
 			}
 			set_special(t, seen_seq ? TOK_SEP : TOK_CLS, name);
 		}
@@ -498,6 +548,11 @@ static int load_tokenizer_root(tokenizer **out, json_t *root, const char *path, 
 	}
 	json_t *added = json_object_get(root, "added_tokens"), *a;
 	size_t i;
+	int nvocab = t->nid;
+	if (added && !json_is_array(added)) {
+		ERR("%s: added_tokens is not a list", path);
+		goto done;
+	}
 	json_array_foreach(added, i, a) {
 		const char *content = json_string_value(json_object_get(a, "content"));
 		json_t *id = json_object_get(a, "id");
@@ -505,15 +560,25 @@ static int load_tokenizer_root(tokenizer **out, json_t *root, const char *path, 
 			ERR("%s: added_tokens[%zu] needs content and id", path, i);
 			goto done;
 		}
+		if (check_added_id(t, nvocab, (int)json_array_size(added), content, json_integer_value(id), path, i,
+				   err, errlen))
+			goto done;
 		add_added(t, content, (int32_t)json_integer_value(id), jbool(a, "special", 0), jbool(a, "lstrip", 0),
 			  jbool(a, "rstrip", 0), jbool(a, "single_word", 0), jbool(a, "normalized", 0));
 	}
 	if (post_processor(t, json_object_get(root, "post_processor"), path, err, errlen))
 		goto done;
+	for (int k = 0; k < t->npre + t->nsuf; k++)
+		if (check_token_id(t, k < t->npre ? t->pre[k] : t->suf[k - t->npre], "post_processor", path, err, errlen))
+			goto done;
 	json_t *pad = json_object_get(root, "padding");
 	if (json_is_object(pad)) {
-		if (json_is_integer(json_object_get(pad, "pad_id")))
+		if (json_is_integer(json_object_get(pad, "pad_id"))) {
+			if (check_token_id(t, json_integer_value(json_object_get(pad, "pad_id")), "padding's pad_id", path,
+					   err, errlen))
+				goto done;
 			t->pad_id = (int32_t)json_integer_value(json_object_get(pad, "pad_id"));
+		}
 		if (json_is_string(json_object_get(pad, "pad_token")))
 			set_special(t, TOK_PAD, json_string_value(json_object_get(pad, "pad_token")));
 	}

@@ -238,7 +238,8 @@ tokenizer *tokenizer_trainer_finish(tokenizer_trainer *tr, int vocab_size, int m
 		}
 	}
 	tok_map_free(&seen, 0);
-	qsort(cps, ncps, sizeof *cps, cmp_cp);
+	if (ncps)   /* qsort(NULL, 0) is undefined */
+		qsort(cps, ncps, sizeof *cps, cmp_cp);
 	for (int cont = 0; cont < 2; cont++)
 		for (size_t i = 0; i < ncps; i++) {
 			char buf[8] = "##";

@@ -50,4 +50,43 @@ grep -q secret "$TMP/err"; is $? 1 "... and the token is not printed"
 st-push --model "$TMP/m" --repo "$TMP/nothing.git" 2>/dev/null; is $? 74 "an unreachable remote: 74"
 st-push --model "$TMP/none" --repo "$TMP/remote.git" 2>/dev/null; is $? 66 "a missing model: 66"
 st-push --model "$TMP/m" 2>/dev/null; is $? 64 "no --repo: 64"
+# Symbolic links (issue 11): a model in the Hub cache layout (snapshots/REV/FILE -> ../../blobs/HASH) is pushed
+# as its files; a link inside the model is pushed as the file; a link elsewhere, to a directory or to nothing is
+# refused and nothing is pushed.
+hub="$TMP/hub/models--me--m"
+mkdir -p "$hub/blobs" "$hub/snapshots/abc"
+(cd "$TMP/m" && find . -type f) | while IFS= read -r f; do
+	h=$(sha256sum "$TMP/m/$f" | cut -d' ' -f1)
+	cp "$TMP/m/$f" "$hub/blobs/$h"
+	mkdir -p "$hub/snapshots/abc/$(dirname "$f")"
+	up=$(echo "$f" | sed 's#^\./##; s#[^/]*/#../#g; s#[^/]*$##')
+	ln -s "$up../../blobs/$h" "$hub/snapshots/abc/$f"
+done
+[ -L "$hub/snapshots/abc/model.safetensors" ] && cmp -s "$hub/snapshots/abc/2_Dense/model.safetensors" "$TMP/m/2_Dense/model.safetensors"
+ok $? "a Hub cache layout of the model (links into blobs/)"
+git init -q --bare "$TMP/hub.git"
+st-push --model "$hub/snapshots/abc" --repo "$TMP/hub.git" 2> "$TMP/err"; ok $? "pushing the Hub cache layout"
+git clone -q "$TMP/hub.git" "$TMP/hubclone" 2>/dev/null
+is "$(git -C "$TMP/hubclone" ls-files -s | awk '$1 == "120000"' | wc -l)" 0 "no symbolic link is committed"
+diff -r -x .git -x .gitattributes "$TMP/m" "$TMP/hubclone" > /dev/null; ok $? "the clone holds the files themselves"
+ln -s README.md "$TMP/m/README.copy.md"
+git init -q --bare "$TMP/in.git"
+st-push --model "$TMP/m" --repo "$TMP/in.git" 2>/dev/null; ok $? "a link inside the model"
+git clone -q "$TMP/in.git" "$TMP/inclone" 2>/dev/null
+[ -f "$TMP/inclone/README.copy.md" ] && [ ! -L "$TMP/inclone/README.copy.md" ] && cmp -s "$TMP/inclone/README.copy.md" "$TMP/m/README.md"
+ok $? "... is pushed as a copy of the file"
+rm "$TMP/m/README.copy.md"
+echo "my secret" > "$TMP/secret.txt"
+git init -q --bare "$TMP/out.git"
+for kind in outside broken dir; do
+	case $kind in
+	outside) ln -s "$TMP/secret.txt" "$TMP/m/link" ;;
+	broken) ln -s nothing "$TMP/m/link" ;;
+	dir) ln -s "$TMP" "$TMP/m/link" ;;
+	esac
+	st-push --model "$TMP/m" --repo "$TMP/out.git" 2> "$TMP/err"; is $? 65 "a link $kind: refused (65)"
+	grep -q "link" "$TMP/err"; ok $? "... naming it ($(cat "$TMP/err"))"
+	rm "$TMP/m/link"
+done
+is "$(git -C "$TMP/out.git" rev-list --all | wc -l)" 0 "... and nothing was pushed"
 done_testing

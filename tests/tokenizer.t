@@ -57,7 +57,7 @@ grep -q "warning" "$TMP/err"; ok $? "with a warning"
 st-tokenize < /dev/null 2>/dev/null; is $? 64 "no tokenizer given: exit 64"
 mkdir -p "$TMP/v"
 printf '[PAD]\nhello\n\377\n' > "$TMP/v/vocab.txt"
-st-tokenize --model "$TMP/v" < /dev/null 2> "$TMP/err"; is $? 66 "malformed vocab.txt: exit 66"
+st-tokenize --model "$TMP/v" < /dev/null 2> "$TMP/err"; is $? 65 "malformed vocab.txt: exit 65"
 grep -q "vocab.txt: line 3" "$TMP/err"; ok $? "names file and line ($(cat "$TMP/err"))"
 
 # st-vocab: train, then tokenize with the result

@@ -2,6 +2,7 @@
  * Reads a window of lines and hands it to search_encode (tokenize, sort by length so that batches carry little
  * padding, embed batch by batch), then writes the window in input order: memory is bounded by the window. */
 #include <errno.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,40 +52,49 @@ static void write_window(FILE *out, const float *emb, int n, int dim, int f32)
 	}
 }
 
+enum { OPT_MODEL = 256, OPT_FORMAT, OPT_BATCH, OPT_WINDOW, OPT_MAXLEN, OPT_THREADS };
+static const struct option opts[] = {
+	{ "model", required_argument, 0, OPT_MODEL },
+	{ "format", required_argument, 0, OPT_FORMAT },
+	{ "batch-size", required_argument, 0, OPT_BATCH },
+	{ "window", required_argument, 0, OPT_WINDOW },
+	{ "max-seq-length", required_argument, 0, OPT_MAXLEN },
+	{ "threads", required_argument, 0, OPT_THREADS },
+	{ 0 }
+};
+
 int main(int argc, char **argv)
 {
 	st_tool_init("st-encode", argc, argv, usage);
 	const char *model_path = NULL;
 	long batch = 32, window_size = 4096, max_len = 0;
-	int f32 = 0, nfiles = 0;
-	const char **files = xcalloc(argc, sizeof *files);
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED() do { if (!v) usage_error(usage, "%s needs a value", a); i++; } while (0)
-		if (!strcmp(a, "--model")) { NEED(); model_path = v; }
-		else if (!strcmp(a, "--format")) {
-			NEED();
+	int f32 = 0, c;
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
+		const char *v = optarg;
+		switch (c) {
+		case OPT_MODEL: model_path = v; break;
+		case OPT_FORMAT:
 			if (!strcmp(v, "f32")) f32 = 1;
 			else if (!strcmp(v, "json") || !strcmp(v, "jsonl")) f32 = 0;
 			else usage_error(usage, "--format is json or f32");
-		} else if (!strcmp(a, "--batch-size")) {
-			NEED();
-			if ((batch = st_parse_long(a, v)) <= 0 || batch > 1 << 20)
+			break;
+		case OPT_BATCH:
+			if ((batch = st_parse_long("--batch-size", v)) <= 0 || batch > 1 << 20)
 				usage_error(usage, "--batch-size out of range");
-		} else if (!strcmp(a, "--window")) {
-			NEED();
-			if ((window_size = st_parse_long(a, v)) <= 0 || window_size > 1 << 24)
+			break;
+		case OPT_WINDOW:
+			if ((window_size = st_parse_long("--window", v)) <= 0 || window_size > 1 << 24)
 				usage_error(usage, "--window out of range");
-		} else if (!strcmp(a, "--max-seq-length")) {
-			NEED();
-			if ((max_len = st_parse_long(a, v)) <= 0)
+			break;
+		case OPT_MAXLEN:
+			if ((max_len = st_parse_long("--max-seq-length", v)) <= 0)
 				usage_error(usage, "--max-seq-length must be positive");
-		} else if (!strcmp(a, "--threads")) { NEED(); st_set_threads((int)st_parse_long(a, v)); }
-		else if (a[0] == '-' && a[1]) usage_error(usage, "unknown option %s", a);
-		else files[nfiles++] = a;
-#undef NEED
+			break;
+		case OPT_THREADS: st_set_threads((int)st_parse_long("--threads", v)); break;
+		}
 	}
+	const char **files = (const char **)argv + optind;
+	int nfiles = argc - optind;
 	if (!model_path)
 		usage_error(usage, "--model DIR is required");
 	if (window_size < batch)
@@ -106,6 +116,9 @@ int main(int argc, char **argv)
 	int json_input = -1;   /* decided by the first line */
 	char *line = NULL;
 	size_t cap = 0;
+	/* where each text of the window came from, to name it in an error */
+	long *wline = xmalloc(xmul(window_size, sizeof *wline));
+	const char **wfile = xmalloc(xmul(window_size, sizeof *wfile));
 	for (int fi = 0; fi < (nfiles ? nfiles : 1); fi++) {
 		const char *name = nfiles ? files[fi] : "stdin";
 		FILE *in = nfiles && strcmp(files[fi], "-") ? fopen(files[fi], "r") : stdin;
@@ -119,8 +132,13 @@ int main(int argc, char **argv)
 				file_line++;
 				while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
 					line[--got] = 0;
+				const char *bad = search_line_problem(line, got, file_line);
+				if (bad)
+					die(EX_DATAERR, "%s, line %ld: %s", name, file_line, bad);
 				if (json_input < 0)
 					json_input = got > 0 && line[0] == '{';
+				wline[window.n] = file_line;
+				wfile[window.n] = name;
 				if (json_input) {
 					json_error_t je;
 					json_t *j = json_loadb(line, got, 0, &je);
@@ -134,14 +152,23 @@ int main(int argc, char **argv)
 			}
 			if ((long)window.n == window_size || (got < 0 && window.n > 0 && fi == (nfiles ? nfiles : 1) - 1)) {
 				if (search_encode(m, tok, (const char *const *)window.s, window.len, window.n, (int)batch,
-						  (int)max_len, emb, err, sizeof err) < 0)
+						  (int)max_len, emb, err, sizeof err) < 0) {
+					size_t t;   /* search_encode names text t of the window: name its file and line */
+					const char *colon = strchr(err, ':');
+					if (sscanf(err, "text %zu:", &t) == 1 && colon && t >= 1 && t <= window.n)
+						die(EX_DATAERR, "%s, line %ld: %s (model %s)", wfile[t - 1], wline[t - 1],
+						    colon + 2, model_path);
 					die(EX_DATAERR, "%s: %s", model_path, err);
+				}
 				write_window(stdout, emb, (int)window.n, dim, f32);
 				search_texts_free(&window);
 			}
 			if (got < 0)
 				break;
 		}
+		if (ferror(in))   /* getline's -1 is also a read error or a line past the memory limit: not an end */
+			die(errno == ENOMEM ? EX_OSERR : EX_IOERR, "cannot read %s (after line %ld): %s", name, file_line,
+			    strerror(errno));
 		if (in != stdin)
 			fclose(in);
 	}
@@ -149,7 +176,8 @@ int main(int argc, char **argv)
 	check_write(stdout);
 	free(line);
 	free(emb);
-	free(files);
+	free(wline);
+	free(wfile);
 	tokenizer_free(tok);
 	model_free(m);
 	return 0;

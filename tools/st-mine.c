@@ -2,6 +2,8 @@
  * util.paraphrase_mining (docs/st-mine.md). */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,39 +34,51 @@ static const char usage[] =
 	"  --threads N              threads (default all cores)\n"
 	"  --help                   this text\n";
 
+enum { OPT_MODEL = 256, OPT_EMBEDDINGS, OPT_TOPK, OPT_MAXPAIRS, OPT_CHUNK, OPT_SCORE, OPT_BATCH, OPT_THREADS };
+static const struct option opts[] = {
+	{ "model", required_argument, 0, OPT_MODEL },
+	{ "embeddings", no_argument, 0, OPT_EMBEDDINGS },
+	{ "top-k", required_argument, 0, OPT_TOPK },
+	{ "max-pairs", required_argument, 0, OPT_MAXPAIRS },
+	{ "corpus-chunk-size", required_argument, 0, OPT_CHUNK },
+	{ "score-function", required_argument, 0, OPT_SCORE },
+	{ "batch-size", required_argument, 0, OPT_BATCH },
+	{ "threads", required_argument, 0, OPT_THREADS },
+	{ 0 }
+};
+
 int main(int argc, char **argv)
 {
 	st_tool_init("st-mine", argc, argv, usage);
 	const char *model_path = NULL, *file = NULL;
-	int embeddings = 0, top_k = 100, sim = METRICS_COSINE, batch = 32;
-	long max_pairs = 500000, chunk = 100000, threads = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-#define NEED() do { if (i + 1 >= argc) usage_error(usage, "%s needs a value", a); } while (0)
-		if (!strcmp(a, "--model")) { NEED(); model_path = argv[++i]; }
-		else if (!strcmp(a, "--embeddings")) embeddings = 1;
-		else if (!strcmp(a, "--top-k")) { NEED(); top_k = (int)st_parse_long(a, argv[++i]); }
-		else if (!strcmp(a, "--max-pairs")) { NEED(); max_pairs = st_parse_long(a, argv[++i]); }
-		else if (!strcmp(a, "--corpus-chunk-size")) { NEED(); chunk = st_parse_long(a, argv[++i]); }
-		else if (!strcmp(a, "--score-function")) {
-			NEED();
-			sim = metrics_sim_parse(argv[++i]);
+	int embeddings = 0, sim = METRICS_COSINE;
+	long max_pairs = 500000, chunk = 100000, threads = 0, top_k = 100, batch = 32;
+	int c;
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
+		switch (c) {
+		case OPT_MODEL: model_path = optarg; break;
+		case OPT_EMBEDDINGS: embeddings = 1; break;
+		case OPT_TOPK: top_k = st_parse_long("--top-k", optarg); break;
+		case OPT_MAXPAIRS: max_pairs = st_parse_long("--max-pairs", optarg); break;
+		case OPT_CHUNK: chunk = st_parse_long("--corpus-chunk-size", optarg); break;
+		case OPT_SCORE:
+			sim = metrics_sim_parse(optarg);
 			if (sim != METRICS_COSINE && sim != METRICS_DOT)
-				usage_error(usage, "--score-function: cosine or dot, not '%s'", argv[i]);
-		} else if (!strcmp(a, "--batch-size")) { NEED(); batch = (int)st_parse_long(a, argv[++i]); }
-		else if (!strcmp(a, "--threads")) { NEED(); threads = st_parse_long(a, argv[++i]); }
-		else if (a[0] == '-' && a[1])
-			usage_error(usage, "unknown option '%s'", a);
-		else if (file)
-			usage_error(usage, "one input file at most");
-		else
-			file = a;
-#undef NEED
+				usage_error(usage, "--score-function: cosine or dot, not '%s'", optarg);
+			break;
+		case OPT_BATCH: batch = st_parse_long("--batch-size", optarg); break;
+		case OPT_THREADS: threads = st_parse_long("--threads", optarg); break;
+		}
 	}
+	if (argc - optind > 1)
+		usage_error(usage, "one input file at most");
+	if (optind < argc)
+		file = argv[optind];
 	if (!embeddings && !model_path)
 		usage_error(usage, "give --model DIR, or --embeddings");
-	if (top_k < 1 || max_pairs < 1 || chunk < 1 || batch < 1)
-		usage_error(usage, "--top-k, --max-pairs, --corpus-chunk-size and --batch-size must be positive");
+	if (top_k < 1 || max_pairs < 1 || chunk < 1 || batch < 1 || top_k >= INT32_MAX || batch > 1 << 20)
+		usage_error(usage, "--top-k, --max-pairs, --corpus-chunk-size and --batch-size must be positive (--top-k "
+			    "below 2^31-1, --batch-size at most 2^20)");
 	st_set_threads((int)threads);
 	int fd = 0;
 	const char *name = "stdin";
@@ -94,7 +108,7 @@ int main(int argc, char **argv)
 		n = t.n;
 		d = model_dim(m);
 		E = xmalloc(xmul(xmul(n + 1, d), sizeof(float)));
-		if (search_encode(m, tok, (const char *const *)t.s, t.len, n, batch, 0, E, err, sizeof err) < 0)
+		if (search_encode(m, tok, (const char *const *)t.s, t.len, n, (int)batch, 0, E, err, sizeof err) < 0)
 			die(EX_DATAERR, "%s: %s", name, err);
 		search_texts_free(&t);
 		tokenizer_free(tok);
@@ -102,7 +116,7 @@ int main(int argc, char **argv)
 	}
 	double t1 = st_now();
 	search_pair *pairs;
-	size_t np = search_mine(E, n, d, sim, top_k, (size_t)max_pairs, (size_t)chunk, &pairs);
+	size_t np = search_mine(E, n, d, sim, (int)top_k, (size_t)max_pairs, (size_t)chunk, &pairs);
 	double t2 = st_now();
 	if (getenv("ST_TIMING"))
 		fprintf(stderr, "st-mine: %zu sentences: encode %.3f s, mine %.3f s, %zu pairs\n", n, t1 - t0, t2 - t1, np);

@@ -1,6 +1,7 @@
 /* st-search: semantic search -- the top-k corpus entries of every query, as util.semantic_search
  * (docs/st-search.md). Queries are read and answered in windows, so the output streams. */
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,38 +48,54 @@ static void write_hits(FILE *out, const search_hit *h, int n)
 	}
 }
 
+enum { OPT_MODEL = 256, OPT_CORPUS, OPT_CACHE, OPT_EMBEDDINGS, OPT_TOPK, OPT_SCORE, OPT_CHUNK, OPT_BATCH,
+       OPT_THREADS };
+static const struct option opts[] = {
+	{ "model", required_argument, 0, OPT_MODEL },
+	{ "corpus", required_argument, 0, OPT_CORPUS },
+	{ "corpus-embeddings", required_argument, 0, OPT_CACHE },
+	{ "embeddings", no_argument, 0, OPT_EMBEDDINGS },
+	{ "top-k", required_argument, 0, OPT_TOPK },
+	{ "score-function", required_argument, 0, OPT_SCORE },
+	{ "query-chunk-size", required_argument, 0, OPT_CHUNK },
+	{ "batch-size", required_argument, 0, OPT_BATCH },
+	{ "threads", required_argument, 0, OPT_THREADS },
+	{ 0 }
+};
+
 int main(int argc, char **argv)
 {
 	st_tool_init("st-search", argc, argv, usage);
 	const char *model_path = NULL, *corpus_path = NULL, *cache_path = NULL;
-	int embeddings = 0, top_k = 10, sim = METRICS_COSINE, batch = 32;
-	long chunk = 1024, threads = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-#define NEED() do { if (i + 1 >= argc) usage_error(usage, "%s needs a value", a); } while (0)
-		if (!strcmp(a, "--model")) { NEED(); model_path = argv[++i]; }
-		else if (!strcmp(a, "--corpus")) { NEED(); corpus_path = argv[++i]; }
-		else if (!strcmp(a, "--corpus-embeddings")) { NEED(); cache_path = argv[++i]; }
-		else if (!strcmp(a, "--embeddings")) embeddings = 1;
-		else if (!strcmp(a, "--top-k")) { NEED(); top_k = (int)st_parse_long(a, argv[++i]); }
-		else if (!strcmp(a, "--score-function")) {
-			NEED();
-			sim = metrics_sim_parse(argv[++i]);
+	int embeddings = 0, sim = METRICS_COSINE;
+	long chunk = 1024, threads = 0, top_k = 10, batch = 32;
+	int c;
+	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
+		switch (c) {
+		case OPT_MODEL: model_path = optarg; break;
+		case OPT_CORPUS: corpus_path = optarg; break;
+		case OPT_CACHE: cache_path = optarg; break;
+		case OPT_EMBEDDINGS: embeddings = 1; break;
+		case OPT_TOPK: top_k = st_parse_long("--top-k", optarg); break;
+		case OPT_SCORE:
+			sim = metrics_sim_parse(optarg);
 			if (sim != METRICS_COSINE && sim != METRICS_DOT)
-				usage_error(usage, "--score-function: cosine or dot, not '%s'", argv[i]);
-		} else if (!strcmp(a, "--query-chunk-size")) { NEED(); chunk = st_parse_long(a, argv[++i]); }
-		else if (!strcmp(a, "--batch-size")) { NEED(); batch = (int)st_parse_long(a, argv[++i]); }
-		else if (!strcmp(a, "--threads")) { NEED(); threads = st_parse_long(a, argv[++i]); }
-		else
-			usage_error(usage, "unknown option '%s'", a);
-#undef NEED
+				usage_error(usage, "--score-function: cosine or dot, not '%s'", optarg);
+			break;
+		case OPT_CHUNK: chunk = st_parse_long("--query-chunk-size", optarg); break;
+		case OPT_BATCH: batch = st_parse_long("--batch-size", optarg); break;
+		case OPT_THREADS: threads = st_parse_long("--threads", optarg); break;
+		}
 	}
+	if (optind < argc)
+		usage_error(usage, "unexpected argument '%s' (queries are read from stdin)", argv[optind]);
 	if (!corpus_path)
 		usage_error(usage, "--corpus FILE is required");
 	if (!embeddings && !model_path)
 		usage_error(usage, "give --model DIR, or --embeddings");
-	if (top_k < 1 || chunk < 1 || batch < 1)
-		usage_error(usage, "--top-k, --query-chunk-size and --batch-size must be positive");
+	if (top_k < 1 || chunk < 1 || batch < 1 || top_k > INT32_MAX || chunk > 1 << 24 || batch > 1 << 20)
+		usage_error(usage, "--top-k, --query-chunk-size and --batch-size must be positive (and at most 2^31-1, "
+			    "2^24, 2^20)");
 	st_set_threads((int)threads);
 	char err[1024];
 
@@ -111,13 +128,16 @@ int main(int argc, char **argv)
 		nc = ct.n;
 		d = model_dim(m);
 		uint64_t key = 0;
+		if (cache_path && search_cache_check(cache_path) < 0)   /* before the long encoding, not after */
+			die(EX_IOERR, "%s: exists and is not an st embedding cache; not overwriting it (remove it or "
+			    "name another file)", cache_path);
 		if (cache_path) {
 			key = search_cache_key(model_params(m), model_num_params(m), (const char *const *)ct.s, ct.len, nc);
 			C = search_cache_read(cache_path, nc, d, key);
 		}
 		if (!C) {
 			C = xmalloc(xmul(xmul(nc + 1, d), sizeof(float)));
-			if (search_encode(m, tok, (const char *const *)ct.s, ct.len, nc, batch, 0, C, err, sizeof err) < 0)
+			if (search_encode(m, tok, (const char *const *)ct.s, ct.len, nc, (int)batch, 0, C, err, sizeof err) < 0)
 				die(EX_DATAERR, "%s: %s", corpus_path, err);
 			if (cache_path && search_cache_write(cache_path, C, nc, d, key) < 0)
 				die(EX_IOERR, "cannot write %s: %s", cache_path, strerror(errno));
@@ -126,6 +146,8 @@ int main(int argc, char **argv)
 	}
 	if (nc == 0)
 		die(EX_DATAERR, "%s: an empty corpus", corpus_path);
+	if ((size_t)top_k > nc)
+		top_k = (long)nc;   /* no query has more hits than the corpus has rows: size the buffers by that */
 
 	/* queries, a window at a time */
 	search_hit *hits = xmalloc(xmul(xmul(chunk, top_k), sizeof *hits));
@@ -141,40 +163,43 @@ int main(int argc, char **argv)
 		st_reader_close(r);
 		for (size_t q0 = 0; q0 < nq; q0 += chunk) {
 			size_t qn = nq - q0 < (size_t)chunk ? nq - q0 : (size_t)chunk;
-			search_topk(Q + q0 * d, qn, C, nc, d, sim, top_k, hits, nhits);
+			search_topk(Q + q0 * d, qn, C, nc, d, sim, (int)top_k, hits, nhits);
 			for (size_t q = 0; q < qn; q++)
-				write_hits(stdout, hits + q * top_k, nhits[q]);
+				write_hits(stdout, hits + q * (size_t)top_k, nhits[q]);
 		}
 	} else {
 		Q = xmalloc(xmul(xmul(chunk, d), sizeof(float)));
 		char *line = NULL;
 		size_t cap = 0;
+		long lines_before = 0;   /* lines of stdin in earlier chunks, to name a line in an error */
 		for (int eof = 0; !eof;) {
 			/* read up to chunk lines through search_read_lines on an in-memory stream */
 			char *buf = NULL;
 			size_t blen = 0;
 			FILE *mem = open_memstream(&buf, &blen);
-			long got = 0;
+			long got = 0, lines = 0;
 			ssize_t len;
 			while (got < chunk && (len = getline(&line, &cap, stdin)) >= 0) {
 				fwrite(line, 1, len, mem);
 				got += strspn(line, "\r\n") != (size_t)len;
+				lines++;
 			}
 			if (got < chunk)
 				eof = 1;
 			fclose(mem);
 			FILE *in = fmemopen(buf, blen ? blen : 1, "r");
 			search_texts qt = { 0 };
-			if (blen && search_read_lines(in, "stdin", &qt, 0, err, sizeof err) < 0)
+			if (blen && search_read_lines_at(in, "stdin", lines_before, &qt, 0, err, sizeof err) < 0)
 				die(EX_DATAERR, "%s", err);
+			lines_before += lines;
 			fclose(in);
 			free(buf);
 			if (qt.n) {
-				if (search_encode(m, tok, (const char *const *)qt.s, qt.len, qt.n, batch, 0, Q, err, sizeof err) < 0)
+				if (search_encode(m, tok, (const char *const *)qt.s, qt.len, qt.n, (int)batch, 0, Q, err, sizeof err) < 0)
 					die(EX_DATAERR, "stdin: %s", err);
-				search_topk(Q, qt.n, C, nc, d, sim, top_k, hits, nhits);
+				search_topk(Q, qt.n, C, nc, d, sim, (int)top_k, hits, nhits);
 				for (size_t q = 0; q < qt.n; q++)
-					write_hits(stdout, hits + q * top_k, nhits[q]);
+					write_hits(stdout, hits + q * (size_t)top_k, nhits[q]);
 			}
 			search_texts_free(&qt);
 		}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
 	"usage: st-tokenize (--model DIR | --tokenizer PATH) [options] < examples > tokenized\n"
@@ -63,7 +64,7 @@ int main(int argc, char **argv)
 	const char *src = model ? hub_model_path(model) : tok_path;   /* a directory, or a Hub name's snapshot */
 	tokenizer *t = tokenizer_load(src, err, sizeof err);
 	if (!t)
-		die(EX_NOINPUT, "%s", err);
+		die(access(src, F_OK) ? EX_NOINPUT : EX_DATAERR, "%s", err);   /* missing: 66, broken: 65 */
 	if (max_len < 0)
 		max_len = -1;
 	else if (max_len == 0 && tokenizer_max_seq_length(t) <= 0)

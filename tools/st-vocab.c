@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
 	"usage: st-vocab -o DIR [options] < text\n"
@@ -70,7 +71,7 @@ int main(int argc, char **argv)
 	if (from) {
 		t = tokenizer_load(from, err, sizeof err);
 		if (!t)
-			die(EX_NOINPUT, "%s", err);
+			die(access(from, F_OK) ? EX_NOINPUT : EX_DATAERR, "%s", err);   /* missing: 66, broken: 65 */
 	} else {
 		tokenizer_trainer *tr = tokenizer_trainer_new(lowercase);
 		char *line = NULL;
