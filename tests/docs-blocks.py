@@ -18,7 +18,7 @@ import re
 import sys
 
 MARK = re.compile(r'^\s*<!--\s*doc-test:\s*(\w+)\s*(.*?)\s*(-->)?\s*$')
-COMMANDS = re.compile(r'^(st-[a-z]+|make|jq|awk|zcat|zstd|gzip|printf|echo|cat|git|sed|head|\$[A-Z]\w*/|\.\.\. \|)(\s|$)')
+COMMANDS = re.compile(r'^(st-[a-z]+|make|jq|awk|zcat|zstd|gzip|printf|echo|cat|git|sed|head|export|python3|mkdir|cp|ls|cd|rm|sh|bash|mpirun|spm_train|for|while|\$[A-Z]\w*/|\.\.\. \||[A-Za-z_]\w*=\S*)(\s|$)')
 
 
 def first_command_word(body):

@@ -22,7 +22,7 @@
 # per block), blocks of a page in order, so a later block sees the files of an earlier one. W/shared is
 # ../shared when that exists (so ../shared/data works as from the repository root), and every folder holds:
 #   m/, init/        a tiny BERT sentence-transformers model (tests/lib-model.sh; words: $TINY_WORDS), twice
-#   pipelines        the repository's pipelines/ (converters), read only
+#   pipelines        the repository's pipelines/ (converters), read only; tests: the repository's tests/
 #   sentences.txt    six lines of those words;  corpus.txt, questions.txt, q.txt: the same
 #   pairs.jsonl      {"texts": [a, b], "label": x in [0, 1]}, eight lines; dev.jsonl: the same
 #   data.jsonl       {"q", "pos", "neg"}, eight lines
@@ -40,6 +40,11 @@ mkdir -p "$W" "$FIX" "$TMP/blocks"
 tiny_model "$FIX/m" --pooling mean
 cp -R "$FIX/m" "$FIX/init"
 ln -s "$ROOT/pipelines" "$FIX/pipelines"
+ln -s "$ROOT/tests" "$FIX/tests"   # docs/hub.md starts tests/hub_server.py, as from the repository root
+# A newcomer's shell: no HF_HUB_OFFLINE (lib.sh sets it for the other tests), and a Hub endpoint that answers at
+# once with "connection refused" so that a block can never reach the network (docs/hub.md sets its own).
+unset HF_HUB_OFFLINE
+export HF_ENDPOINT=http://127.0.0.1:9
 printf '%s\n' "the cat sat on the mat ." "a dog ran far away ." "the big red house ." "a small blue tree ." \
 	"the dog sat on a mat ." "a cat ran away ." > "$FIX/sentences.txt"
 for f in corpus.txt questions.txt q.txt; do cp "$FIX/sentences.txt" "$FIX/$f"; done
