@@ -7,7 +7,7 @@
 # the download changed nothing); the saved RUN/model reloads (st-encode, st-init --transformer) and encodes
 # differently from the start; the run and its model card hold no trace of the cache path or a token.
 #
-# The models: a tiny BERT made here; more architectures are added with finetune_case NAME DIR below, or with
+# The models: a tiny BERT, MPNet and XLM-R (SentencePiece Unigram) made here; more architectures are added with finetune_case NAME DIR below, or with
 # HUB_FINETUNE_MODELS="DIR ..." (each a sentence-transformers folder whose tokenizer knows the words w5..w119 or
 # maps them to [UNK]).
 . "$(dirname "$0")/lib.sh"
@@ -82,6 +82,38 @@ finetune_case() {   # finetune_case NAME DIR
 }
 
 finetune_case bert "$TMP/bert"
+
+# MPNet (all-mpnet-base-v2's architecture): MPNetTokenizer's specials first, relative attention bias, random
+cat > "$TMP/mpnet.json" <<'EOF'
+{"model_type": "mpnet", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "intermediate_size": 64, "max_position_embeddings": 66, "hidden_dropout_prob": 0.1,
+ "attention_probs_dropout_prob": 0.1, "pad_token_id": 1, "initializer_range": 0.02}
+EOF
+{ printf '<s>\n<pad>\n</s>\n<unk>\n[UNK]\n'; seq 5 119 | sed 's/^/w/'; } > "$TMP/mpnet-vocab.txt"
+if st-init --config "$TMP/mpnet.json" --vocab "$TMP/mpnet-vocab.txt" --seed 3 -o "$TMP/mpnet" 2> "$TMP/err"; then
+	finetune_case mpnet "$TMP/mpnet"
+else
+	ok 1 "st-init makes an MPNet model" || sed 's/^/#   /' "$TMP/err"
+fi
+
+# XLM-RoBERTa (paraphrase-multilingual-*'s architecture) with a SentencePiece Unigram tokenizer trained here
+if command -v spm_train > /dev/null; then
+	jq -r '.texts[]' "$TMP/pairs.jsonl" > "$TMP/spm-corpus.txt"
+	spm_train --input="$TMP/spm-corpus.txt" --model_prefix="$TMP/sp" --model_type=unigram --vocab_size=60 --hard_vocab_limit=false \
+		--minloglevel=2 > "$TMP/err" 2>&1
+	ok $? "spm_train: a Unigram model of the pairs' words" || sed 's/^/#   /' "$TMP/err"
+	cat > "$TMP/xlmr.json" <<'EOF'
+{"model_type": "xlm-roberta", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "intermediate_size": 64, "max_position_embeddings": 66, "type_vocab_size": 1, "hidden_dropout_prob": 0.1,
+ "attention_probs_dropout_prob": 0.1, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+ "initializer_range": 0.02}
+EOF
+	if st-init --config "$TMP/xlmr.json" --vocab "$TMP/sp.model" --seed 3 -o "$TMP/xlmr" 2> "$TMP/err"; then
+		finetune_case xlmr "$TMP/xlmr"
+	else
+		ok 1 "st-init makes an XLM-R model" || sed 's/^/#   /' "$TMP/err"
+	fi
+fi
 i=0
 for dir in $HUB_FINETUNE_MODELS; do
 	finetune_case "extra$i" "$dir"
