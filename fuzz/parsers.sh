@@ -9,7 +9,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 OUT=${FUZZ_OUT:-build/fuzz/parsers}
 command -v clang >/dev/null || { echo "fuzz/parsers.sh: clang is absent; skipped"; exit 0; }
 mkdir -p "$OUT"
-PKGS="openblas msgpack libzstd jansson libutf8proc libpcre2-8"
+PKGS="openblas msgpack libzstd jansson libutf8proc libpcre2-8 libcurl libcrypto libzip"
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fopenmp -std=gnu11 -Ilib
 	$(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lm -lpthread"
