@@ -47,6 +47,14 @@ void search_open_model(const char *dir, struct st_model **m, struct tokenizer **
  * and --prompt, kept for search_open_model, which applies them (or the config's default_prompt_name) with
  * search_prompt_setup to every model it opens with a tokenizer; search_encode then prepends the prompt. */
 void search_prompt_option(const char *name, const char *text);
+/* The tools' option table entries and st_getopt values for --prompt-name NAME and --prompt TEXT. */
+enum { SEARCH_OPT_PROMPT_NAME = 0x7001, SEARCH_OPT_PROMPT };
+#define SEARCH_PROMPT_OPTIONS \
+	{ "prompt-name", required_argument, 0, SEARCH_OPT_PROMPT_NAME }, { "prompt", required_argument, 0, SEARCH_OPT_PROMPT }
+#define SEARCH_PROMPT_USAGE \
+	"  --prompt-name NAME    prepend prompts[NAME] of the model's config_sentence_transformers.json to every\n" \
+	"                        text encoded (default: its default_prompt_name, when set)\n" \
+	"  --prompt TEXT         prepend TEXT instead ('' turns the default prompt off)\n"
 /* model_resolve_prompt + the prompt's token length for include_prompt: false; -1 + message. */
 int search_prompt_setup(struct st_model *m, struct tokenizer *tok, const char *name, const char *text, char *err,
 			size_t errlen);
