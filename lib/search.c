@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "gemm.h"
@@ -421,6 +422,9 @@ int search_encode_tokens(struct st_model *m, struct tokenizer *tok, const char *
 	return 0;
 }
 
+/* texts encoded by earlier calls: the progress line counts from the tool's first text */
+static size_t progress_base;
+
 int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *texts, const size_t *lens,
                   size_t n, int batch_size, int max_len, float *out, char *err, size_t errlen)
 {
@@ -486,6 +490,7 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 			memcpy(batch + (size_t)r * T, ids + off[i], sizeof *ids * lengths[r]);
 		}
 		model_embed(m, batch, lengths, B, T, emb, NULL);
+		st_progress("encoding texts", (double)(progress_base + b0 + B), (double)(progress_base + n));
 		for (int r = 0; r < B; r++) {
 			/* a NaN would print as invalid JSON and rank as nothing: the model is broken, say so */
 			for (int k = 0; k < dim; k++)
@@ -507,6 +512,9 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 	free(order);
 	free(off);
 	free(ids);
+	progress_base += n;
+	if (isatty(1))
+		st_progress_end();   /* what the tool prints next starts on its own line */
 	return 0;
 fail:
 	free(pbuf);

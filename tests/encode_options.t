@@ -144,6 +144,20 @@ sed 's/^/query: /' "$TMP/in.txt" > "$TMP/in_q.txt"
 sed 's/^/query: /' "$TMP/query.txt" | st-search --model "$TMP/m" --corpus "$TMP/in_q.txt" > "$TMP/s2"
 same "$TMP/s1" "$TMP/s2"; ok $? "st-search --prompt-name query = texts with the prompt typed in"
 
+# --- progress line: on a terminal only (script gives the command a pty)
+if command -v script > /dev/null; then
+	script -q -c "st-encode --model '$TMP/m' --batch-size 1 < '$TMP/in.txt' > '$TMP/pty.json'" /dev/null > "$TMP/pty.out" 2>&1
+	grep -q "st-encode: encoding texts .* 3/3" "$TMP/pty.out"; ok $? "st-encode: a progress line on a terminal"
+	st-encode --model "$TMP/m" --batch-size 1 < "$TMP/in.txt" > "$TMP/b1.json"
+	same "$TMP/pty.json" "$TMP/b1.json"; ok $? "the same embeddings with the progress line"
+	script -q -c "st-mine --model '$TMP/m' < '$TMP/in.txt' > '$TMP/pty.mine'" /dev/null > "$TMP/pty.out" 2>&1
+	grep -q "st-mine: encoding texts" "$TMP/pty.out"; ok $? "st-mine: a progress line on a terminal"
+else
+	ok 0 "# SKIP script(1) is absent"; ok 0 "# SKIP script(1) is absent"; ok 0 "# SKIP script(1) is absent"
+fi
+st-encode --model "$TMP/m" < "$TMP/in.txt" 2> "$TMP/pipe.err" | cat > /dev/null
+is "$(wc -c < "$TMP/pipe.err")" 0 "no progress line when stderr is not a terminal"
+
 # --- bad input
 st-encode --model "$TMP/m" --prompt-name nope < "$TMP/in.txt" > /dev/null 2> "$TMP/err"
 is $? 65 "unknown prompt name: exit 65"
