@@ -73,6 +73,22 @@ for tl in open(sys.argv[1]):
     print(json.dumps({"embedding": t.mean(axis=0).tolist()}))
 PY
 close "$TMP/q.json" "$TMP/x_all.json" 1e-5; ok $? "include_prompt true = numpy mean over all tokens"
+# max and weightedmean pools masked the same way (weights stay the positions 1..T, as the library's)
+tiny_model "$TMP/mm" --pooling max,weightedmean
+jq '.prompts = {"query": "query: "}' "$TMP/mm/config_sentence_transformers.json" > "$TMP/c" &&
+	mv "$TMP/c" "$TMP/mm/config_sentence_transformers.json"
+jq '.include_prompt = false' "$TMP/mm/1_Pooling/config.json" > "$TMP/c" && mv "$TMP/c" "$TMP/mm/1_Pooling/config.json"
+st-encode --model "$TMP/mm" --prompt-name query < "$TMP/in.txt" > "$TMP/mm.json"
+st-encode --model "$TMP/mm" --prompt-name query --output token_embeddings < "$TMP/in.txt" > "$TMP/mmt.json"
+$PY - "$TMP/mmt.json" > "$TMP/mm_ref.json" <<'PY'
+import json, sys
+import numpy as np
+for tl in open(sys.argv[1]):
+    t = np.array(json.loads(tl)["token_embeddings"], dtype=np.float64)
+    w = np.arange(1, len(t) + 1, dtype=np.float64)[3:, None]
+    print(json.dumps({"embedding": t[3:].max(axis=0).tolist() + ((t[3:] * w).sum(axis=0) / w.sum()).tolist()}))
+PY
+close "$TMP/mm.json" "$TMP/mm_ref.json" 1e-5; ok $? "include_prompt false, max,weightedmean = numpy over the tokens after the prompt"
 st-encode --model "$TMP/mx" < "$TMP/in.txt" > "$TMP/x0.json"
 same "$TMP/x0.json" "$TMP/plain.json"; ok $? "include_prompt false without a prompt changes nothing"
 
