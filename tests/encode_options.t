@@ -160,6 +160,10 @@ sed 's/^/query: /' "$TMP/in.txt" > "$TMP/in_q.txt"
 sed 's/^/query: /' "$TMP/query.txt" | st-search --model "$TMP/m" --corpus "$TMP/in_q.txt" > "$TMP/s2"
 same "$TMP/s1" "$TMP/s2"; ok $? "st-search --prompt-name query = texts with the prompt typed in"
 
+printf '{"texts": ["the cat", "a dog ran"]}\n' | st-similarity --model "$TMP/m" --prompt-name query > "$TMP/sim1"
+printf '{"texts": ["query: the cat", "query: a dog ran"]}\n' | st-similarity --model "$TMP/m" > "$TMP/sim2"
+same "$TMP/sim1" "$TMP/sim2" && [ -s "$TMP/sim1" ]; ok $? "st-similarity --prompt-name query = texts with the prompt typed in"
+
 # --- progress line: on a terminal only (script gives the command a pty)
 if command -v script > /dev/null; then
 	script -q -c "st-encode --model '$TMP/m' --batch-size 1 < '$TMP/in.txt' > '$TMP/pty.json'" /dev/null > "$TMP/pty.out" 2>&1
