@@ -198,6 +198,7 @@ void model_free(st_model *m)
 	if (m->acts)
 		enc_acts_free(m->acts);
 	free(m->pooler);
+	free(m->prompt);
 	free(m->dir);
 	free(m->tok_src);
 	if (m->hf_config)
@@ -226,7 +227,8 @@ static void heads_forward(st_model *m, const float *tok, const int32_t *lengths,
 {
 	int d0 = head_in_dim(m, 0);
 	float *cur = keep ? keep[0] : xmalloc(xmul((size_t)B * d0, sizeof(float)));
-	model_pool_forward(m->pool_modes, tok, lengths, B, T, m->enc.hidden, cur);
+	/* only inference masks a prompt: model_embed_backward's pooling backward knows no skip */
+	model_pool_forward_skip(m->pool_modes, tok, lengths, keep ? 0 : m->pool_skip, B, T, m->enc.hidden, cur);
 	for (int k = 0; k < m->nheads; k++) {
 		const struct model_head *h = &m->heads[k];
 		int din = head_in_dim(m, k), dout = head_in_dim(m, k + 1);
@@ -382,4 +384,63 @@ const char *model_activation_class(int act)
 		if (act_names[i].act == act)
 			return act_names[i].cls;
 	return NULL;
+}
+
+void model_token_states(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T, float *tok)
+{
+	if (B > 0)
+		enc_forward(&m->enc, m->params, ids, lengths, B, T, tok, NULL);
+}
+
+int model_resolve_prompt(const st_model *m, const char *name, const char *text, const char **prompt, char *err,
+			 size_t errlen)
+{
+	*prompt = NULL;
+	if (text) {   /* the library: prompt wins over prompt_name */
+		*prompt = text;
+		return 0;
+	}
+	json_t *prompts = m->st_config ? json_object_get(m->st_config, "prompts") : NULL;
+	if (!name) {
+		json_t *def = m->st_config ? json_object_get(m->st_config, "default_prompt_name") : NULL;
+		if (!json_is_string(def))
+			return 0;
+		name = json_string_value(def);
+	}
+	json_t *p = json_object_get(prompts, name);
+	if (!json_is_string(p)) {
+		/* name the keys there are, as the library's ValueError does */
+		char keys[512] = "";
+		size_t used = 0;
+		const char *k;
+		json_t *v;
+		if (json_is_object(prompts))
+			json_object_foreach(prompts, k, v) {
+				int w = snprintf(keys + used, sizeof keys - used, "%s%s", used ? ", " : "", k);
+				if (w < 0 || (size_t)w >= sizeof keys - used)
+					break;
+				used += (size_t)w;
+			}
+		model_seterr(err, errlen, "prompt name '%s' not found in the prompts of %s/config_sentence_transformers.json "
+			     "(%s%s)", name, m->dir, used ? "names: " : "it has none", keys);
+		return -1;
+	}
+	*prompt = json_string_value(p);
+	return 0;
+}
+
+void model_set_prompt(st_model *m, const char *prompt, int prompt_length)
+{
+	free(m->prompt);
+	m->prompt = prompt && *prompt ? xstrdup(prompt) : NULL;
+	m->pool_skip = m->prompt && !m->include_prompt && prompt_length > 0 ? prompt_length : 0;
+}
+
+const char *model_prompt(const st_model *m) { return m->prompt; }
+int model_include_prompt(const st_model *m) { return m->include_prompt; }
+
+int model_truncate_dim(const st_model *m)
+{
+	json_t *t = m->st_config ? json_object_get(m->st_config, "truncate_dim") : NULL;
+	return json_is_integer(t) && json_integer_value(t) > 0 ? (int)json_integer_value(t) : 0;
 }

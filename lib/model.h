@@ -74,10 +74,31 @@ void model_add_normalize(st_model *m);
 void model_set_max_seq_length(st_model *m, int n);
 void model_free(st_model *m);
 
+/* ---- prompts and truncate_dim (config_sentence_transformers.json), as SentenceTransformer.encode ---- */
+/* The prompt encode would prepend: text when not NULL (even ""), else prompts[name] when name is not NULL,
+ * else prompts[default_prompt_name] when the config names one, else NULL. -1 + message for a name the
+ * config's prompts do not have. */
+int model_resolve_prompt(const st_model *m, const char *name, const char *text, const char **prompt, char *err,
+			 size_t errlen);
+/* Makes prompt (copied; NULL or "": none) the text model users prepend (model_prompt) and, when the Pooling
+ * config says include_prompt: false, masks the first prompt_length positions (the prompt's tokens with the
+ * leading special token, as the library's prompt_length) out of pooling in model_embed. Inference only:
+ * model_embed_backward does not mask. */
+void model_set_prompt(st_model *m, const char *prompt, int prompt_length);
+const char *model_prompt(const st_model *m);
+int model_include_prompt(const st_model *m);
+/* truncate_dim of config_sentence_transformers.json, 0 when absent or null. */
+int model_truncate_dim(const st_model *m);
+/* Token states of the transformer: ids [B][T], lengths [B] -> tok [B][T][hidden] (positions < lengths[b]). */
+void model_token_states(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T, float *tok);
+
 /* ---- the heads as plain functions (model_heads.c; used by model_embed, exposed for tests) ---- */
 int model_pool_count(int modes);
 /* H [B][T][d] (positions < lengths[b] read) -> out [B][count*d], enabled modes concatenated in order. */
 void model_pool_forward(int modes, const float *H, const int32_t *lengths, int B, int T, int d, float *out);
+/* The same with positions < skip left out of the masked modes (a prompt excluded by include_prompt: false). */
+void model_pool_forward_skip(int modes, const float *H, const int32_t *lengths, int skip, int B, int T, int d,
+			     float *out);
 /* dout [B][count*d] -> dH [B][T][d] (overwritten, zero at pads). */
 void model_pool_backward(int modes, const float *H, const int32_t *lengths, int B, int T, int d,
 			 const float *dout, float *dH);

@@ -23,6 +23,14 @@ static int last_index(int len, int T) { return len > 0 ? len - 1 : T - 1; }
  * out [B][count*d]: the enabled modes concatenated in the library's order. */
 void model_pool_forward(int modes, const float *H, const int32_t *lengths, int B, int T, int d, float *out)
 {
+	model_pool_forward_skip(modes, H, lengths, 0, B, T, d, out);
+}
+
+/* skip > 0: positions < skip are masked out of the modes that use the attention mask (max, mean, mean_sqrt_len,
+ * weightedmean; the library zeroes attention_mask[:, :prompt_length]); cls and lasttoken read as before. */
+void model_pool_forward_skip(int modes, const float *H, const int32_t *lengths, int skip, int B, int T, int d,
+			     float *out)
+{
 	int width = model_pool_count(modes) * d;
 	#pragma omp parallel for schedule(static)
 	for (int b = 0; b < B; b++) {
@@ -37,7 +45,7 @@ void model_pool_forward(int modes, const float *H, const int32_t *lengths, int B
 		if (modes & MODEL_POOL_MAX) {
 			/* pads are set to -1e9 before the max, so an empty row gives -1e9 */
 			for (int k = 0; k < d; k++) o[k] = -1e9f;
-			for (int l = 0; l < len; l++)
+			for (int l = skip; l < len; l++)
 				for (int k = 0; k < d; k++)
 					if (h[(size_t)l * d + k] > o[k]) o[k] = h[(size_t)l * d + k];
 			o += d;
@@ -45,9 +53,9 @@ void model_pool_forward(int modes, const float *H, const int32_t *lengths, int B
 		if (modes & (MODEL_POOL_MEAN | MODEL_POOL_MEAN_SQRT_LEN)) {
 			float *sum = o;   /* reuse the output slot for the sum, then scale */
 			for (int k = 0; k < d; k++) sum[k] = 0.0f;
-			for (int l = 0; l < len; l++)
+			for (int l = skip; l < len; l++)
 				for (int k = 0; k < d; k++) sum[k] += h[(size_t)l * d + k];
-			float n = len > 0 ? (float)len : 1e-9f;
+			float n = len > skip ? (float)(len - skip) : 1e-9f;
 			if (modes & MODEL_POOL_MEAN) {
 				float *mean = o;
 				if (modes & MODEL_POOL_MEAN_SQRT_LEN) {
@@ -66,7 +74,7 @@ void model_pool_forward(int modes, const float *H, const int32_t *lengths, int B
 			/* weights 1..T over the padded sequence; pads masked out */
 			for (int k = 0; k < d; k++) o[k] = 0.0f;
 			float wsum = 0.0f;
-			for (int l = 0; l < len; l++) {
+			for (int l = skip; l < len; l++) {
 				float w = (float)(l + 1);
 				wsum += w;
 				for (int k = 0; k < d; k++) o[k] += w * h[(size_t)l * d + k];

@@ -25,6 +25,8 @@ struct st_model {
 	json_t *st_config;        /* config_sentence_transformers.json as read; NULL for a new model */
 	int max_seq_length, do_lower_case;
 	int pool_modes, include_prompt;
+	char *prompt;             /* model_set_prompt: prepended by the encoders; NULL none */
+	int pool_skip;            /* positions masked out of pooling (prompt_length when include_prompt is false) */
 	int nheads;
 	struct model_head heads[MODEL_MAX_HEADS];
 	size_t n_enc, n_params;   /* encoder floats; all floats */

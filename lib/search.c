@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "gemm.h"
@@ -321,13 +322,108 @@ static int cmp_len_desc(const void *pa, const void *pb)
 	return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
+/* --prompt-name / --prompt of the tool, applied by search_open_model */
+static const char *opt_prompt_name, *opt_prompt_text;
+
+void search_prompt_option(const char *name, const char *text)
+{
+	if (name)
+		opt_prompt_name = name;
+	if (text)
+		opt_prompt_text = text;
+}
+
+int search_prompt_setup(struct st_model *m, struct tokenizer *tok, const char *name, const char *text, char *err,
+			size_t errlen)
+{
+	const char *prompt;
+	if (model_resolve_prompt(m, name, text, &prompt, err, errlen) < 0)
+		return -1;
+	int prompt_length = 0;
+	if (prompt && *prompt) {
+		/* the library's prompt_length: the tokenized prompt less its final special token */
+		int32_t ids[4096];
+		int got = tokenizer_encode(tok, prompt, strlen(prompt), -1, ids, 4096);
+		if (got < 0) {
+			snprintf(err, errlen, "cannot tokenize the prompt \"%s\"", prompt);
+			return -1;
+		}
+		prompt_length = got - 1;
+	}
+	model_set_prompt(m, prompt, prompt_length);
+	return 0;
+}
+
 void search_open_model(const char *dir, struct st_model **m, struct tokenizer **tok)
 {
 	char err[1024];
 	*m = model_open(dir);
 	if (tok && !(*tok = tokenizer_load(model_dir(*m), err, sizeof err)))
 		die(EX_DATAERR, "%s", err);   /* the model directory exists: its tokenizer is broken */
+	if (tok && search_prompt_setup(*m, *tok, opt_prompt_name, opt_prompt_text, err, sizeof err) < 0)
+		die(EX_DATAERR, "%s", err);
 }
+
+/* The text search_encode tokenizes: the model's prompt (model_set_prompt) + text; *buf is reused. */
+static const char *with_prompt(struct st_model *m, const char *text, size_t len, size_t *outlen, char **buf,
+			       size_t *bufcap)
+{
+	const char *p = model_prompt(m);
+	if (!p) {
+		*outlen = len;
+		return text;
+	}
+	size_t pl = strlen(p);
+	if (*bufcap < pl + len + 1) {
+		*bufcap = 2 * (pl + len + 1);
+		*buf = xrealloc(*buf, *bufcap);
+	}
+	memcpy(*buf, p, pl);
+	memcpy(*buf + pl, text, len);
+	(*buf)[pl + len] = 0;
+	*outlen = pl + len;
+	return *buf;
+}
+
+int search_encode_tokens(struct st_model *m, struct tokenizer *tok, const char *text, size_t len, int max_len,
+			 float **states, int *ntok)
+{
+	if (max_len <= 0)
+		max_len = model_max_seq_length(m);
+	char *buf = NULL;
+	size_t cap = 0, plen;
+	const char *t = with_prompt(m, text, len, &plen, &buf, &cap);
+	int room = 256, got;
+	int32_t *ids = NULL;
+	for (;;) {
+		ids = xrealloc(ids, xmul(room, sizeof *ids));
+		got = tokenizer_encode(tok, t, plen, max_len, ids, room);
+		if (got < 0 || got <= room)
+			break;
+		room = got;
+	}
+	free(buf);
+	if (got < 0) {
+		free(ids);
+		return -1;
+	}
+	int vocab = model_encoder_config(m)->vocab_size, hidden = model_encoder_config(m)->hidden;
+	for (int k = 0; k < got; k++)
+		if (ids[k] < 0 || ids[k] >= vocab) {
+			free(ids);
+			return -1;
+		}
+	int T = got > 0 ? got : 1;
+	int32_t length = got;
+	*states = xmalloc(xmul(xmul(T, hidden), sizeof(float)));
+	model_token_states(m, ids, &length, 1, T, *states);
+	*ntok = got;
+	free(ids);
+	return 0;
+}
+
+/* texts encoded by earlier calls: the progress line counts from the tool's first text */
+static size_t progress_base;
 
 int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *texts, const size_t *lens,
                   size_t n, int batch_size, int max_len, float *out, char *err, size_t errlen)
@@ -340,11 +436,15 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 	/* token ids of every text, in one buffer */
 	size_t *off = xmalloc(xmul(n + 1, sizeof *off)), cap = 1024, used = 0;
 	int32_t *ids = xmalloc(xmul(cap, sizeof *ids));
+	char *pbuf = NULL;   /* prompt + text, when the model has a prompt */
+	size_t pcap = 0;
 	for (size_t i = 0; i < n; i++) {
 		int got;
+		size_t tlen;
+		const char *text = with_prompt(m, texts[i], lens[i], &tlen, &pbuf, &pcap);
 		for (;;) {
 			int room = cap - used > (size_t)1 << 30 ? 1 << 30 : (int)(cap - used);
-			got = tokenizer_encode(tok, texts[i], lens[i], max_len, ids + used, room);
+			got = tokenizer_encode(tok, text, tlen, max_len, ids + used, room);
 			if (got < 0) {
 				snprintf(err, errlen, "cannot tokenize text %zu", i + 1);
 				goto fail;
@@ -365,6 +465,8 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 		used += got;
 	}
 	off[n] = used;
+	free(pbuf);
+	pbuf = NULL;
 	/* longest first: batches of similar lengths */
 	by_len *order = xmalloc(xmul(n ? n : 1, sizeof *order));
 	for (size_t i = 0; i < n; i++) {
@@ -388,6 +490,7 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 			memcpy(batch + (size_t)r * T, ids + off[i], sizeof *ids * lengths[r]);
 		}
 		model_embed(m, batch, lengths, B, T, emb, NULL);
+		st_progress("encoding texts", (double)(progress_base + b0 + B), (double)(progress_base + n));
 		for (int r = 0; r < B; r++) {
 			/* a NaN would print as invalid JSON and rank as nothing: the model is broken, say so */
 			for (int k = 0; k < dim; k++)
@@ -409,8 +512,12 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 	free(order);
 	free(off);
 	free(ids);
+	progress_base += n;
+	if (isatty(1))
+		st_progress_end();   /* what the tool prints next starts on its own line */
 	return 0;
 fail:
+	free(pbuf);
 	free(off);
 	free(ids);
 	return -1;

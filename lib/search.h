@@ -43,6 +43,25 @@ int search_encode(struct st_model *m, struct tokenizer *tok, const char *const *
 /* For the tools that encode: model_open(DIR) and, when tok is not NULL, its tokenizer (65 when that cannot be
  * loaded). */
 void search_open_model(const char *dir, struct st_model **m, struct tokenizer **tok);
+/* Prompts (config_sentence_transformers.json), as encode(prompt_name=, prompt=): the tool's --prompt-name
+ * and --prompt, kept for search_open_model, which applies them (or the config's default_prompt_name) with
+ * search_prompt_setup to every model it opens with a tokenizer; search_encode then prepends the prompt. */
+void search_prompt_option(const char *name, const char *text);
+/* The tools' option table entries and st_getopt values for --prompt-name NAME and --prompt TEXT. */
+enum { SEARCH_OPT_PROMPT_NAME = 0x7001, SEARCH_OPT_PROMPT };
+#define SEARCH_PROMPT_OPTIONS \
+	{ "prompt-name", required_argument, 0, SEARCH_OPT_PROMPT_NAME }, { "prompt", required_argument, 0, SEARCH_OPT_PROMPT }
+#define SEARCH_PROMPT_USAGE \
+	"  --prompt-name NAME    prepend prompts[NAME] of the model's config_sentence_transformers.json to every\n" \
+	"                        text encoded (default: its default_prompt_name, when set)\n" \
+	"  --prompt TEXT         prepend TEXT instead ('' turns the default prompt off)\n"
+/* model_resolve_prompt + the prompt's token length for include_prompt: false; -1 + message. */
+int search_prompt_setup(struct st_model *m, struct tokenizer *tok, const char *name, const char *text, char *err,
+			size_t errlen);
+/* output_value="token_embeddings" for one text (with the model's prompt): *states [*ntok][hidden], malloc'd,
+ * every real token. -1 when the text cannot be tokenized or gives ids outside the vocabulary. */
+int search_encode_tokens(struct st_model *m, struct tokenizer *tok, const char *text, size_t len, int max_len,
+			 float **states, int *ntok);
 
 /* Embedding cache files: "STEMB1\0\0", uint64 n, uint64 d, uint64 key, then n*d float32 little-endian.
  * key identifies what was embedded (search_cache_key of the weights and the texts). Written atomically. */

@@ -87,8 +87,15 @@ int st_getopt(int argc, char **argv, const struct option *opts, const char *usag
 	return c;
 }
 
+static int progress_on;   /* a progress line is on the terminal's current line: messages start below it */
+
 static void vmessage(const char *prefix, const char *fmt, va_list ap)
 {
+	if (progress_on) {
+		progress_on = 0;
+		if (write(2, "\n", 1) < 0)
+			return;
+	}
 	char buf[4096];
 	int n = snprintf(buf, sizeof buf, "%s: %s", st_prog, prefix);
 	if (n < 0 || n >= (int)sizeof buf)
@@ -281,4 +288,51 @@ char *st_read_file(const char *path, size_t *len)
 	if (len)
 		*len = n;
 	return buf;
+}
+
+/* ---- progress on a terminal ---- */
+static double progress_t0, progress_last;
+
+void st_progress_end(void)
+{
+	if (progress_on) {
+		progress_on = 0;
+		if (write(2, "\n", 1) < 0)
+			return;
+	}
+}
+
+static void progress_atexit(void) { st_progress_end(); }
+
+void st_progress(const char *what, double done, double total)
+{
+	static int checked, tty;
+	if (!checked) {
+		checked = 1;
+		tty = st_stderr_is_tty();
+		if (tty)
+			atexit(progress_atexit);
+		progress_t0 = st_now();
+	}
+	if (!tty)
+		return;
+	double now = st_now();
+	if (now - progress_last < 0.1 && done < total)
+		return;   /* a tenth of a second between redraws */
+	progress_last = now;
+	double rate = now > progress_t0 ? done / (now - progress_t0) : 0;
+	char line[256];
+	if (total > 0) {
+		double left = rate > 0 ? (total - done) / rate : 0;
+		int width = 24, fill = (int)(width * (done / total));
+		char bar[32];
+		for (int i = 0; i < width; i++)
+			bar[i] = i < fill ? '#' : '.';
+		bar[width] = 0;
+		snprintf(line, sizeof line, "\r%s: %s [%s] %.0f/%.0f  %.0f/s  ETA %d:%02d   ", st_prog, what, bar, done,
+			 total, rate, (int)(left / 60), (int)left % 60);
+	} else
+		snprintf(line, sizeof line, "\r%s: %s %.0f  %.0f/s   ", st_prog, what, done, rate);
+	if (write(2, line, strlen(line)) >= 0)
+		progress_on = 1;
 }

@@ -47,6 +47,12 @@ double st_parse_double(const char *opt, const char *s);
 /* True when stderr is a terminal (progress bars only then). */
 int st_stderr_is_tty(void);
 
+/* A progress line on stderr, only when it is a terminal (redrawn in place at most ten times a second; total
+ * 0: unknown): "st-NAME: WHAT [####....] done/total  rate/s  ETA m:ss". Any message printed through die/warn
+ * starts on a new line; the line is ended at exit or by st_progress_end. */
+void st_progress(const char *what, double done, double total);
+void st_progress_end(void);
+
 /* Monotonic seconds. */
 double st_now(void);
 

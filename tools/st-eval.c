@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "search.h"
 #include "st.h"
 #include "stream.h"
 
@@ -36,6 +37,7 @@ static const char usage[] =
 	"                              --precision-recall-at-k (1,3,5,10), --map-at-k (100)\n"
 	"  --top-k K, --max-pairs N    paraphrase-mining (default 100, 500000)\n"
 	"  --corpus-chunk-size N       paraphrase-mining (default 100000)\n"
+	SEARCH_PROMPT_USAGE
 	"  --threads N                 threads (default all cores)\n"
 	"  --help                      this text\n";
 
@@ -73,6 +75,7 @@ int main(int argc, char **argv)
 		{"max-pairs", required_argument, 0, O_MAX_PAIRS},
 		{"corpus-chunk-size", required_argument, 0, O_CHUNK},
 		{"threads", required_argument, 0, O_THREADS},
+		SEARCH_PROMPT_OPTIONS,
 		{0},
 	};
 	int c;
@@ -96,6 +99,8 @@ int main(int argc, char **argv)
 		case O_TOP_K: o.top_k = (int)st_parse_long("--top-k", optarg); break;
 		case O_MAX_PAIRS: o.max_pairs = (size_t)st_parse_long("--max-pairs", optarg); break;
 		case O_CHUNK: o.corpus_chunk = (size_t)st_parse_long("--corpus-chunk-size", optarg); break;
+		case SEARCH_OPT_PROMPT_NAME: search_prompt_option(optarg, NULL); break;
+		case SEARCH_OPT_PROMPT: search_prompt_option(NULL, optarg); break;
 		case O_THREADS: threads = st_parse_long("--threads", optarg); break;
 		}
 	if (optind == argc)

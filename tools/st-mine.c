@@ -31,6 +31,7 @@ static const char usage[] =
 	"  --corpus-chunk-size N    sentences per corpus chunk (default 100000)\n"
 	"  --score-function F       cosine (default) or dot\n"
 	"  --batch-size N           texts per forward pass (default 32)\n"
+	SEARCH_PROMPT_USAGE
 	"  --threads N              threads (default all cores)\n"
 	"  --help                   this text\n";
 
@@ -44,6 +45,7 @@ static const struct option opts[] = {
 	{ "score-function", required_argument, 0, OPT_SCORE },
 	{ "batch-size", required_argument, 0, OPT_BATCH },
 	{ "threads", required_argument, 0, OPT_THREADS },
+	SEARCH_PROMPT_OPTIONS,
 	{ 0 }
 };
 
@@ -67,6 +69,8 @@ int main(int argc, char **argv)
 				usage_error(usage, "--score-function: cosine or dot, not '%s'", optarg);
 			break;
 		case OPT_BATCH: batch = st_parse_long("--batch-size", optarg); break;
+		case SEARCH_OPT_PROMPT_NAME: search_prompt_option(optarg, NULL); break;
+		case SEARCH_OPT_PROMPT: search_prompt_option(NULL, optarg); break;
 		case OPT_THREADS: threads = st_parse_long("--threads", optarg); break;
 		}
 	}

@@ -32,6 +32,7 @@ static const char usage[] =
 	"  --score-function F        cosine (default) or dot\n"
 	"  --query-chunk-size N      queries read and answered per round (default 1024)\n"
 	"  --batch-size N            texts per forward pass (default 32)\n"
+	SEARCH_PROMPT_USAGE
 	"  --threads N               threads (default all cores)\n"
 	"  --help                    this text\n";
 
@@ -60,6 +61,7 @@ static const struct option opts[] = {
 	{ "query-chunk-size", required_argument, 0, OPT_CHUNK },
 	{ "batch-size", required_argument, 0, OPT_BATCH },
 	{ "threads", required_argument, 0, OPT_THREADS },
+	SEARCH_PROMPT_OPTIONS,
 	{ 0 }
 };
 
@@ -84,6 +86,8 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CHUNK: chunk = st_parse_long("--query-chunk-size", optarg); break;
 		case OPT_BATCH: batch = st_parse_long("--batch-size", optarg); break;
+		case SEARCH_OPT_PROMPT_NAME: search_prompt_option(optarg, NULL); break;
+		case SEARCH_OPT_PROMPT: search_prompt_option(NULL, optarg); break;
 		case OPT_THREADS: threads = st_parse_long("--threads", optarg); break;
 		}
 	}

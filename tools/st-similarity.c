@@ -36,6 +36,7 @@ static const char usage[] =
 	"                       or records with float32 \"embeddings\" [dim] or [rows][dim]\n"
 	"  --batch-size N       texts per forward pass (default 32)\n"
 	"  --window N           pairs, or queries, encoded and written per round (default 1024)\n"
+	SEARCH_PROMPT_USAGE
 	"  --threads N          threads (default all cores)\n"
 	"  --help               this text\n"
 	"\n"
@@ -220,6 +221,7 @@ int main(int argc, char **argv)
 		{ "batch-size", required_argument, NULL, OPT_BATCH },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "threads", required_argument, NULL, OPT_THREADS },
+		SEARCH_PROMPT_OPTIONS,
 		{ 0 },
 	};
 	ctx c = { .batch = 32, .sim = -1 };
@@ -244,6 +246,8 @@ int main(int argc, char **argv)
 			if ((window = st_parse_long("--window", optarg)) < 1 || window > 1 << 24)
 				usage_error(usage, "--window out of range");
 			break;
+		case SEARCH_OPT_PROMPT_NAME: search_prompt_option(optarg, NULL); break;
+		case SEARCH_OPT_PROMPT: search_prompt_option(NULL, optarg); break;
 		case OPT_THREADS: threads = st_parse_long("--threads", optarg); break;
 		}
 	}

@@ -6,6 +6,7 @@
 #include "tokenizer.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@ static const char usage[] =
 	"  --max-seq-length N    truncate to N ids counting special tokens (default: the model's;\n"
 	"                        0 = the model's, -1 = no truncation)\n"
 	"  --no-strip            do not strip surrounding whitespace from texts (sentence-transformers does)\n"
+	"  --prompt-name NAME    prepend prompts[NAME] of the model's config_sentence_transformers.json to every text\n"
+	"                        (training's prompts argument; no default prompt is applied in training)\n"
+	"  --prompt TEXT         prepend TEXT to every text (include_prompt: false is applied at inference only)\n"
 	"  --skip-bad            skip records without texts (with a warning) instead of failing\n"
 	"  --json                write JSON Lines instead of msgpack\n"
 	"  --threads N           accepted for uniformity; tokenization runs on one core\n"
@@ -32,9 +36,10 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
 	st_tool_init("st-tokenize", argc, argv, usage);
-	const char *model = NULL, *tok_path = NULL;
+	const char *model = NULL, *tok_path = NULL, *prompt_name = NULL, *prompt = NULL;
 	int max_len = 0, json = 0, skip_bad = 0, strip = 1;
-	enum { O_MODEL = 256, O_TOKENIZER, O_MAX_SEQ_LENGTH, O_THREADS, O_JSON, O_SKIP_BAD, O_NO_STRIP };
+	enum { O_MODEL = 256, O_TOKENIZER, O_MAX_SEQ_LENGTH, O_THREADS, O_JSON, O_SKIP_BAD, O_NO_STRIP, O_PROMPT_NAME,
+	       O_PROMPT };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL},
 		{"tokenizer", required_argument, 0, O_TOKENIZER},
@@ -43,6 +48,8 @@ int main(int argc, char **argv)
 		{"json", no_argument, 0, O_JSON},
 		{"skip-bad", no_argument, 0, O_SKIP_BAD},
 		{"no-strip", no_argument, 0, O_NO_STRIP},
+		{"prompt-name", required_argument, 0, O_PROMPT_NAME},
+		{"prompt", required_argument, 0, O_PROMPT},
 		{0},
 	};
 	int c;
@@ -55,6 +62,8 @@ int main(int argc, char **argv)
 		case O_JSON: json = 1; break;
 		case O_SKIP_BAD: skip_bad = 1; break;
 		case O_NO_STRIP: strip = 0; break;
+		case O_PROMPT_NAME: prompt_name = optarg; break;
+		case O_PROMPT: prompt = optarg; break;
 		}
 	if (optind < argc)
 		usage_error(usage, "unexpected argument '%s'", argv[optind]);
@@ -65,6 +74,22 @@ int main(int argc, char **argv)
 	tokenizer *t = tokenizer_load(src, err, sizeof err);
 	if (!t)
 		die(access(src, F_OK) ? EX_NOINPUT : EX_DATAERR, "%s", err);   /* missing: 66, broken: 65 */
+	json_t *stc = NULL;
+	if (prompt_name && !prompt) {   /* --prompt wins, as in encode() */
+		if (!model)
+			usage_error(usage, "--prompt-name needs --model DIR (its config_sentence_transformers.json)");
+		char path[4096];
+		snprintf(path, sizeof path, "%s/config_sentence_transformers.json", src);
+		json_error_t je;
+		stc = json_load_file(path, 0, &je);
+		json_t *p = json_object_get(json_object_get(stc, "prompts"), prompt_name);
+		if (!json_is_string(p))
+			die(EX_DATAERR, "prompt name '%s' not found in the prompts of %s", prompt_name, path);
+		prompt = json_string_value(p);
+	}
+	size_t prompt_len = prompt ? strlen(prompt) : 0;
+	char *joined = NULL;   /* prompt + text */
+	size_t joined_cap = 0;
 	if (max_len < 0)
 		max_len = -1;
 	else if (max_len == 0 && tokenizer_max_seq_length(t) <= 0)
@@ -97,6 +122,15 @@ int main(int argc, char **argv)
 		st_val *arr = st_array();
 		for (int k = 0; k < n; k++) {
 			int m;
+			if (prompt_len) {
+				if (joined_cap < prompt_len + lens[k] + 1)
+					joined = xrealloc(joined, joined_cap = 2 * (prompt_len + lens[k] + 1));
+				memcpy(joined, prompt, prompt_len);
+				memcpy(joined + prompt_len, texts[k], lens[k]);
+				joined[prompt_len + lens[k]] = 0;
+				texts[k] = joined;
+				lens[k] += prompt_len;
+			}
 			for (;;) {
 				m = strip ? tokenizer_encode(t, texts[k], lens[k], max_len, ids, cap)
 					  : tokenizer_encode_hf(t, texts[k], lens[k], 1, max_len, ids, cap);
@@ -128,6 +162,9 @@ int main(int argc, char **argv)
 	st_writer_close(w);
 	st_reader_close(r);
 	free(ids);
+	free(joined);
+	if (stc)
+		json_decref(stc);
 	tokenizer_free(t);
 	return 0;
 }
