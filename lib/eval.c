@@ -982,8 +982,11 @@ static char *run_one(const struct eval_opts *o, const char *spec, int idx)
 		dup2(p[1], 1);
 		close(p[0]);
 		close(p[1]);
-		execv(o->self, argv);
-		fprintf(stderr, "st-eval: sequential: cannot run %s: %s\n", o->self, strerror(errno));
+		if (o->self)
+			execv(o->self, argv);
+		else   /* called in-process by another tool: st-eval from PATH */
+			execvp("st-eval", argv);
+		fprintf(stderr, "st-eval: sequential: cannot run %s: %s\n", o->self ? o->self : "st-eval", strerror(errno));
 		_exit(EX_OSERR);
 	}
 	close(p[1]);
