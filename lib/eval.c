@@ -1284,8 +1284,9 @@ void eval_run(struct eval_opts *o, st_reader *in, const char *source, struct eva
 		eval_sequential(o, M);
 		return;
 	}
-	if (!o->nsims)
-		o->sims[o->nsims++] = o->model && !o->embeddings ? model_similarity(o->model) : METRICS_COSINE;
+	if (!o->nsims)   /* RerankingEvaluator's similarity_fct is cos_sim whatever the model says */
+		o->sims[o->nsims++] = o->model && !o->embeddings && o->kind != EVAL_RERANKING ? model_similarity(o->model)
+											       : METRICS_COSINE;
 	struct data D = { 0 };
 	read_examples(&D, o, in, source);
 	if (o->corpus)
