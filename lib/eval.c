@@ -965,6 +965,17 @@ static char *run_one(const struct eval_opts *o, const char *spec, int idx)
 		die(EX_USAGE, "sequential: --eval '%s' names no evaluator", spec);
 	if (!strcmp(argv[1], "sequential"))
 		die(EX_USAGE, "sequential: an evaluator cannot be sequential itself");
+	int argc = 2;
+	while (argv[argc])
+		argc++;
+	int has_dir = 0;
+	for (int k = 2; k < argc; k++)
+		has_dir |= !strcmp(argv[k], "--output-dir");
+	if (o->output_dir && !has_dir && argc + 2 < 256) {   /* every evaluator writes its CSV there, as output_path */
+		argv[argc++] = (char *)"--output-dir";
+		argv[argc++] = (char *)o->output_dir;
+		argv[argc] = NULL;
+	}
 	argv[0] = (char *)"st-eval";
 	int fd_in = -1;
 	if (input && (fd_in = open(input, O_RDONLY)) < 0)

@@ -130,6 +130,10 @@ is "$(printf '%s' "$r" | jq '.sequential_score == .["ndcg@10"]')" true "sequenti
 r=$(st-eval sequential --main-score mean --eval "translation --embeddings --name tr < $TMP/tr.jsonl" --eval "reranking --embeddings <$TMP/rr.jsonl")
 is "$(printf '%s' "$r" | jq '(.sequential_score - (.tr_mean_accuracy + .["ndcg@10"]) / 2) | fabs < 1e-12')" true \
 	"--main-score mean: the mean of the primary scores"
+st-eval sequential --output-dir "$TMP/seq" --eval "translation --embeddings --name tr < $TMP/tr.jsonl" \
+	--eval "reranking --embeddings <$TMP/rr.jsonl" > /dev/null
+ls "$TMP/seq/translation_evaluation_tr_results.csv" "$TMP/seq/RerankingEvaluator_results_@10.csv" > /dev/null
+ok $? "sequential --output-dir: every evaluator writes its CSV there"
 r=$(ST_MODEL="$TMP/m" st-eval sequential --eval "translation < $TMP/par.jsonl")
 is "$(printf '%s' "$r" | jq -c 'del(.sequential_score)')" "$(jq -c . "$TMP/tr_text.json")" "sequential passes the model on (ST_MODEL)"
 
