@@ -8,11 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "eval.h"
 #include "metrics.h"
 #include "model.h"
+#include "safetensors.h"
 #include "search.h"
 #include "st.h"
 #include "stream.h"
@@ -34,6 +38,11 @@ struct data {
 	int *has_label;
 	size_t ncorpus_extra;
 	int32_t *corpus_extra;
+	/* reranking: example i's query is cols[i][0]; its documents rr_ids[rr_start[i] ..], the first label[i] of
+	 * them positive */
+	int32_t *rr_ids;
+	float *emb2;         /* mse with a model: the student's embeddings of column 1, [n][d] */
+	size_t rr_n, rr_cap, *rr_start;
 };
 
 static void data_free(struct data *D)
@@ -45,6 +54,9 @@ static void data_free(struct data *D)
 	free(D->label);
 	free(D->has_label);
 	free(D->corpus_extra);
+	free(D->rr_ids);
+	free(D->emb2);
+	free(D->rr_start);
 	memset(D, 0, sizeof *D);
 }
 
@@ -184,8 +196,76 @@ static float *record_rows(const st_val *rec, int *ndim, int64_t shape[3], int *o
 	return NULL;
 }
 
+/* reranking: one item of a {"query", "positive": [...], "negative": [...]} record: a text, or with --embeddings
+ * an array of numbers */
+static int32_t rerank_item(struct data *D, const struct eval_opts *o, const st_val *v, const char *field,
+			   const char *where)
+{
+	if (!o->embeddings) {
+		if (!v || v->type != ST_STR)
+			die(EX_DATAERR, "reranking: \"%s\" needs texts (%s)", field, where);
+		return (int32_t)add_text(D, v->str.s, v->str.len, NULL, 0, where);
+	}
+	if (!v || v->type != ST_ARRAY || v->arr.n == 0)
+		die(EX_DATAERR, "reranking --embeddings: \"%s\" needs arrays of numbers (%s)", field, where);
+	float *row = xmalloc(xmul(v->arr.n, sizeof(float)));
+	for (size_t k = 0; k < v->arr.n; k++) {
+		double x;
+		if (st_num(v->arr.items[k], &x) < 0)
+			die(EX_DATAERR, "reranking --embeddings: \"%s\" holds something other than numbers (%s)", field, where);
+		row[k] = (float)x;
+	}
+	int32_t id = (int32_t)add_row(D, row, (int)v->arr.n, where);
+	free(row);
+	return id;
+}
+
+static void read_reranking(struct data *D, const struct eval_opts *o, st_reader *in, const char *source)
+{
+	st_val *rec;
+	size_t skipped = 0;
+	while ((rec = st_read(in))) {
+		const char *where = st_reader_where(in);
+		const st_val *q = st_get(rec, "query"), *lists[2] = { st_get(rec, "positive"), st_get(rec, "negative") };
+		static const char *const field[2] = { "positive", "negative" };
+		if (!q)
+			die(EX_DATAERR, "reranking: a record without \"query\" (%s)", where);
+		for (int l = 0; l < 2; l++)
+			if (!lists[l] || lists[l]->type != ST_ARRAY)
+				die(EX_DATAERR, "reranking: \"%s\" must be a list (%s)", field[l], where);
+		/* the library drops samples without a positive or without a negative */
+		if (!lists[0]->arr.n || !lists[1]->arr.n) {
+			skipped++;
+			st_free(rec);
+			continue;
+		}
+		int32_t qid = rerank_item(D, o, q, "query", where);
+		if (D->n == D->cap)
+			D->rr_start = xrealloc(D->rr_start, xmul(D->cap ? 2 * D->cap + 1 : 1025, sizeof *D->rr_start));
+		D->rr_start[D->n] = D->rr_n;
+		for (int l = 0; l < 2; l++)
+			for (size_t k = 0; k < lists[l]->arr.n; k++) {
+				if (D->rr_n == D->rr_cap) {
+					D->rr_cap = D->rr_cap ? 2 * D->rr_cap : 1024;
+					D->rr_ids = xrealloc(D->rr_ids, xmul(D->rr_cap, sizeof *D->rr_ids));
+				}
+				D->rr_ids[D->rr_n++] = rerank_item(D, o, lists[l]->arr.items[k], field[l], where);
+			}
+		add_example(D, &qid, 1, 1, (double)lists[0]->arr.n);
+		D->rr_start[D->n] = D->rr_n;
+		st_free(rec);
+	}
+	if (D->n == 0)
+		die(EX_DATAERR, "reranking: no sample with both positive and negative documents in %s (%zu skipped)",
+		    source, skipped);
+}
+
 static void read_examples(struct data *D, const struct eval_opts *o, st_reader *in, const char *source)
 {
+	if (o->kind == EVAL_RERANKING) {
+		read_reranking(D, o, in, source);
+		return;
+	}
 	st_val *rec;
 	while ((rec = st_read(in))) {
 		const char *where = st_reader_where(in);
@@ -299,14 +379,30 @@ static void read_corpus(struct data *D, const struct eval_opts *o)
 
 /* ---- encoding ---- */
 
-static void encode_items(struct data *D, const struct eval_opts *o)
+/* TEXTS encoded by the model in DIR: malloc'd [n][*d] */
+static float *encode_texts(const char *dir, const char *const *texts, const size_t *lens, size_t n, int batch_size,
+			   int *d)
 {
-	if (!o->model)
-		die(EX_USAGE, "no model: give --model DIR (or set ST_MODEL), or --embeddings");
 	char err[1024];
 	st_model *m;
 	tokenizer *tok;
-	search_open_model(o->model, &m, &tok);
+	search_open_model(dir, &m, &tok);
+	*d = model_dim(m);
+	float *emb = xmalloc(xmul(xmul(n + 1, *d), sizeof(float)));
+	if (search_encode(m, tok, texts, lens, n, batch_size, 0, emb, err, sizeof err) < 0)
+		die(EX_DATAERR, "%s", err);
+	tokenizer_free(tok);
+	model_free(m);
+	return emb;
+}
+
+static void encode_items(struct data *D, const struct eval_opts *o)
+{
+	const char *dir = o->kind == EVAL_MSE ? o->teacher : o->model;
+	if (o->kind == EVAL_MSE && !o->teacher)
+		die(EX_USAGE, "mse needs the teacher model: --teacher DIR (or --embeddings)");
+	if (!o->model)
+		die(EX_USAGE, "no model: give --model DIR (or set ST_MODEL), or --embeddings");
 	size_t n = D->keys.n;
 	const char **texts = xmalloc(xmul(n + 1, sizeof *texts));
 	size_t *lens = xmalloc(xmul(n + 1, sizeof *lens));
@@ -314,14 +410,23 @@ static void encode_items(struct data *D, const struct eval_opts *o)
 		texts[i] = D->keys.s[i] + 1;
 		lens[i] = D->keys.len[i] - 1;
 	}
-	D->d = model_dim(m);
-	D->emb = xmalloc(xmul(xmul(n + 1, D->d), sizeof(float)));
-	if (search_encode(m, tok, texts, lens, n, o->batch_size, 0, D->emb, err, sizeof err) < 0)
-		die(EX_DATAERR, "%s", err);
+	D->emb = encode_texts(dir, texts, lens, n, o->batch_size, &D->d);
+	if (o->kind == EVAL_MSE) {   /* the model being evaluated encodes the targets */
+		texts = xrealloc(texts, xmul(D->n + 1, sizeof *texts));
+		lens = xrealloc(lens, xmul(D->n + 1, sizeof *lens));
+		for (size_t i = 0; i < D->n; i++) {
+			if (D->ncol[i] < 2)
+				die(EX_DATAERR, "mse needs 2 texts per example; example %zu has %d", i + 1, D->ncol[i]);
+			texts[i] = D->keys.s[D->cols[i][1]] + 1;
+			lens[i] = D->keys.len[D->cols[i][1]] - 1;
+		}
+		int d2;
+		D->emb2 = encode_texts(o->model, texts, lens, D->n, o->batch_size, &d2);
+		if (d2 != D->d)
+			die(EX_DATAERR, "mse: the teacher's embeddings have %d dimensions, the model's %d", D->d, d2);
+	}
 	free(texts);
 	free(lens);
-	tokenizer_free(tok);
-	model_free(m);
 }
 
 /* similarity_fn_name of the model's config_sentence_transformers.json; cosine when absent. */
@@ -656,6 +761,319 @@ static void eval_mining(const struct data *D, const struct eval_opts *o, struct 
 	free(scores); free(dup); free(pairs); free(gold);
 }
 
+/* LabelAccuracyEvaluator for SoftmaxLoss: the classifier st-loss softmax trained, on (u, v, |u-v| [, u*v]) */
+static void eval_label_accuracy(const struct data *D, const struct eval_opts *o, struct eval_result *M, double *csv,
+				int *ncsv)
+{
+	need_columns(D, 2, "label-accuracy");
+	need_labels(D, "label-accuracy");
+	if (!o->classifier)
+		die(EX_USAGE, "label-accuracy needs the softmax classifier: --classifier FILE or --run DIR");
+	char err[512];
+	safetensors *f = sft_open(o->classifier, err, sizeof err);
+	if (!f)
+		die(errno == ENOENT ? EX_NOINPUT : EX_DATAERR, "%s", err);
+	const sft_entry *we = sft_find(f, "classifier.weight"), *be = sft_find(f, "classifier.bias");
+	if (!we || !be || we->ndim != 2 || be->ndim != 1 || be->shape[0] != we->shape[0] || we->shape[0] < 1)
+		die(EX_DATAERR, "%s: no classifier.weight [labels][features] and classifier.bias [labels]", o->classifier);
+	int NL = (int)we->shape[0], F = (int)we->shape[1], d = D->d, parts = d ? F / d : 0;
+	/* the classifier's width says which features SoftmaxLoss concatenated: 3*dim the defaults (u, v, |u-v|),
+	 * 4*dim with the product as well */
+	if (parts * d != F || (parts != 3 && parts != 4))
+		die(EX_DATAERR, "%s: a classifier of %d features does not fit embeddings of %d dimensions as (u, v, |u-v|) "
+		    "or (u, v, |u-v|, u*v)", o->classifier, F, d);
+	float *W = xmalloc(xmul(xmul(NL, F), sizeof(float))), *b = xmalloc(xmul(NL, sizeof(float)));
+	if (sft_read_f32(f, we, W, err, sizeof err) || sft_read_f32(f, be, b, err, sizeof err))
+		die(EX_DATAERR, "%s", err);
+	sft_close(f);
+	size_t correct = 0;
+	double *feat = xmalloc(xmul(F, sizeof *feat));
+	for (size_t i = 0; i < D->n; i++) {
+		double y = D->label[i];
+		if (y != floor(y) || y < 0 || y >= NL)
+			die(EX_DATAERR, "label-accuracy needs labels 0..%d; example %zu has %g", NL - 1, i + 1, y);
+		const float *u = row_of(D, D->cols[i][0]), *v = row_of(D, D->cols[i][1]);
+		for (int k = 0; k < d; k++) {
+			feat[k] = u[k];
+			feat[d + k] = v[k];
+			feat[2 * d + k] = fabs((double)u[k] - v[k]);
+			if (parts == 4)
+				feat[3 * d + k] = (double)u[k] * v[k];
+		}
+		int best = 0;   /* argmax, the first of equal logits (torch.argmax) */
+		double best_logit = -INFINITY;
+		for (int c = 0; c < NL; c++) {
+			double z = b[c];
+			for (int k = 0; k < F; k++)
+				z += W[(size_t)c * F + k] * feat[k];
+			if (z > best_logit) {
+				best_logit = z;
+				best = c;
+			}
+		}
+		correct += best == (int)y;
+	}
+	double acc = (double)correct / D->n;
+	putv(M, acc, o->name, "accuracy");
+	csv[(*ncsv)++] = acc;
+	free(feat);
+	free(W);
+	free(b);
+}
+
+/* MSEEvaluator: the teacher's embeddings of the sources against the model's of the targets; -MSE*100 */
+static void eval_mse(const struct data *D, const struct eval_opts *o, struct eval_result *M, double *csv, int *ncsv)
+{
+	need_columns(D, 2, "mse");
+	double sum = 0;
+	for (size_t i = 0; i < D->n; i++) {
+		const float *s = row_of(D, D->cols[i][0]), *t = D->emb2 ? D->emb2 + i * D->d : row_of(D, D->cols[i][1]);
+		for (int k = 0; k < D->d; k++)
+			sum += ((double)s[k] - t[k]) * ((double)s[k] - t[k]);
+	}
+	double mse = sum / ((double)D->n * D->d) * 100;
+	putv(M, -mse, o->name, "negative_mse");
+	csv[(*ncsv)++] = mse;   /* the library's CSV keeps the positive MSE */
+}
+
+/* RerankingEvaluator: per sample, the documents ranked by similarity to the query; MAP, MRR@k, NDCG@k */
+static void eval_reranking(const struct data *D, const struct eval_opts *o, struct eval_result *M, double *csv,
+			   int *ncsv)
+{
+	if (o->nsims > 1)
+		die(EX_USAGE, "reranking scores with one similarity function");
+	double map = 0, mrr = 0, ndcg = 0;
+	for (size_t i = 0; i < D->n; i++) {
+		size_t nd = D->rr_start[i + 1] - D->rr_start[i], npos = (size_t)D->label[i];
+		const int32_t *ids = D->rr_ids + D->rr_start[i];
+		float *Q = xmalloc(xmul(xmul(nd, D->d), sizeof(float))), *C = xmalloc(xmul(xmul(nd, D->d), sizeof(float)));
+		double *s = xmalloc(xmul(nd, sizeof *s));
+		int *rel = xmalloc(xmul(nd, sizeof *rel));
+		for (size_t k = 0; k < nd; k++) {
+			memcpy(Q + k * D->d, row_of(D, D->cols[i][0]), sizeof(float) * D->d);
+			memcpy(C + k * D->d, row_of(D, ids[k]), sizeof(float) * D->d);
+			rel[k] = k < npos;
+		}
+		metrics_pairwise(o->sims[0], Q, C, nd, D->d, s);
+		/* MRR@k: the first relevant document among the k best (ties in input order) */
+		size_t *order = xmalloc(xmul(nd, sizeof *order));
+		for (size_t k = 0; k < nd; k++)
+			order[k] = k;
+		for (size_t a = 1; a < nd; a++)   /* stable insertion sort, descending */
+			for (size_t b = a; b > 0 && s[order[b]] > s[order[b - 1]]; b--) {
+				size_t t = order[b];
+				order[b] = order[b - 1];
+				order[b - 1] = t;
+			}
+		for (size_t r = 0; r < nd && (int)r < o->at_k; r++)
+			if (rel[order[r]]) {
+				mrr += 1.0 / (r + 1);
+				break;
+			}
+		ndcg += metrics_ndcg_ties(s, rel, nd, o->at_k);
+		map += metrics_average_precision(s, rel, nd);
+		free(order); free(Q); free(C); free(s); free(rel);
+	}
+	map /= D->n, mrr /= D->n, ndcg /= D->n;
+	putv(M, map, o->name, "map");
+	putv(M, mrr, o->name, "mrr@%d", o->at_k);
+	putv(M, ndcg, o->name, "ndcg@%d", o->at_k);
+	csv[(*ncsv)++] = map;
+	csv[(*ncsv)++] = mrr;
+	csv[(*ncsv)++] = ndcg;
+}
+
+/* TranslationEvaluator: is the i-th target the most similar (cosine) to the i-th source, and the other way */
+static void eval_translation(const struct data *D, const struct eval_opts *o, struct eval_result *M, double *csv,
+			     int *ncsv)
+{
+	need_columns(D, 2, "translation");
+	size_t n = D->n;
+	int d = D->d;
+	/* S[i][j] = cos(src_i, trg_j), rows normalised first */
+	float *S = xmalloc(xmul(n, d) * sizeof(float)), *T = xmalloc(xmul(n, d) * sizeof(float));
+	for (size_t i = 0; i < n; i++)
+		for (int c = 0; c < 2; c++) {
+			const float *x = row_of(D, D->cols[i][c]);
+			double norm = 0;
+			for (int k = 0; k < d; k++)
+				norm += (double)x[k] * x[k];
+			norm = sqrt(norm);
+			norm = norm < 1e-12 ? 1e-12 : norm;
+			float *dst = (c ? T : S) + i * d;
+			for (int k = 0; k < d; k++)
+				dst[k] = (float)(x[k] / norm);
+		}
+	size_t *best_t = xmalloc(xmul(n, sizeof *best_t)), *best_s = xmalloc(xmul(n, sizeof *best_s));
+	double *max_t = xmalloc(xmul(n, sizeof *max_t)), *max_s = xmalloc(xmul(n, sizeof *max_s));
+	for (size_t i = 0; i < n; i++)
+		max_t[i] = max_s[i] = -INFINITY, best_t[i] = best_s[i] = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++) {   /* argmax: the first of equal scores, as torch.argmax */
+			double c = 0;
+			for (int k = 0; k < d; k++)
+				c += (double)S[i * d + k] * T[j * d + k];
+			if (c > max_t[i])
+				max_t[i] = c, best_t[i] = j;
+			if (c > max_s[j])
+				max_s[j] = c, best_s[j] = i;
+		}
+	size_t s2t = 0, t2s = 0;
+	for (size_t i = 0; i < n; i++) {
+		s2t += best_t[i] == i;
+		t2s += best_s[i] == i;
+	}
+	double a = (double)s2t / n, b = (double)t2s / n;
+	(void)o;
+	putv(M, a, o->name, "src2trg_accuracy");
+	putv(M, b, o->name, "trg2src_accuracy");
+	putv(M, (a + b) / 2, o->name, "mean_accuracy");
+	csv[(*ncsv)++] = a;
+	csv[(*ncsv)++] = b;
+	free(S); free(T); free(best_t); free(best_s); free(max_t); free(max_s);
+}
+
+/* ---- sequential: several evaluators, one score ---- */
+
+/* Splits SPEC ("KIND [OPTIONS] [< FILE]") at blanks into argv[1..] (no shell: nothing is expanded); *input is
+ * the file after "<", or NULL. Returns argc. */
+static int split_spec(char *spec, char **argv, int max, const char **input)
+{
+	int argc = 1;
+	*input = NULL;
+	for (char *save = NULL, *t = strtok_r(spec, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save)) {
+		if (*t == '<') {
+			*input = t[1] ? t + 1 : strtok_r(NULL, " \t\n", &save);
+			if (!*input)
+				die(EX_USAGE, "sequential: '<' without a file in --eval");
+			continue;
+		}
+		if (argc + 1 >= max)
+			die(EX_USAGE, "sequential: too many words in one --eval");
+		argv[argc++] = t;
+	}
+	argv[argc] = NULL;
+	return argc;
+}
+
+/* Runs one evaluator as `st-eval SPEC` and returns its printed JSON line (malloc'd). */
+static char *run_one(const struct eval_opts *o, const char *spec, int idx)
+{
+	char *copy = xstrdup(spec), *argv[256];
+	const char *input;
+	if (split_spec(copy, argv, 256, &input) < 2)
+		die(EX_USAGE, "sequential: --eval '%s' names no evaluator", spec);
+	if (!strcmp(argv[1], "sequential"))
+		die(EX_USAGE, "sequential: an evaluator cannot be sequential itself");
+	int argc = 2;
+	while (argv[argc])
+		argc++;
+	int has_dir = 0;
+	for (int k = 2; k < argc; k++)
+		has_dir |= !strcmp(argv[k], "--output-dir");
+	if (o->output_dir && !has_dir && argc + 2 < 256) {   /* every evaluator writes its CSV there, as output_path */
+		argv[argc++] = (char *)"--output-dir";
+		argv[argc++] = (char *)o->output_dir;
+		argv[argc] = NULL;
+	}
+	argv[0] = (char *)"st-eval";
+	int fd_in = -1;
+	if (input && (fd_in = open(input, O_RDONLY)) < 0)
+		die(EX_NOINPUT, "sequential: cannot open %s: %s", input, strerror(errno));
+	int p[2];
+	if (pipe(p) < 0)
+		die(EX_OSERR, "sequential: pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		die(EX_OSERR, "sequential: fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (fd_in >= 0)
+			dup2(fd_in, 0);
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		if (o->self)
+			execv(o->self, argv);
+		else   /* called in-process by another tool: st-eval from PATH */
+			execvp("st-eval", argv);
+		fprintf(stderr, "st-eval: sequential: cannot run %s: %s\n", o->self ? o->self : "st-eval", strerror(errno));
+		_exit(EX_OSERR);
+	}
+	close(p[1]);
+	if (fd_in >= 0)
+		close(fd_in);
+	FILE *f = fdopen(p[0], "r");
+	char *line = NULL, *last = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0) {
+		free(last);
+		last = xstrdup(line);
+	}
+	free(line);
+	fclose(f);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	int rc = WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE;
+	if (rc)
+		die(rc, "sequential: evaluator %d ('%s') failed", idx + 1, spec);
+	if (!last)
+		die(EX_SOFTWARE, "sequential: evaluator %d ('%s') printed nothing", idx + 1, spec);
+	free(copy);
+	return last;
+}
+
+static void eval_sequential(const struct eval_opts *o, struct eval_result *M)
+{
+	if (!o->nevals)
+		die(EX_USAGE, "sequential needs evaluators: --eval 'KIND [OPTIONS] < FILE', one per evaluator");
+	if (o->model)   /* every evaluator scores the same model */
+		setenv("ST_MODEL", o->model, 1);
+	char num[32];
+	if (o->epoch != -1) {
+		snprintf(num, sizeof num, "%ld", o->epoch);
+		setenv("ST_EPOCH", num, 1);
+	}
+	if (o->steps != -1) {
+		snprintf(num, sizeof num, "%ld", o->steps);
+		setenv("ST_STEP", num, 1);
+	}
+	memset(M, 0, sizeof *M);
+	double scores[EVAL_MAXSEQ] = { 0 };
+	for (int e = 0; e < o->nevals; e++) {
+		char *text = run_one(o, o->evals[e], e);
+		json_error_t jerr;
+		json_t *j = json_loads(text, 0, &jerr);
+		if (!json_is_object(j) || !json_object_size(j))
+			die(EX_SOFTWARE, "sequential: evaluator %d printed no JSON object of metrics", e + 1);
+		const char *key;
+		json_t *v;
+		scores[e] = NAN;
+		json_object_foreach(j, key, v) {   /* insertion order: the primary metric comes last */
+			double x = json_is_number(v) ? json_number_value(v) : NAN;
+			size_t k = 0;
+			while (k < M->n && strcmp(M->names[k], key))
+				k++;
+			if (k < M->n)   /* a later evaluator's metric of the same name wins, as dict.update */
+				M->vals[k] = x;
+			else
+				putv(M, x, NULL, "%s", key);
+			scores[e] = x;
+		}
+		json_decref(j);
+		free(text);
+	}
+	double main = scores[o->nevals - 1];
+	if (o->main_mean) {
+		main = 0;
+		for (int e = 0; e < o->nevals; e++)
+			main += scores[e];
+		main /= o->nevals;
+	}
+	putv(M, main, NULL, "sequential_score");
+}
+
 /* ---- CSV ---- */
 
 static void csv_header(const struct eval_opts *o, char *buf, size_t len)
@@ -694,7 +1112,23 @@ static void csv_header(const struct eval_opts *o, char *buf, size_t len)
 			if (f == 0)
 				ADD(",precision,recall,f1,threshold,average_precision");
 			break;
+		case EVAL_LABEL_ACCURACY:
+			ADD(",accuracy");
+			break;
+		case EVAL_MSE:
+			ADD(",MSE");
+			break;
+		case EVAL_RERANKING:
+			ADD(",MAP,MRR@%d,NDCG@%d", o->at_k, o->at_k);
+			break;
+		case EVAL_TRANSLATION:
+			ADD(",src2trg,trg2src");
+			break;
+		case EVAL_SEQUENTIAL:
+			break;
 		}
+		if (o->kind >= EVAL_LABEL_ACCURACY)
+			break;   /* one set of columns, not one per similarity function */
 	}
 #undef ADD
 }
@@ -703,11 +1137,17 @@ static void write_csv(const struct eval_opts *o, const double *vals, int n)
 {
 	static const char *const base[] = { "similarity_evaluation", "triplet_evaluation",
 					    "binary_classification_evaluation", "Information-Retrieval_evaluation",
-					    "paraphrase_mining_evaluation" };
+					    "paraphrase_mining_evaluation", "accuracy_evaluation", "mse_evaluation",
+					    "RerankingEvaluator", "translation_evaluation", "" };
 	if (mkdir(o->output_dir, 0777) < 0 && errno != EEXIST)
 		die(EX_IOERR, "cannot create %s: %s", o->output_dir, strerror(errno));
 	char path[4096];
-	snprintf(path, sizeof path, "%s/%s%s%s_results.csv", o->output_dir, base[o->kind], *o->name ? "_" : "", o->name);
+	char suffix[32] = "";
+	if (o->kind == EVAL_RERANKING)
+		snprintf(suffix, sizeof suffix, "_@%d", o->at_k);
+	/* mse_evaluation_ takes its underscore even without a name, as the library's file name does */
+	snprintf(path, sizeof path, "%s/%s%s%s_results%s.csv", o->output_dir, base[o->kind],
+		 *o->name || o->kind == EVAL_MSE ? "_" : "", o->name, suffix);
 	/* the library appends a row; here the file is rewritten whole under a temporary name and renamed, so a
 	 * failed write never leaves half a row */
 	size_t old_len = 0;
@@ -750,6 +1190,7 @@ void eval_opts_init(struct eval_opts *o)
 	o->corpus_chunk = 100000;
 	o->epoch = -1;
 	o->steps = -1;
+	o->at_k = 10;
 	o->mrr[o->nmrr++] = 10;
 	o->ndcg[o->nndcg++] = 10;
 	o->map[o->nmap++] = 100;
@@ -760,8 +1201,9 @@ void eval_opts_init(struct eval_opts *o)
 
 int eval_kind_parse(const char *name)
 {
-	static const char *const kinds[] = { "similarity", "triplet", "binary", "ir", "paraphrase-mining" };
-	for (int k = 0; k < 5; k++)
+	static const char *const kinds[] = { "similarity", "triplet", "binary", "ir", "paraphrase-mining",
+					     "label-accuracy", "mse", "reranking", "translation", "sequential" };
+	for (int k = 0; k < 10; k++)
 		if (!strcmp(name, kinds[k]))
 			return k;
 	return -1;
@@ -828,14 +1270,34 @@ static const char *primary_metric(const struct eval_opts *o, const struct eval_r
 	case EVAL_MINING:
 		snprintf(key, sizeof key, "average_precision");
 		break;
+	case EVAL_LABEL_ACCURACY:
+		snprintf(key, sizeof key, "accuracy");
+		break;
+	case EVAL_MSE:
+		snprintf(key, sizeof key, "negative_mse");
+		break;
+	case EVAL_RERANKING:
+		snprintf(key, sizeof key, "ndcg@%d", o->at_k);
+		break;
+	case EVAL_TRANSLATION:
+		snprintf(key, sizeof key, "mean_accuracy");
+		break;
+	case EVAL_SEQUENTIAL:
+		snprintf(key, sizeof key, "sequential_score");
+		break;
 	}
 	return key;
 }
 
 void eval_run(struct eval_opts *o, st_reader *in, const char *source, struct eval_result *M)
 {
-	if (!o->nsims)
-		o->sims[o->nsims++] = o->model && !o->embeddings ? model_similarity(o->model) : METRICS_COSINE;
+	if (o->kind == EVAL_SEQUENTIAL) {
+		eval_sequential(o, M);
+		return;
+	}
+	if (!o->nsims)   /* RerankingEvaluator's similarity_fct is cos_sim whatever the model says */
+		o->sims[o->nsims++] = o->model && !o->embeddings && o->kind != EVAL_RERANKING ? model_similarity(o->model)
+											       : METRICS_COSINE;
 	struct data D = { 0 };
 	read_examples(&D, o, in, source);
 	if (o->corpus)
@@ -851,6 +1313,11 @@ void eval_run(struct eval_opts *o, st_reader *in, const char *source, struct eva
 	case EVAL_BINARY: eval_binary(&D, o, M, csv, &ncsv); break;
 	case EVAL_IR: eval_ir(&D, o, M, csv, &ncsv); break;
 	case EVAL_MINING: eval_mining(&D, o, M, csv, &ncsv); break;
+	case EVAL_LABEL_ACCURACY: eval_label_accuracy(&D, o, M, csv, &ncsv); break;
+	case EVAL_MSE: eval_mse(&D, o, M, csv, &ncsv); break;
+	case EVAL_RERANKING: eval_reranking(&D, o, M, csv, &ncsv); break;
+	case EVAL_TRANSLATION: eval_translation(&D, o, M, csv, &ncsv); break;
+	case EVAL_SEQUENTIAL: break;
 	}
 	if (o->output_dir)
 		write_csv(o, csv, ncsv);
@@ -861,7 +1328,7 @@ char *eval_result_json(const struct eval_opts *o, const struct eval_result *M)
 {
 	/* the primary metric last: st-step reads the last number as the score */
 	char primary[512];
-	if (*o->name)
+	if (*o->name && o->kind != EVAL_SEQUENTIAL)
 		snprintf(primary, sizeof primary, "%s_%s", o->name, primary_metric(o, M));
 	else
 		snprintf(primary, sizeof primary, "%s", primary_metric(o, M));
@@ -901,7 +1368,7 @@ char *eval_result_json(const struct eval_opts *o, const struct eval_result *M)
 double eval_result_primary(const struct eval_opts *o, const struct eval_result *M)
 {
 	char primary[512];
-	if (*o->name)
+	if (*o->name && o->kind != EVAL_SEQUENTIAL)
 		snprintf(primary, sizeof primary, "%s_%s", o->name, primary_metric(o, M));
 	else
 		snprintf(primary, sizeof primary, "%s", primary_metric(o, M));

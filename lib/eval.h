@@ -18,7 +18,9 @@
 #include "metrics.h"
 #include "stream.h"
 
-enum eval_kind { EVAL_SIMILARITY, EVAL_TRIPLET, EVAL_BINARY, EVAL_IR, EVAL_MINING };
+enum eval_kind { EVAL_SIMILARITY, EVAL_TRIPLET, EVAL_BINARY, EVAL_IR, EVAL_MINING, EVAL_LABEL_ACCURACY, EVAL_MSE,
+		 EVAL_RERANKING, EVAL_TRANSLATION, EVAL_SEQUENTIAL };
+#define EVAL_MAXSEQ 16
 #define EVAL_MAXK 16
 
 struct eval_opts {
@@ -35,6 +37,12 @@ struct eval_opts {
 	size_t max_pairs, corpus_chunk;   /* paraphrase mining */
 	int mrr[EVAL_MAXK], nmrr, ndcg[EVAL_MAXK], nndcg, acc[EVAL_MAXK], nacc, pr[EVAL_MAXK], npr,
 	    map[EVAL_MAXK], nmap;   /* ir: the k of each metric */
+	const char *classifier;   /* label-accuracy: the softmax classifier (RUN/loss-softmax.safetensors) */
+	const char *teacher;      /* mse: the model that encodes the source sentences */
+	int at_k;                 /* reranking: the k of mrr@k and ndcg@k (default 10) */
+	const char *evals[EVAL_MAXSEQ];   /* sequential: "KIND [OPTIONS] < FILE" per evaluator */
+	int nevals, main_mean;    /* sequential: main score the mean of the primary scores instead of the last */
+	const char *self;         /* sequential: the st-eval program that runs each evaluator */
 };
 
 /* The metrics in the library's order: names[k] (with the name prefix) = vals[k]; NaN is undefined. */
@@ -45,7 +53,8 @@ struct eval_result {
 };
 
 void eval_opts_init(struct eval_opts *o);
-/* "similarity", "triplet", "binary", "ir", "paraphrase-mining" -> enum eval_kind; -1 for another name */
+/* "similarity", "triplet", "binary", "ir", "paraphrase-mining", "label-accuracy", "mse", "reranking",
+ * "translation", "sequential" -> enum eval_kind; -1 for another name */
 int eval_kind_parse(const char *name);
 /* "cosine,dot,euclidean,manhattan" or "all" into o->sims; -1 for an unknown name or an empty list */
 int eval_sims_parse(struct eval_opts *o, const char *list);

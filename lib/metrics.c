@@ -363,3 +363,31 @@ double metrics_paraphrase(const double *scores, const int *is_dup, size_t npairs
 		*threshold = thr;
 	return ndup > 0 ? ap / ndup : NAN;
 }
+
+double metrics_ndcg_ties(const double *scores, const int *labels, size_t n, int k)
+{
+	if (any_nonfinite(scores, n))
+		return NAN;
+	/* discounts 1/log2(rank + 2), zero from rank k on; cumulated for runs of tied scores */
+	double *cum = xmalloc(xmul(n + 1, sizeof *cum));
+	cum[0] = 0;
+	for (size_t r = 0; r < n; r++)
+		cum[r + 1] = cum[r] + ((int)r < k ? 1 / log2((double)r + 2) : 0);
+	size_t *idx = order_desc(scores, n);
+	double dcg = 0;
+	for (size_t i = 0; i < n;) {   /* a run of equal scores shares the mean gain of its rows */
+		size_t j = i;
+		double gain = 0;
+		while (j < n && scores[idx[j]] == scores[idx[i]])
+			gain += labels[idx[j++]] != 0;
+		dcg += gain / (j - i) * (cum[j] - cum[i]);
+		i = j;
+	}
+	size_t positives = 0;
+	for (size_t i = 0; i < n; i++)
+		positives += labels[i] != 0;
+	double ideal = cum[positives];   /* all positives first */
+	free(idx);
+	free(cum);
+	return ideal > 0 ? dcg / ideal : 0;
+}

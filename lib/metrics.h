@@ -51,4 +51,8 @@ double metrics_map_at_k(const int *relevant, int nhits, int nrel, int k);
 double metrics_paraphrase(const double *scores, const int *is_dup, size_t npairs, double ndup,
                           double *f1, double *precision, double *recall, double *threshold);
 
+/* sklearn.metrics.ndcg_score(labels, scores, k) of one query with 0/1 labels: tied scores share their mean gain
+ * over the discounts of their ranks; 0 when there is no positive; NaN for a non-finite score. */
+double metrics_ndcg_ties(const double *scores, const int *labels, size_t n, int k);
+
 #endif

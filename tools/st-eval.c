@@ -17,7 +17,10 @@ static const char usage[] =
 	"\n"
 	"KIND: similarity (pairs + score: Pearson/Spearman), triplet (anchor, positive, negative: accuracy),\n"
 	"binary (pairs + 0/1: accuracy, F1, AP, MCC with thresholds), ir (query, relevant document [, negatives]:\n"
-	"accuracy/precision/recall/MRR/NDCG/MAP@k), paraphrase-mining (duplicate pairs: AP, F1).\n"
+	"accuracy/precision/recall/MRR/NDCG/MAP@k), paraphrase-mining (duplicate pairs: AP, F1),\n"
+	"label-accuracy (pairs + class: the softmax classifier's accuracy), mse (source, target: teacher vs\n"
+	"model, negative_mse), reranking ({query, positive: [...], negative: [...]}: map, mrr@k, ndcg@k),\n"
+	"translation (source, target: src2trg/trg2src/mean_accuracy), sequential (several --eval, one score).\n"
 	"Examples are {\"texts\": [...], \"label\": x} records (msgpack or JSON Lines) or datasets rows.\n"
 	"\n"
 	"  --model DIR                 the model (default: $ST_MODEL, which st-step sets for its evaluator);\n"
@@ -38,6 +41,12 @@ static const char usage[] =
 	"  --top-k K, --max-pairs N    paraphrase-mining (default 100, 500000)\n"
 	"  --corpus-chunk-size N       paraphrase-mining (default 100000)\n"
 	SEARCH_PROMPT_USAGE
+	"  --classifier FILE           label-accuracy: st-loss softmax's classifier (a safetensors file)\n"
+	"  --run DIR                   label-accuracy: the classifier DIR/loss-softmax.safetensors\n"
+	"  --teacher DIR               mse: the model that encodes the source sentences\n"
+	"  --at-k K                    reranking: k of mrr@k and ndcg@k (default 10)\n"
+	"  --eval 'KIND [OPTIONS] [< FILE]'  sequential: one evaluator (repeat; split at blanks, no shell)\n"
+	"  --main-score last|mean      sequential: the last evaluator's primary score (default) or the mean\n"
 	"  --threads N                 threads (default all cores)\n"
 	"  --help                      this text\n";
 
@@ -54,7 +63,8 @@ int main(int argc, char **argv)
 	const char *sims = NULL;
 	long threads = 0;
 	enum { O_MODEL = 256, O_EMBEDDINGS, O_NAME, O_OUTPUT_DIR, O_EPOCH, O_STEPS, O_SIMS, O_BATCH_SIZE, O_MARGIN,
-	       O_CORPUS, O_MRR, O_NDCG, O_ACC, O_PR, O_MAP, O_TOP_K, O_MAX_PAIRS, O_CHUNK, O_THREADS };
+	       O_CORPUS, O_MRR, O_NDCG, O_ACC, O_PR, O_MAP, O_TOP_K, O_MAX_PAIRS, O_CHUNK, O_THREADS,
+	       O_CLASSIFIER, O_RUN, O_TEACHER, O_AT_K, O_EVAL, O_MAIN_SCORE };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL},
 		{"embeddings", no_argument, 0, O_EMBEDDINGS},
@@ -76,6 +86,12 @@ int main(int argc, char **argv)
 		{"corpus-chunk-size", required_argument, 0, O_CHUNK},
 		{"threads", required_argument, 0, O_THREADS},
 		SEARCH_PROMPT_OPTIONS,
+		{"classifier", required_argument, 0, O_CLASSIFIER},
+		{"run", required_argument, 0, O_RUN},
+		{"teacher", required_argument, 0, O_TEACHER},
+		{"at-k", required_argument, 0, O_AT_K},
+		{"eval", required_argument, 0, O_EVAL},
+		{"main-score", required_argument, 0, O_MAIN_SCORE},
 		{0},
 	};
 	int c;
@@ -102,6 +118,25 @@ int main(int argc, char **argv)
 		case SEARCH_OPT_PROMPT_NAME: search_prompt_option(optarg, NULL); break;
 		case SEARCH_OPT_PROMPT: search_prompt_option(NULL, optarg); break;
 		case O_THREADS: threads = st_parse_long("--threads", optarg); break;
+		case O_CLASSIFIER: o.classifier = optarg; break;
+		case O_RUN: {
+			char *path = xmalloc(strlen(optarg) + sizeof "/loss-softmax.safetensors");
+			sprintf(path, "%s/loss-softmax.safetensors", optarg);
+			o.classifier = path;
+			break;
+		}
+		case O_TEACHER: o.teacher = optarg; break;
+		case O_AT_K: o.at_k = (int)st_parse_long("--at-k", optarg); break;
+		case O_EVAL:
+			if (o.nevals == EVAL_MAXSEQ)
+				usage_error(usage, "at most %d --eval", EVAL_MAXSEQ);
+			o.evals[o.nevals++] = optarg;
+			break;
+		case O_MAIN_SCORE:
+			if (strcmp(optarg, "last") && strcmp(optarg, "mean"))
+				usage_error(usage, "--main-score is last or mean, not '%s'", optarg);
+			o.main_mean = !strcmp(optarg, "mean");
+			break;
 		}
 	if (optind == argc)
 		usage_error(usage, "which evaluation? give KIND");
@@ -111,8 +146,9 @@ int main(int argc, char **argv)
 	if (kind < 0)
 		usage_error(usage, "unknown KIND '%s'", argv[optind]);
 	o.kind = (enum eval_kind)kind;
-	if (o.batch_size < 1 || o.top_k < 1 || o.max_pairs < 1 || o.corpus_chunk < 1)
-		usage_error(usage, "--batch-size, --top-k, --max-pairs and --corpus-chunk-size must be positive");
+	o.self = "/proc/self/exe";   /* sequential runs each evaluator as this program */
+	if (o.batch_size < 1 || o.at_k < 1 || o.top_k < 1 || o.max_pairs < 1 || o.corpus_chunk < 1)
+		usage_error(usage, "--batch-size, --at-k, --top-k, --max-pairs and --corpus-chunk-size must be positive");
 	st_set_threads((int)threads);
 	if (sims && eval_sims_parse(&o, sims) < 0)
 		usage_error(usage, "--similarity-fn-names: unknown similarity function in '%s'", sims);

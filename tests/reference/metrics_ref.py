@@ -3,7 +3,8 @@
 the checks that compare bin/st-eval, bin/st-search and bin/st-mine with them on random embeddings.
 
 usage: metrics_ref.py CHECK [SEED]     CHECK: similarity, similarity-ties, triplet, binary, binary-ties, ir,
-                                       mining, search, mine
+                                       mining, search, mine,
+                                       label-accuracy, mse, reranking, translation, sequential
 Prints 'ok' or what differs and exits 0 or 1."""
 import json
 import os
@@ -374,13 +375,161 @@ def check_mine(rng):
     return bad
 
 
+def write_safetensors(path, tensors):
+    """A safetensors file of float32 tensors: 8-byte header length, JSON header, raw little-endian data."""
+    header, blobs, off = {}, [], 0
+    for name, a in tensors.items():
+        b = np.ascontiguousarray(a, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
+
+
+def check_label_accuracy(rng):
+    """SoftmaxLoss's classifier as torch's nn.Linear on cat(u, v, |u-v| [, u*v]), argmax, share correct."""
+    import torch
+    n, d, nl = 120, 6, 3
+    u = rng.standard_normal((n, d)).astype(np.float32)
+    v = rng.standard_normal((n, d)).astype(np.float32)
+    y = rng.integers(0, nl, n)
+    recs = [{"embeddings": [u[i].tolist(), v[i].tolist()], "label": int(y[i])} for i in range(n)]
+    bad = []
+    path = os.path.join(os.environ.get("TMP", "/tmp"), "cls.%d.safetensors" % os.getpid())
+    try:
+        for parts in (3, 4):
+            lin = torch.nn.Linear(parts * d, nl)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(rng.standard_normal((nl, parts * d)).astype(np.float32)))
+                lin.bias.copy_(torch.from_numpy(rng.standard_normal(nl).astype(np.float32)))
+            write_safetensors(path, {"classifier.weight": lin.weight.detach().numpy(),
+                                     "classifier.bias": lin.bias.detach().numpy()})
+            U, V = torch.from_numpy(u).double(), torch.from_numpy(v).double()
+            feats = [U, V, (U - V).abs()] + ([U * V] if parts == 4 else [])
+            logits = torch.nn.functional.linear(torch.cat(feats, 1), lin.weight.double(), lin.bias.double())
+            want = float((logits.argmax(1).numpy() == y).mean())
+            got = json.loads(run(["st-eval", "label-accuracy", "--embeddings", "--classifier", path, "--name", "nli"], recs))
+            bad += compare(got, {"nli_accuracy": want})
+    finally:
+        os.unlink(path)
+    return bad
+
+
+def check_mse(rng):
+    n, d = 50, 10
+    t = rng.standard_normal((n, d)).astype(np.float32)
+    s = (t + 0.3 * rng.standard_normal((n, d))).astype(np.float32)
+    recs = [{"embeddings": [t[i].tolist(), s[i].tolist()]} for i in range(n)]
+    got = json.loads(run(["st-eval", "mse", "--embeddings"], recs))
+    return compare(got, {"negative_mse": -float(((t.astype(np.float64) - s) ** 2).mean()) * 100})
+
+
+def ndcg_ties(y_true, y_score, k):
+    """sklearn.metrics.ndcg_score for one row: DCG with tied scores averaged, over the ideal DCG."""
+    discount = 1 / np.log2(np.arange(len(y_true)) + 2)
+    discount[k:] = 0
+    cum = np.cumsum(discount)
+    _, inv, counts = np.unique(-y_score, return_inverse=True, return_counts=True)
+    ranked = np.zeros(len(counts))
+    np.add.at(ranked, inv, y_true)
+    ranked /= counts
+    groups = np.cumsum(counts) - 1
+    sums = np.empty(len(counts))
+    sums[0] = cum[groups[0]]
+    sums[1:] = np.diff(cum[groups])
+    dcg = (ranked * sums).sum()
+    ideal = (np.sort(y_true)[::-1] * discount).sum()
+    return dcg / ideal if ideal > 0 else 0.0
+
+
+def check_reranking(rng):
+    """RerankingEvaluator: MAP (sklearn's AP per sample), MRR@k, NDCG@k (sklearn's ndcg_score) of cosine scores."""
+    nq, d, at_k = 40, 8, 5
+    recs, want_ap, want_mrr, want_ndcg = [], [], [], []
+    for q in range(nq):
+        query = rng.standard_normal(d).astype(np.float32)
+        npos, nneg = int(rng.integers(1, 4)), int(rng.integers(1, 12))
+        pos = (rng.standard_normal((npos, d)) + 0.5 * query).astype(np.float32)
+        neg = rng.standard_normal((nneg, d)).astype(np.float32)
+        if q % 5 == 0:   # a tie: a negative equal to a positive
+            neg[0] = pos[0]
+        recs.append({"query": query.tolist(), "positive": pos.tolist(), "negative": neg.tolist()})
+        docs = np.concatenate([pos, neg])
+        rel = np.array([1] * npos + [0] * nneg)
+        s = sims("cosine", np.repeat(query[None], len(docs), 0), docs)
+        want_ap.append(average_precision(s, rel))
+        order = np.argsort(-s, kind="stable")[:at_k]
+        hits = np.nonzero(rel[order])[0]
+        want_mrr.append(1 / (hits[0] + 1) if len(hits) else 0.0)
+        want_ndcg.append(ndcg_ties(rel, s, at_k))
+    # samples without negatives (or positives) are dropped, as the library does
+    recs.append({"query": [1.0] * d, "positive": [[1.0] * d], "negative": []})
+    got = json.loads(run(["st-eval", "reranking", "--embeddings", "--at-k", str(at_k)], recs))
+    want = {"map": np.mean(want_ap), "mrr@5": np.mean(want_mrr), "ndcg@5": np.mean(want_ndcg)}
+    bad = compare(got, want)
+    if list(got)[-1] != "ndcg@5":
+        bad.append("primary metric ndcg@5 is not last")
+    return bad
+
+
+def check_translation(rng):
+    n, d = 80, 6
+    src = rng.standard_normal((n, d)).astype(np.float32)
+    trg = (src + 0.8 * rng.standard_normal((n, d))).astype(np.float32)
+    recs = [{"embeddings": [src[i].tolist(), trg[i].tolist()]} for i in range(n)]
+    got = json.loads(run(["st-eval", "translation", "--embeddings", "--name", "en-de"], recs))
+    S = normalize(src) @ normalize(trg).T
+    a = float((S.argmax(1) == np.arange(n)).mean())
+    b = float((S.T.argmax(1) == np.arange(n)).mean())
+    return compare(got, {"en-de_src2trg_accuracy": a, "en-de_trg2src_accuracy": b, "en-de_mean_accuracy": (a + b) / 2})
+
+
+def check_sequential(rng):
+    """Every evaluator's metrics merged in order, then sequential_score: the last primary score or the mean."""
+    tmp = os.environ.get("TMP", "/tmp")
+    n, d = 40, 5
+    x = rng.standard_normal((3, n, d)).astype(np.float32)
+    tri = os.path.join(tmp, "seq_tri.%d.jsonl" % os.getpid())
+    sim = os.path.join(tmp, "seq_sim.%d.jsonl" % os.getpid())
+    gold = rng.uniform(0, 1, n)
+    with open(tri, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"embeddings": x[:, i].tolist()}) + "\n")
+    with open(sim, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"embeddings": x[:2, i].tolist(), "label": gold[i]}) + "\n")
+    try:
+        bad = []
+        acc = float(np.mean(sims("cosine", x[0], x[1]) > sims("cosine", x[0], x[2])))
+        sp = stats.spearmanr(gold, sims("cosine", x[0], x[1]))[0]
+        pe = stats.pearsonr(gold, sims("cosine", x[0], x[1]))[0]
+        for mode, main in (("last", acc), ("mean", (sp + acc) / 2)):
+            got = json.loads(run(["st-eval", "sequential", "--main-score", mode,
+                                  "--eval", "similarity --embeddings --name sts < " + sim,
+                                  "--eval", "triplet --embeddings <" + tri], text=""))
+            want = {"sts_pearson_cosine": pe, "sts_spearman_cosine": sp, "cosine_accuracy": acc,
+                    "sequential_score": main}
+            bad += compare(got, want)
+            if list(got) != list(want):
+                bad.append("keys out of order: %s" % list(got))
+    finally:
+        os.unlink(tri)
+        os.unlink(sim)
+    return bad
+
+
 def main():
     check = sys.argv[1]
     rng = np.random.default_rng(int(sys.argv[2]) if len(sys.argv) > 2 else 7)
     fn = {"similarity": lambda: check_similarity(rng, False), "similarity-ties": lambda: check_similarity(rng, True),
           "triplet": lambda: check_triplet(rng), "binary": lambda: check_binary(rng, False),
           "binary-ties": lambda: check_binary(rng, True), "ir": lambda: check_ir(rng),
-          "mining": lambda: check_mining(rng), "search": lambda: check_search(rng), "mine": lambda: check_mine(rng)}[check]
+          "mining": lambda: check_mining(rng), "search": lambda: check_search(rng), "mine": lambda: check_mine(rng),
+          "label-accuracy": lambda: check_label_accuracy(rng), "mse": lambda: check_mse(rng),
+          "reranking": lambda: check_reranking(rng), "translation": lambda: check_translation(rng),
+          "sequential": lambda: check_sequential(rng)}[check]
     bad = fn()
     if bad:
         print("\n".join(bad[:10]))

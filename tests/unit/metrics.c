@@ -87,5 +87,15 @@ int main(void)
 	near(o[0], 24, 1e-7, "dot");
 	ok(metrics_sim_parse("cos_sim") == METRICS_COSINE && metrics_sim_parse("manhattan") == METRICS_MANHATTAN &&
 	   metrics_sim_parse("nope") == -1, "similarity names parse");
+	/* NDCG@k as sklearn's ndcg_score, worked by hand */
+	double nd[3] = { 0.9, 0.5, 0.7 }, nt[2] = { 0.5, 0.5 }, nn[2] = { 0.5, NAN };
+	int nl[3] = { 1, 0, 1 }, tl2[2] = { 1, 0 }, tl3[2] = { 0, 1 }, zero[2] = { 0, 0 };
+	near(metrics_ndcg_ties(nd, nl, 3, 10), 1, 1e-12, "NDCG: both positives ranked first is 1");
+	near(metrics_ndcg_ties(nd, nl, 3, 1), 1, 1e-12, "NDCG@1: a positive first is 1");
+	near(metrics_ndcg_ties(nt, tl2, 2, 10), 0.5 * (1 + 1 / log2(3)), 1e-12,
+	     "NDCG: two tied scores share the mean gain over both discounts");
+	near(metrics_ndcg_ties(nt, tl3, 2, 1), 0.5, 1e-12, "NDCG@1 of a tie: half the gain of rank 1, whatever the order");
+	near(metrics_ndcg_ties(nt, zero, 2, 10), 0, 1e-12, "NDCG without a positive is 0 (sklearn)");
+	ok(isnan(metrics_ndcg_ties(nn, tl2, 2, 10)), "NDCG with a NaN score is NaN");
 	return done_testing();
 }
