@@ -9,7 +9,8 @@ command -v jq > /dev/null || skip_all "jq is absent"
 REF=tests/reference/mining_ref.py
 
 tiny_model "$TMP/m" --pooling mean
-# (query, positive) pairs from the tiny model's words; "the cat" has two positives
+# (query, positive) pairs from the tiny model's words; "the cat" has three positives, "a dog" two (one unlike
+# it: margins are measured from the least similar positive)
 cat > "$TMP/pairs.jsonl" <<'J'
 {"texts": ["the cat", "the cat sat on the mat"]}
 {"texts": ["a dog", "a dog ran far away"]}
@@ -23,6 +24,8 @@ cat > "$TMP/pairs.jsonl" <<'J'
 {"texts": ["far away", "the dog ran far , far away"]}
 {"texts": ["a small cat", "a small cat sat"]}
 {"texts": ["the big dog", "a big dog ran"]}
+{"texts": ["the cat", "a blue house , far away"]}
+{"texts": ["a dog", "the red mat"]}
 J
 printf '%s\n' "a cat ran" "the red tree" "a blue mat" "a house on a small tree" "a small dog sat" \
 	"the cat sat on the mat" > "$TMP/extra.txt"
