@@ -155,6 +155,8 @@ grep -q "top or random" "$TMP/e"; ok $? "... saying which are allowed"
 st-mine --hard-negatives --embeddings < /dev/null 2> /dev/null; is $? 64 "--hard-negatives --embeddings: 64"
 st-mine --hard-negatives --model "$TMP/m" --output-format triples "$TMP/pairs.jsonl" 2> /dev/null; is $? 64 \
 	"--output-format triples: 64"
+st-mine --hard-negatives --model "$TMP/m" --num-negatives 0 "$TMP/pairs.jsonl" 2> /dev/null; is $? 64 \
+	"--num-negatives 0: 64"
 st-mine --hard-negatives --model "$TMP/m" --margin x "$TMP/pairs.jsonl" 2> /dev/null; is $? 64 "--margin x: 64"
 st-mine --embeddings --with-text < "$TMP/s.emb" 2> /dev/null; is $? 64 "--with-text with --embeddings: 64"
 printf '{"texts": ["only a query"]}\n' | st-mine --hard-negatives --model "$TMP/m" 2> "$TMP/e"; is $? 65 \

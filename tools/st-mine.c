@@ -124,7 +124,10 @@ static int mine_option(int c, const char *v)
 	case OPT_COMMUNITIES: mine.communities = 1; return 1;
 	case OPT_WITHTEXT: mine.with_text = 1; return 1;
 	case OPT_CORPUS: mine.corpus = v; return 1;
-	case OPT_NUMNEG: mine.hn.num_negatives = parse_count("--num-negatives", v); return 1;
+	case OPT_NUMNEG:
+		if ((mine.hn.num_negatives = parse_count("--num-negatives", v)) < 1)
+			usage_error(usage, "--num-negatives must be positive");
+		return 1;
 	case OPT_RANGEMIN: mine.hn.range_min = parse_count("--range-min", v); return 1;
 	case OPT_RANGEMAX: mine.hn.range_max = parse_count("--range-max", v); return 1;
 	case OPT_MARGIN: mine.hn.has_margin = 1, mine.hn.margin = parse_number("--margin", v); return 1;
