@@ -847,3 +847,29 @@ int search_read_rows(struct st_reader *in, const char *name, float **emb, size_t
 	}
 	return 0;
 }
+
+void search_write_json_string(FILE *out, const char *s, size_t len)
+{
+	fputc('"', out);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			fputc('\\', out), fputc(c, out);
+		else if (c == '\n')
+			fputs("\\n", out);
+		else if (c == '\t')
+			fputs("\\t", out);
+		else if (c == '\r')
+			fputs("\\r", out);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+float search_clamp_cosine(float score, int sim)
+{
+	return sim == METRICS_COSINE && score > 1.0f ? 1.0f : score;
+}

@@ -109,4 +109,9 @@ struct st_reader;
 int search_read_rows(struct st_reader *in, const char *name, float **emb, size_t *n, int *d, char *err,
                      size_t errlen);
 
+/* s as a JSON string (quoted, escaped; UTF-8 passes through) on out. */
+void search_write_json_string(FILE *out, const char *s, size_t len);
+/* A score as printed: a cosine never above 1 (float rounding of unit vectors can give 1.0000001). */
+float search_clamp_cosine(float score, int sim);
+
 #endif

@@ -34,13 +34,21 @@ static const char usage[] =
 	"  --batch-size N            texts per forward pass (default 32)\n"
 	SEARCH_PROMPT_USAGE
 	"  --threads N               threads (default all cores)\n"
+	"  --with-text               each hit also gives the corpus entry's \"text\" (text input only)\n"
 	"  --help                    this text\n";
 
-static void write_hits(FILE *out, const search_hit *h, int n)
+static void write_hits(FILE *out, const search_hit *h, int n, int sim, const search_texts *corpus_text)
 {
 	fputc('[', out);
-	for (int k = 0; k < n; k++)
-		fprintf(out, "%s{\"corpus_id\": %d, \"score\": %.9g}", k ? ", " : "", h[k].id, h[k].score);
+	for (int k = 0; k < n; k++) {
+		fprintf(out, "%s{\"corpus_id\": %d, \"score\": %.9g", k ? ", " : "", h[k].id,
+			search_clamp_cosine(h[k].score, sim));
+		if (corpus_text) {
+			fputs(", \"text\": ", out);
+			search_write_json_string(out, corpus_text->s[h[k].id], corpus_text->len[h[k].id]);
+		}
+		fputc('}', out);
+	}
 	fputs("]\n", out);
 	if (ferror(out)) {
 		if (errno == EPIPE)
@@ -50,7 +58,7 @@ static void write_hits(FILE *out, const search_hit *h, int n)
 }
 
 enum { OPT_MODEL = 256, OPT_CORPUS, OPT_CACHE, OPT_EMBEDDINGS, OPT_TOPK, OPT_SCORE, OPT_CHUNK, OPT_BATCH,
-       OPT_THREADS };
+       OPT_THREADS, OPT_WITH_TEXT };
 static const struct option opts[] = {
 	{ "model", required_argument, 0, OPT_MODEL },
 	{ "corpus", required_argument, 0, OPT_CORPUS },
@@ -62,6 +70,7 @@ static const struct option opts[] = {
 	{ "batch-size", required_argument, 0, OPT_BATCH },
 	{ "threads", required_argument, 0, OPT_THREADS },
 	SEARCH_PROMPT_OPTIONS,
+	{ "with-text", no_argument, 0, OPT_WITH_TEXT },
 	{ 0 }
 };
 
@@ -69,7 +78,7 @@ int main(int argc, char **argv)
 {
 	st_tool_init("st-search", argc, argv, usage);
 	const char *model_path = NULL, *corpus_path = NULL, *cache_path = NULL;
-	int embeddings = 0, sim = METRICS_COSINE;
+	int embeddings = 0, sim = METRICS_COSINE, with_text = 0;
 	long chunk = 1024, threads = 0, top_k = 10, batch = 32;
 	int c;
 	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
@@ -89,6 +98,7 @@ int main(int argc, char **argv)
 		case SEARCH_OPT_PROMPT_NAME: search_prompt_option(optarg, NULL); break;
 		case SEARCH_OPT_PROMPT: search_prompt_option(NULL, optarg); break;
 		case OPT_THREADS: threads = st_parse_long("--threads", optarg); break;
+		case OPT_WITH_TEXT: with_text = 1; break;
 		}
 	}
 	if (optind < argc)
@@ -97,6 +107,8 @@ int main(int argc, char **argv)
 		usage_error(usage, "--corpus FILE is required");
 	if (!embeddings && !model_path)
 		usage_error(usage, "give --model DIR, or --embeddings");
+	if (embeddings && with_text)
+		usage_error(usage, "--with-text needs the corpus's texts: --embeddings input has none");
 	if (top_k < 1 || chunk < 1 || batch < 1 || top_k > INT32_MAX || chunk > 1 << 24 || batch > 1 << 20)
 		usage_error(usage, "--top-k, --query-chunk-size and --batch-size must be positive (and at most 2^31-1, "
 			    "2^24, 2^20)");
@@ -112,6 +124,7 @@ int main(int argc, char **argv)
 	float *C = NULL;
 	size_t nc = 0;
 	int d = 0;
+	search_texts ct = { 0 };   /* the corpus's texts (kept for --with-text) */
 	if (embeddings) {
 		int fd = open(corpus_path, O_RDONLY);
 		if (fd < 0)
@@ -125,7 +138,6 @@ int main(int argc, char **argv)
 		FILE *f = fopen(corpus_path, "r");
 		if (!f)
 			die(EX_NOINPUT, "cannot open %s: %s", corpus_path, strerror(errno));
-		search_texts ct = { 0 };
 		if (search_read_lines(f, corpus_path, &ct, 0, err, sizeof err) < 0)
 			die(EX_DATAERR, "%s", err);
 		fclose(f);
@@ -146,8 +158,8 @@ int main(int argc, char **argv)
 			if (cache_path && search_cache_write(cache_path, C, nc, d, key) < 0)
 				die(EX_IOERR, "cannot write %s: %s", cache_path, strerror(errno));
 		}
-		search_texts_free(&ct);
 	}
+	const search_texts *texts = with_text ? &ct : NULL;
 	if (nc == 0)
 		die(EX_DATAERR, "%s: an empty corpus", corpus_path);
 	if ((size_t)top_k > nc)
@@ -169,7 +181,7 @@ int main(int argc, char **argv)
 			size_t qn = nq - q0 < (size_t)chunk ? nq - q0 : (size_t)chunk;
 			search_topk(Q + q0 * d, qn, C, nc, d, sim, (int)top_k, hits, nhits);
 			for (size_t q = 0; q < qn; q++)
-				write_hits(stdout, hits + q * (size_t)top_k, nhits[q]);
+				write_hits(stdout, hits + q * (size_t)top_k, nhits[q], sim, texts);
 		}
 	} else {
 		Q = xmalloc(xmul(xmul(chunk, d), sizeof(float)));
@@ -203,7 +215,7 @@ int main(int argc, char **argv)
 					die(EX_DATAERR, "stdin: %s", err);
 				search_topk(Q, qt.n, C, nc, d, sim, (int)top_k, hits, nhits);
 				for (size_t q = 0; q < qt.n; q++)
-					write_hits(stdout, hits + q * (size_t)top_k, nhits[q]);
+					write_hits(stdout, hits + q * (size_t)top_k, nhits[q], sim, texts);
 			}
 			search_texts_free(&qt);
 		}
@@ -213,6 +225,7 @@ int main(int argc, char **argv)
 		die(EX_IOERR, "writing the hits: %s", strerror(errno));
 	free(Q);
 	free(C);
+	search_texts_free(&ct);
 	free(hits);
 	free(nhits);
 	if (tok)
