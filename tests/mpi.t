@@ -85,4 +85,47 @@ done
 /usr/bin/python3 "$REF" train "$TMP/model" --objective mnrl "$TMP/batches-2.0" --lr $LR --warmup-steps 3 \
 	--log "$TMP/mnrl-np2.log.0" --weights "$TMP/mnrl-np2/model/model.safetensors" > "$TMP/cmp" 2>"$TMP/err"
 grep -q $'^1\tall .* trained tensors' "$TMP/cmp"; ok $? "negative control: rank 0's gradient alone gives other weights"
+
+# A rank killed mid-run: Open MPI ends the others (its message names the rank), no model is written, the
+# checkpoints are whole; resuming with the same N from the newest one ends with the very bits of a run that was
+# never interrupted. 90 pairs, 2 per batch, 4 epochs: 92 steps per rank, a checkpoint every 20.
+resumable() {   # resumable RUN START [st-step options]
+	local run=$1 start=$2; shift 2
+	timeout --foreground 120 $MPIRUN -np 2 sh -c 'd=$1 m=$2 r=$3 k=$4; shift 4; st-batch --size 2 --epochs 4 --start-step $k < "$d" |
+		st-forward --model "$m" --run "$r" --threads 1 | st-loss mnrl |
+		st-step --run "$r" --threads 1 --lr '$LR' --json --checkpoint-every 20 --wait-timeout 30 "$@" \
+		> "$r.log.$OMPI_COMM_WORLD_RANK"' sh "$TMP/pairs.jsonl" "$TMP/model" "$run" "$start" "$@" < /dev/null
+}
+resumable "$TMP/whole" 0 --model "$TMP/model" 2>"$TMP/err"
+ok $? "an uninterrupted 2-rank run with checkpoints" || tail "$TMP/err"
+resumable "$TMP/cut" 0 --model "$TMP/model" 2>"$TMP/err" &
+mpi=$!
+victim=
+for i in $(seq 600); do
+	n=$(grep -c '"kind":"log"' "$TMP/cut.log.0" 2>/dev/null)
+	if [ "${n:-0}" -ge 50 ]; then
+		for p in $(pgrep -x st-step); do
+			{ tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 &&
+				grep -q "$TMP/cut" /proc/$p/cmdline 2>/dev/null && victim=$p
+		done
+		[ -n "$victim" ] && break
+	fi
+	sleep 0.05
+done
+t0=$(date +%s)
+kill -9 "$victim"
+wait $mpi
+rc=$?
+t1=$(date +%s)
+[ "$rc" -ne 0 ]; ok $? "rank 1's st-step killed after step 50: the run fails (exit $rc)"
+[ $((t1 - t0)) -le 30 ]; ok $? "... and every rank is gone within the wait timeout (30 s; took $((t1 - t0)) s)"
+grep -q 'Process name: \[\[[0-9]*,1\],1\]\|rank 1' "$TMP/err"; ok $? "... with a message naming rank 1" || cat "$TMP/err"
+[ ! -e "$TMP/cut/model" ]; ok $? "... no final model written"
+last=$(ls "$TMP/cut" | sed -n 's/^checkpoint-//p' | sort -n | tail -1)
+[ "${last:-0}" -ge 40 ]; ok $? "checkpoint-$last is there"
+is "$(ls "$TMP/cut" | grep -c 'tmp')" 0 "no half-written file or folder"
+resumable "$TMP/cut" "$last" --resume 2>"$TMP/err"
+ok $? "resumed from checkpoint-$last with the same 2 ranks" || tail "$TMP/err"
+cmp -s "$TMP/whole/model/model.safetensors" "$TMP/cut/model/model.safetensors"
+ok $? "the resumed run's final weights equal the uninterrupted run's, bit for bit"
 done_testing
