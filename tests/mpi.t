@@ -128,4 +128,13 @@ resumable "$TMP/cut" "$last" --resume 2>"$TMP/err"
 ok $? "resumed from checkpoint-$last with the same 2 ranks" || tail "$TMP/err"
 cmp -s "$TMP/whole/model/model.safetensors" "$TMP/cut/model/model.safetensors"
 ok $? "the resumed run's final weights equal the uninterrupted run's, bit for bit"
+
+# ranks that diverge (here: rank 1 given another learning rate) are caught at the first checkpoint's hash check
+timeout --foreground 120 $MPIRUN -np 2 sh -c 'st-batch --size 4 < "$1" | st-forward --model "$2" --run "$3" --threads 1 |
+	st-loss mnrl | st-step --model "$2" --run "$3" --threads 1 --lr "$((OMPI_COMM_WORLD_RANK + 1))e-3" \
+	--checkpoint-every 5 --wait-timeout 30 > /dev/null' sh "$TMP/pairs.jsonl" "$TMP/model" "$TMP/diverge" \
+	< /dev/null > /dev/null 2>"$TMP/err"
+[ $? -ne 0 ]; ok $? "ranks with different learning rates: the run fails"
+grep -q "the ranks' weights differ after step 5" "$TMP/err"; ok $? "... saying that the ranks' weights differ" || cat "$TMP/err"
+[ ! -e "$TMP/diverge/checkpoint-5" ] && [ ! -e "$TMP/diverge/model" ]; ok $? "... before writing checkpoint-5 or a model"
 done_testing
