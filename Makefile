@@ -15,7 +15,7 @@ ST_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -fo
 ALL_CFLAGS = $(CFLAGS) $(ST_CFLAGS)
 LDLIBS = build/libst.a $(PKG_LIBS) -fopenmp -lm -lpthread $(LDFLAGS)
 
-LIB_SRC := $(wildcard lib/*.c)
+LIB_SRC := $(filter-out lib/dist.c,$(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:lib/%.c=build/lib/%.o)
 TOOLS := $(patsubst tools/%.c,bin/%,$(wildcard tools/st-*.c))
 SCRIPTS := $(patsubst tools/%,bin/%,$(filter-out %.c,$(wildcard tools/st-*)))
@@ -35,6 +35,17 @@ build/libst.a: $(LIB_OBJ)
 bin/%: tools/%.c build/libst.a $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# Only st-step talks to other ranks (data-parallel training): lib/dist.c is built apart from libst, with Open
+# MPI when its ompi-c is installed, else as a one-process stub; no other program links MPI.
+MPI_CFLAGS = $(shell pkg-config --exists ompi-c 2>/dev/null && echo -DST_MPI $$(pkg-config --cflags ompi-c))
+MPI_LIBS = $(shell pkg-config --libs ompi-c 2>/dev/null)
+build/dist.o: lib/dist.c lib/dist.h lib/st.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -c -o $@ $<
+bin/st-step: tools/st-step.c build/dist.o build/libst.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< build/dist.o $(LDLIBS) $(MPI_LIBS)
 
 # Tools written in a scripting language are copied as they are.
 $(SCRIPTS): bin/%: tools/%
@@ -98,7 +109,7 @@ demo: deps
 # a machine without dpkg (install the packages of DEB_PKGS with its own package manager).
 DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libzstd-dev zstd libjansson-dev \
 	libutf8proc-dev libpcre2-dev libcurl4-openssl-dev libssl-dev libzip-dev sentencepiece python3-sentencepiece python3-torch python3-numpy python3-scipy python3-msgpack python3-yaml gnuplot-nox bc wordnet-base \
-	git git-lfs jq perl
+	git git-lfs jq perl openmpi-bin libopenmpi-dev
 deps-check:
 	@command -v dpkg-query >/dev/null || { echo "make: not a Debian system; install the equivalents of: $(DEB_PKGS)"; exit 0; }; \
 	missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

@@ -137,7 +137,39 @@ static int recent_failure(const char *dir, double since)
 	return status;
 }
 
+int run_rank(int *world)
+{
+	const char *r = getenv("OMPI_COMM_WORLD_RANK"), *w = getenv("OMPI_COMM_WORLD_SIZE");
+	int rank = r && *r ? atoi(r) : 0, size = w && *w ? atoi(w) : 1;
+	if (size < 1 || rank < 0 || rank >= size)
+		rank = 0, size = 1;
+	if (world)
+		*world = size;
+	return rank;
+}
+
+char *run_rank_dir(const char *dir)
+{
+	int rank = run_rank(NULL);
+	if (rank == 0)
+		return xstrdup(dir);
+	size_t n = strlen(dir) + 32;
+	char *p = xmalloc(n);
+	snprintf(p, n, "%s/rank-%d", dir, rank);
+	return p;
+}
+
+static run_weights *open_weights_in(const char *dir, size_t nparams, double timeout_s, char *err, size_t errlen);
+
 run_weights *run_open_weights(const char *dir, size_t nparams, double timeout_s, char *err, size_t errlen)
+{
+	char *own = run_rank_dir(dir);
+	run_weights *w = open_weights_in(own, nparams, timeout_s, err, errlen);
+	free(own);
+	return w;
+}
+
+static run_weights *open_weights_in(const char *dir, size_t nparams, double timeout_s, char *err, size_t errlen)
 {
 	char *path = path_join(dir, "weights.bin");
 	double start = st_now();
@@ -383,8 +415,26 @@ static uint64_t new_run_id(void)
 	return id ? id : 1;
 }
 
+static run_weights *create_in(const char *dir, const float *params, size_t nparams, uint64_t seed, int objectives,
+                              uint64_t updates, int clear, const struct run_settings *settings, char *err,
+                              size_t errlen);
+
 run_weights *run_create(const char *dir, const float *params, size_t nparams, uint64_t seed, int objectives,
                         uint64_t updates, int clear, const struct run_settings *settings, char *err, size_t errlen)
+{
+	if (run_rank(NULL) > 0 && mkdir(dir, 0777) != 0 && errno != EEXIST) {   /* DIR, then DIR/rank-R */
+		set_err(err, errlen, "cannot create run directory %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	char *own = run_rank_dir(dir);
+	run_weights *w = create_in(own, params, nparams, seed, objectives, updates, clear, settings, err, errlen);
+	free(own);
+	return w;
+}
+
+static run_weights *create_in(const char *dir, const float *params, size_t nparams, uint64_t seed, int objectives,
+                              uint64_t updates, int clear, const struct run_settings *settings, char *err,
+                              size_t errlen)
 {
 	if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
 		set_err(err, errlen, "cannot create run directory %s: %s", dir, strerror(errno));
@@ -961,15 +1011,21 @@ int run_clear(const char *dir, char *err, size_t errlen)
 	return rc;
 }
 
-void run_note_failure(const char *dir, int status)
+void run_note_failure(const char *shared, int status)
 {
+	char *dir = run_rank_dir(shared);
 	struct stat sb;
-	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || run_is_model_dir(dir))
+	if (strcmp(dir, shared) != 0 && stat(shared, &sb) == 0 && S_ISDIR(sb.st_mode) && !run_is_model_dir(shared))
+		mkdir(dir, 0777);   /* rank R's st-forward waits in RUN/rank-R */
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || run_is_model_dir(dir)) {
+		free(dir);
 		return;
+	}
 	char text[64], *p = path_join(dir, "failed");
 	int n = snprintf(text, sizeof text, "st-step exited with status %d\n", status);
 	st_write_file_atomic(p, text, (size_t)n);
 	free(p);
+	free(dir);
 }
 
 int run_is_model_dir(const char *dir)

@@ -12,6 +12,7 @@
  *   RUN/trainer.json      trainer state (step, epoch, schedule, seed, best score), with the last checkpoint
  *   RUN/checkpoint-N/     model/ + optimizer.bin + trainer.json after N global steps
  *   RUN/eval.jsonl        one line per evaluation
+ *   RUN/rank-R/           rank R > 0 of a data-parallel run: its own weights.bin, lock, start/ (run_rank_dir)
  * Every file and checkpoint folder is written under a temporary name and renamed.
  *
  * Updates: with K objectives (several pipelines feeding one st-step round-robin), global step g of objective o
@@ -120,6 +121,13 @@ typedef struct run_settings {
 int run_settings_write(const char *dir, const run_settings *s, char *err, size_t errlen);
 /* 1 when DIR/training.json is absent, 0 when read, -1 + message when broken. */
 int run_settings_read(const char *dir, run_settings *s, char *err, size_t errlen);
+
+/* Data-parallel training (docs/training.md): this process's rank, and the number of ranks in *world, from Open
+ * MPI's OMPI_COMM_WORLD_RANK / OMPI_COMM_WORLD_SIZE (0 of 1 without mpirun). All ranks on one machine may share
+ * one RUN: rank 0 uses RUN itself, rank R > 0 keeps its weights.bin, lock and failure note in RUN/rank-R, which
+ * run_create, run_open_weights and run_note_failure use by themselves. */
+int run_rank(int *world);
+char *run_rank_dir(const char *dir);   /* RUN or RUN/rank-R; free() it */
 
 /* rm -r */
 int run_remove_tree(const char *path);

@@ -3,6 +3,7 @@
  * shuffling and the total step count are known before the first batch leaves. */
 #include "st.h"
 #include "stream.h"
+#include "run.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 static const char usage[] =
 	"usage: st-batch --size N [--epochs E] [--shuffle] [--seed S] [--drop-last]\n"
 	"                [--sampler random|no-duplicates|group-by-label] [--start-step K] [--json]\n"
+	"                [--rank R --world N]\n"
 	"                < tokenized-examples > batches\n"
 	"\n"
 	"  --size N          examples per batch (required)\n"
@@ -22,6 +24,9 @@ static const char usage[] =
 	"                    no-duplicates: no text twice in a batch (for in-batch negatives);\n"
 	"                    group-by-label: runs of examples of the same label (batch-*-triplet losses)\n"
 	"  --start-step K    begin at global step K (resuming a run)\n"
+	"  --rank R --world N  data-parallel training: this process's share of every epoch (DistributedSampler):\n"
+	"                    examples R, R+N, ... of the (shuffled) order, the tail padded from its start; default\n"
+	"                    from Open MPI's OMPI_COMM_WORLD_RANK and OMPI_COMM_WORLD_SIZE (docs/training.md)\n"
 	"  --json            write JSON Lines instead of msgpack\n"
 	"  --threads N       accepted for uniformity; batching runs on one core\n"
 	"  --help            this text\n";
@@ -226,6 +231,25 @@ static int by_label(const void *a, const void *b)
 	return c ? c : (i > j) - (i < j);
 }
 
+/* torch's DistributedSampler (drop_last=False): the epoch's order padded by repeating it from its start until
+ * its length is a multiple of world, then every world-th example from rank on. Every rank gets the same count,
+ * so all ranks make the same number of batches and meet at every step. Returns the new length. */
+static size_t shard(uint32_t *idx, size_t n, long rank, long world)
+{
+	if (world <= 1)
+		return n;
+	size_t per = (n + world - 1) / world, total = per * world;
+	uint32_t *padded = xmalloc(xmul(total, sizeof *padded));
+	for (size_t i = 0; i < total; i++)
+		padded[i] = idx[i % n];
+	for (size_t i = 0; i < per; i++)
+		idx[i] = padded[rank + i * world];
+	free(padded);
+	return per;
+}
+
+static long dist_rank, dist_world = 1;
+
 static void epoch_plan(plan *p, enum sampler s, size_t size, int shuffle, uint64_t seed, int epoch, int drop_last)
 {
 	size_t n = ds.n;
@@ -237,6 +261,7 @@ static void epoch_plan(plan *p, enum sampler s, size_t size, int shuffle, uint64
 	if (s == SAMPLER_RANDOM) {
 		if (shuffle)
 			permute(idx, n, eseed);
+		n = shard(idx, n, dist_rank, dist_world);
 		plan_chunks(p, idx, n, size, drop_last);
 	} else if (s == SAMPLER_NO_DUPLICATES) {
 		/* v3 NoDuplicatesBatchSampler: scan the remaining examples in (permuted) order, skip one that shares
@@ -363,13 +388,15 @@ int main(int argc, char **argv)
 	uint64_t seed = 42;
 	int shuffle = 0, drop_last = 0, json = 0;
 	enum sampler sampler = SAMPLER_RANDOM;
-	enum { O_SIZE = 256, O_EPOCHS, O_SEED, O_START, O_THREADS, O_SHUFFLE, O_DROPLAST, O_JSON, O_SAMPLER };
+	enum { O_SIZE = 256, O_EPOCHS, O_SEED, O_START, O_THREADS, O_SHUFFLE, O_DROPLAST, O_JSON, O_SAMPLER, O_RANK, O_WORLD };
 	static const struct option opts[] = {
 		{ "size", required_argument, 0, O_SIZE }, { "epochs", required_argument, 0, O_EPOCHS },
 		{ "seed", required_argument, 0, O_SEED }, { "start-step", required_argument, 0, O_START },
 		{ "threads", required_argument, 0, O_THREADS }, { "shuffle", no_argument, 0, O_SHUFFLE },
 		{ "drop-last", no_argument, 0, O_DROPLAST }, { "json", no_argument, 0, O_JSON },
-		{ "sampler", required_argument, 0, O_SAMPLER }, { 0 } };
+		{ "sampler", required_argument, 0, O_SAMPLER }, { "rank", required_argument, 0, O_RANK },
+		{ "world", required_argument, 0, O_WORLD }, { 0 } };
+	long rank = -1, world = -1;
 	int c;
 	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
 		const char *a = argv[optind - 1], *v = optarg;
@@ -382,6 +409,8 @@ int main(int argc, char **argv)
 		case O_SHUFFLE: shuffle = 1; break;
 		case O_DROPLAST: drop_last = 1; break;
 		case O_JSON: json = 1; break;
+		case O_RANK: rank = st_parse_long(a, v); break;
+		case O_WORLD: world = st_parse_long(a, v); break;
 		case O_SAMPLER:
 			if (!strcmp(v, "random")) sampler = SAMPLER_RANDOM;
 			else if (!strcmp(v, "no-duplicates")) sampler = SAMPLER_NO_DUPLICATES;
@@ -398,6 +427,20 @@ int main(int argc, char **argv)
 		usage_error(usage, "--size N is required and must be at least 1");
 	if (epochs < 1)
 		usage_error(usage, "--epochs must be at least 1");
+	if ((rank < 0) != (world < 0))
+		usage_error(usage, "--rank and --world go together");
+	if (world < 0) {   /* under mpirun: Open MPI tells every process its place */
+		int w;
+		rank = run_rank(&w);
+		world = w;
+	}
+	if (world < 1 || rank < 0 || rank >= world)
+		usage_error(usage, "--rank %ld of --world %ld: the rank must be 0 .. world-1", rank, world);
+	if (world > 1 && sampler != SAMPLER_RANDOM)
+		usage_error(usage, "--sampler %s is not sharded over ranks yet; use the random sampler with %ld ranks",
+		            sampler == SAMPLER_NO_DUPLICATES ? "no-duplicates" : "group-by-label", world);
+	dist_rank = rank;
+	dist_world = world;
 	if (sampler == SAMPLER_GROUP_BY_LABEL && size % 2)
 		usage_error(usage, "group-by-label needs an even --size");
 

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "hub.h"
 #include "model.h"
 #include "optim.h"
@@ -96,6 +97,7 @@ struct trainer {
 	int64_t batches;       /* batch records read */
 	int progress;
 	FILE *grad_out;
+	int rank, world;       /* data-parallel training (mpirun): rank 0 writes the model, checkpoints and log */
 };
 
 /* ---- saving ---- */
@@ -124,6 +126,8 @@ static int fill_checkpoint(const char *tmpdir, void *ctx, char *err, size_t errl
 
 static void save_model(struct trainer *t, const char *name)
 {
+	if (t->rank > 0)
+		return;
 	char path[4096], err[512];
 	snprintf(path, sizeof path, "%s/%s", t->o.run_dir, name);
 	if (run_write_dir(path, fill_model, t, err, sizeof err) != 0)
@@ -132,6 +136,8 @@ static void save_model(struct trainer *t, const char *name)
 
 static void save_state(struct trainer *t)
 {
+	if (t->rank > 0)
+		return;
 	char path[4096], err[512];
 	snprintf(path, sizeof path, "%s/trainer.json", t->o.run_dir);
 	if (run_state_write(path, &t->st, err, sizeof err) != 0)
@@ -140,6 +146,10 @@ static void save_state(struct trainer *t)
 
 static void checkpoint(struct trainer *t)
 {
+	if (t->rank > 0) {
+		t->last_checkpoint = t->st.step;
+		return;
+	}
 	char path[4096], err[512];
 	snprintf(path, sizeof path, "%s/checkpoint-%lld", t->o.run_dir, (long long)t->st.step);
 	if (run_write_dir(path, fill_checkpoint, t, err, sizeof err) != 0)
@@ -153,7 +163,7 @@ static void checkpoint(struct trainer *t)
 
 static void evaluate(struct trainer *t)
 {
-	if (!t->o.evaluator || t->last_eval == t->st.step)
+	if (!t->o.evaluator || t->last_eval == t->st.step || t->rank > 0)
 		return;
 	t->last_eval = t->st.step;
 	char path[4096];
@@ -323,6 +333,12 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 			                     t->grads);
 			free(cids);
 		}
+	/* DistributedDataParallel: the mean of the ranks' gradients (each the gradient of its own batch's loss),
+	 * before clipping; every rank then applies the same update to the same weights */
+	if (t->world > 1) {
+		dist_mean_floats(t->grads, t->n);
+		loss = dist_mean_double(loss);
+	}
 	if (t->grad_out && fwrite(t->grads, sizeof(float), t->n, t->grad_out) != t->n)
 		die(EX_IOERR, "cannot write %s", t->o.grad_out);
 	double norm = optim_clip_grad_norm(t->grads, t->n, t->o.max_grad_norm);
@@ -336,10 +352,13 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	run_publish(t->w, t->st.updates);
 
 	double now = st_now();
+	B *= t->world;   /* the global batch */
 	t->examples_since += B;
 	double eps_rate = B / (now - t->t_last > 0 ? now - t->t_last : 1e-9);
 	t->t_last = now;
 	t->st.examples += B;
+	if (t->rank > 0)
+		return;   /* rank 0 logs */
 	t->st.last_loss = loss;
 	st_val *log = st_map();
 	st_set(log, "kind", st_str("log"));
@@ -624,6 +643,27 @@ static void note_failure(int status, void *arg)
 	(void)arg;
 	if (status != 0 && failure_dir)
 		run_note_failure(failure_dir, status);
+	if (status != 0)
+		dist_abort(status);   /* the other ranks would wait in the next allreduce for ever */
+}
+
+/* FNV-1a over the weights' 32-bit words: compared across ranks, which must hold the very same bits */
+static uint64_t weights_hash(const float *p, size_t n)
+{
+	const uint32_t *w = (const uint32_t *)p;
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ w[i]) * 1099511628211ull;
+	return h;
+}
+
+static void check_same_weights(struct trainer *t)
+{
+	uint64_t lo, hi;
+	if (t->world > 1 && !dist_same_u64(weights_hash(model_params(t->m), t->n), &lo, &hi))
+		die(EX_SOFTWARE, "rank %d: the ranks' weights differ after step %lld (hashes %016" PRIx64 " .. %016" PRIx64
+		    "): the ranks diverged (different data order, options or builds); stopping every rank", t->rank,
+		    (long long)t->st.step, lo, hi);
 }
 
 int main(int argc, char **argv)
@@ -637,6 +677,8 @@ int main(int argc, char **argv)
 			failure_dir = argv[i + 1];
 	on_exit(note_failure, NULL);
 	parse(&t->o, argc, argv);
+	t->world = dist_init();   /* before any thread starts */
+	t->rank = dist_rank();
 	watch_start(t);   /* before the thread pool: every thread runs the signal handler */
 	st_set_threads((int)t->o.threads);
 	char err[1024];
@@ -678,7 +720,7 @@ int main(int argc, char **argv)
 			t->o.eps = t->st.eps;
 	} else {
 		char old[64];
-		if (!t->o.overwrite && run_old_state(t->o.run_dir, old, sizeof old))
+		if (!t->o.overwrite && t->rank == 0 && run_old_state(t->o.run_dir, old, sizeof old))
 			usage_error(usage, "%s holds an earlier run (%s/%s): continue it with --resume (and st-batch "
 			            "--start-step at its newest checkpoint), or start afresh with --overwrite, which removes st's "
 			            "own files of that run", t->o.run_dir, t->o.run_dir, old);
@@ -692,8 +734,11 @@ int main(int argc, char **argv)
 	if (from >= 0) {
 		/* model_save copies tokenizer files from where the model was loaded, and this checkpoint may be
 		 * pruned during the run: continue from a copy in DIR/start that the run keeps */
-		char start[4096];
-		snprintf(start, sizeof start, "%s/start", t->o.run_dir);
+		char start[4096], *own = run_rank_dir(t->o.run_dir);   /* ranks > 0: RUN/rank-R/start */
+		if (t->rank > 0)
+			mkdir(own, 0777);
+		snprintf(start, sizeof start, "%s/start", own);
+		free(own);
 		if (run_write_dir(start, fill_model, t, err, sizeof err) != 0)
 			die(EX_IOERR, "%s", err);
 		model_free(t->m);
@@ -869,8 +914,10 @@ int main(int argc, char **argv)
 		if (done)
 			break;
 		t->st.step++;
-		if (t->o.checkpoint_every > 0 && t->st.step % t->o.checkpoint_every == 0)
+		if (t->o.checkpoint_every > 0 && t->st.step % t->o.checkpoint_every == 0) {
+			check_same_weights(t);
 			checkpoint(t);
+		}
 		if (t->o.eval_every > 0 && t->st.step % t->o.eval_every == 0)
 			evaluate(t);
 		if (stop_signal)
@@ -904,6 +951,7 @@ int main(int argc, char **argv)
 		die(EX_DATAERR, "the input ended short at step %lld of %lld: a stage before st-step stopped early (see its "
 		    "message); no final model written%s", (long long)t->st.step, (long long)target, resume);
 	}
+	check_same_weights(t);
 	if (cur_epoch >= 0)
 		evaluate(t);
 	if (t->o.checkpoint_every > 0 && t->last_checkpoint != t->st.step)
@@ -922,5 +970,6 @@ int main(int argc, char **argv)
 	for (int i = 0; i < t->k; i++)
 		if (t->in[i])
 			st_reader_close(t->in[i]);
+	dist_finish();
 	return 0;
 }

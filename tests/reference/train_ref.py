@@ -18,6 +18,9 @@
       robin, stopping with the shortest input. Compares every update's loss, lr and grad_norm with st-step's
       JSON log, and the final weights with a model.safetensors (max-norm relative per tensor); prints
       "RC<TAB>description" lines, RC 0 for a pass. --out writes torch's final weights.
+      --world N: DistributedDataParallel with N ranks; each BATCHES path holds "%d", replaced by the rank (st-batch
+      --rank R --world N --json of each rank); a step's loss is the mean of the ranks' losses over their own
+      batches, so its gradient is the mean of theirs, as DDP's allreduce makes it.
 """
 import json
 import math
@@ -158,12 +161,12 @@ def train(argv):
     model_dir, objectives = argv[0], []
     o = {"lr": 2e-5, "scheduler": "warmuplinear", "warmup-steps": 0, "steps": 0, "weight-decay": 0.01,
          "max-grad-norm": 1.0, "eps": 1e-8, "log": None, "weights": None, "tol": 1e-4, "out": None,
-         "threads": 1}
+         "threads": 1, "world": 1}
     i = 1
     while i < len(argv):
         key = argv[i][2:]
         if key == "objective":
-            objectives.append((argv[i + 1], read_batches(argv[i + 2]), {}))
+            objectives.append((argv[i + 1], argv[i + 2], {}))
             i += 3
             continue
         if key == "loss-options":   # JSON options of the last objective's loss, as loss_ref.py names them
@@ -175,10 +178,14 @@ def train(argv):
         o[key] = argv[i + 1]
         i += 2
     torch.set_num_threads(int(o["threads"]))
+    world = int(o["world"])
+    # per objective: batches[step] is the list of the ranks' batches of that step
+    objectives = [(name, list(zip(*[read_batches(path % r if world > 1 else path) for r in range(world)])), opts)
+                  for name, path, opts in objectives]
     lr, wd, maxnorm, eps = (float(o[k]) for k in ("lr", "weight-decay", "max-grad-norm", "eps"))
     W = int(o["warmup-steps"])
     steps = min(len(b) for _, b, _ in objectives)   # fit stops with the shortest loader
-    T = int(o["steps"]) or min(int(b[0]["steps"]) for _, b, _ in objectives)
+    T = int(o["steps"]) or min(int(b[0][0]["steps"]) for _, b, _ in objectives)
 
     torch.set_default_dtype(torch.float64)
     model = Model(model_dir)   # float64 leaves; the unused pooler is not among them (grad None in fit)
@@ -197,12 +204,14 @@ def train(argv):
     lr_used = []
     for s in range(steps):
         for k, (loss_name, batches, loss_opts) in enumerate(objectives):
-            b = batches[s]
-            ids = torch.tensor(b["input_ids"], dtype=torch.long)      # [C][B][T]
-            lengths = torch.tensor(b["lengths"], dtype=torch.long)    # [C][B]
-            E = torch.stack([model.embed(ids[c], lengths[c]) for c in range(ids.shape[0])])
-            labels = torch.tensor(b["labels"]) if "labels" in b else None
-            loss = loss_ref.LOSSES[loss_name](E, labels, loss_opts)
+            losses = []
+            for b in batches[s]:   # one batch per rank
+                ids = torch.tensor(b["input_ids"], dtype=torch.long)      # [C][B][T]
+                lengths = torch.tensor(b["lengths"], dtype=torch.long)    # [C][B]
+                E = torch.stack([model.embed(ids[c], lengths[c]) for c in range(ids.shape[0])])
+                labels = torch.tensor(b["labels"]) if "labels" in b else None
+                losses.append(loss_ref.LOSSES[loss_name](E, labels, loss_opts))
+            loss = sum(losses) / len(losses)
             for t in model.params.values():
                 t.grad = None
             loss.backward()

@@ -1,0 +1,140 @@
+#!/bin/bash
+# Data-parallel training on Open MPI against PyTorch: a tiny random BERT (dropout 0) trained by
+#   mpirun -np N sh -c 'st-batch | st-forward --run R | st-loss | st-step --run R'
+# with N = 2 and 4 ranks sharing one run directory, and by tests/reference/train_ref.py --world N, a single
+# process that computes DistributedDataParallel's semantics independently: each step the loss is the mean of the
+# ranks' losses over their own batches (each rank's batch read from st-batch --rank R --world N --json), so the
+# gradient is the mean of theirs; clip_grad_norm_, torch.optim.AdamW + LambdaLR, float64. Every step's loss
+# (the mean over ranks), lr and grad_norm and the final weights must agree within 1e-4 relative (as in
+# tests/train_parity.t), for mnrl and for a labelled loss (cosent). A torch run with one rank on the same data
+# must not agree. Then the sampler's split itself, a rank killed mid-run, and resume with the same N.
+. "$(dirname "$0")/lib.sh"
+command -v mpirun >/dev/null || skip_all "mpirun is absent (Debian's openmpi-bin; make deps)"
+ldd "$ROOT/bin/st-step" | grep -q libmpi || skip_all "st-step was built without Open MPI (libopenmpi-dev; make deps all)"
+/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip_all "/usr/bin/python3 lacks torch or numpy"
+REF="$ROOT/tests/reference/train_ref.py"
+MPIRUN="mpirun --allow-run-as-root --oversubscribe -x PATH"
+export OMPI_MCA_rmaps_base_oversubscribe=1
+
+# st-batch's share of each rank: DistributedSampler's, computed here by hand for 10 examples on 4 ranks (padded
+# to 12 by repeating examples 0 and 1): rank 1 takes 1, 5, 9; rank 3 takes 3, 7, 1
+for i in 0 1 2 3 4 5 6 7 8 9; do echo "{\"input_ids\": [[2, $((5 + i)), 3]]}"; done > "$TMP/ten.jsonl"
+is "$(st-batch --size 2 --rank 1 --world 4 --json < "$TMP/ten.jsonl" | jq -c '.example_ids' | tr -d '\n')" \
+	'[1,5][9]' "st-batch --rank 1 --world 4: examples 1, 5, 9"
+is "$(st-batch --size 2 --rank 3 --world 4 --json < "$TMP/ten.jsonl" | jq -c '.example_ids' | tr -d '\n')" \
+	'[3,7][1]' "st-batch --rank 3 --world 4: examples 3, 7 and the padding 1"
+is "$(st-batch --size 2 --rank 3 --world 4 --json < "$TMP/ten.jsonl" | jq -r '.steps' | sort -u)" 2 \
+	"steps counts this rank's batches (2 on every rank)"
+got=$(OMPI_COMM_WORLD_RANK=2 OMPI_COMM_WORLD_SIZE=4 st-batch --size 3 --json < "$TMP/ten.jsonl" | jq -c '.example_ids')
+is "$got" '[2,6,0]' "the rank and world come from Open MPI's environment"
+# shuffled: the four ranks together hold each example of the permutation once, plus the two padded ones
+all=$(for r in 0 1 2 3; do st-batch --size 3 --shuffle --seed 5 --rank $r --world 4 --json < "$TMP/ten.jsonl" |
+	jq -r '.example_ids[]'; done | sort -n | tr '\n' ' ')
+one=$(st-batch --size 10 --shuffle --seed 5 --json < "$TMP/ten.jsonl" | jq -r '.example_ids[0:2][]' | sort -n | tr '\n' ' ')
+is "$all" "$(echo $(seq 0 9) $one | tr ' ' '\n' | sort -n | tr '\n' ' ')" \
+	"shuffled over 4 ranks: every example once, plus the first two of the permutation"
+st-batch --size 2 --rank 4 --world 4 < "$TMP/ten.jsonl" > /dev/null 2>&1
+is $? 64 "--rank outside the world: usage error"
+
+cat > "$TMP/config.json" <<'EOF2'
+{"model_type": "bert", "vocab_size": 120, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_dropout_prob": 0,
+ "attention_probs_dropout_prob": 0, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
+ "pad_token_id": 0}
+EOF2
+{ printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n'; seq 5 119 | sed 's/^/w/'; } > "$TMP/vocab.txt"
+st-init --config "$TMP/config.json" --vocab "$TMP/vocab.txt" --seed 7 -o "$TMP/model" 2>"$TMP/err"
+ok $? "a tiny random model without dropout" || cat "$TMP/err"
+# 90 pairs of token ids ([CLS] ... [SEP]): the second text is the first with a third of its words replaced;
+# the label (for cosent) is the fraction of words kept
+awk 'BEGIN { srand(21); for (i = 0; i < 90; i++) {
+	n = 1 + int(rand() * 10); for (k = 0; k < n; k++) a[k] = 5 + int(rand() * 115)
+	printf "{\"texts\": [\"a%d\", \"p%d\"], \"input_ids\": [[2", i, i
+	for (k = 0; k < n; k++) printf ", %d", a[k]
+	printf ", 3], [2"; kept = 0
+	for (k = 0; k < n; k++) { if (rand() < 0.3 + 0.5 * (i % 2)) printf ", %d", 5 + (a[k] - 4 + int(rand() * 114)) % 115; else { printf ", %d", a[k]; kept++ } }
+	printf ", 3]], \"label\": %.4f}\n", kept / n } }' > "$TMP/pairs.jsonl"
+
+LR=1e-3
+train() {   # train NAME LOSS NP [st-step options]: the pipeline on NP ranks sharing the run $TMP/NAME
+	local name=$1 loss=$2 np=$3; shift 3
+	timeout --foreground 300 $MPIRUN -np "$np" sh -c 'd=$1 m=$2 r=$3 l=$4; shift 4; st-batch --size 4 --shuffle --seed 3 --epochs 2 < "$d" |
+		st-forward --model "$m" --run "$r" --threads 1 | st-loss "$l" |
+		st-step --model "$m" --run "$r" --threads 1 --lr '$LR' --warmup-steps 3 --json --wait-timeout 30 "$@" \
+		> "$r.log.$OMPI_COMM_WORLD_RANK"' sh "$TMP/pairs.jsonl" "$TMP/model" "$TMP/$name" "$loss" "$@" < /dev/null
+}
+for np in 2 4; do
+	for r in $(seq 0 $((np - 1))); do
+		st-batch --size 4 --shuffle --seed 3 --epochs 2 --rank $r --world $np --json < "$TMP/pairs.jsonl" \
+			> "$TMP/batches-$np.$r"
+	done
+	for loss in mnrl cosent; do
+		name="$loss-np$np"
+		train $name $loss $np > /dev/null 2>"$TMP/err"
+		ok $? "$name: mpirun -np $np, the pipeline on every rank" || tail -20 "$TMP/err"
+		is "$(ls "$TMP/$name" | grep -c '^rank-')" $((np - 1)) "$name: ranks 1..$((np - 1)) keep their state in RUN/rank-R"
+		is "$(cat "$TMP/$name".log.[1-9] | wc -c)" 0 "$name: only rank 0 writes the log"
+		/usr/bin/python3 "$REF" train "$TMP/model" --objective "$loss" "$TMP/batches-$np.%d" --world $np --lr $LR \
+			--warmup-steps 3 --log "$TMP/$name.log.0" --weights "$TMP/$name/model/model.safetensors" \
+			> "$TMP/cmp" 2>"$TMP/err"
+		ok $? "$name: torch ran" || cat "$TMP/err"
+		while IFS=$'\t' read -r rc what; do ok "$rc" "$name: $what"; done < "$TMP/cmp"
+	done
+done
+# the comparison can fail: torch on rank 0's batches alone (no averaging) must give other weights
+/usr/bin/python3 "$REF" train "$TMP/model" --objective mnrl "$TMP/batches-2.0" --lr $LR --warmup-steps 3 \
+	--log "$TMP/mnrl-np2.log.0" --weights "$TMP/mnrl-np2/model/model.safetensors" > "$TMP/cmp" 2>"$TMP/err"
+grep -q $'^1\tall .* trained tensors' "$TMP/cmp"; ok $? "negative control: rank 0's gradient alone gives other weights"
+
+# A rank killed mid-run: Open MPI ends the others (its message names the rank), no model is written, the
+# checkpoints are whole; resuming with the same N from the newest one ends with the very bits of a run that was
+# never interrupted. 90 pairs, 2 per batch, 4 epochs: 92 steps per rank, a checkpoint every 20.
+resumable() {   # resumable RUN START [st-step options]
+	local run=$1 start=$2; shift 2
+	timeout --foreground 120 $MPIRUN -np 2 sh -c 'd=$1 m=$2 r=$3 k=$4; shift 4; st-batch --size 2 --epochs 4 --start-step $k < "$d" |
+		st-forward --model "$m" --run "$r" --threads 1 | st-loss mnrl |
+		st-step --run "$r" --threads 1 --lr '$LR' --json --checkpoint-every 20 --wait-timeout 30 "$@" \
+		> "$r.log.$OMPI_COMM_WORLD_RANK"' sh "$TMP/pairs.jsonl" "$TMP/model" "$run" "$start" "$@" < /dev/null
+}
+resumable "$TMP/whole" 0 --model "$TMP/model" 2>"$TMP/err"
+ok $? "an uninterrupted 2-rank run with checkpoints" || tail "$TMP/err"
+resumable "$TMP/cut" 0 --model "$TMP/model" 2>"$TMP/err" &
+mpi=$!
+victim=
+for i in $(seq 600); do
+	n=$(grep -c '"kind":"log"' "$TMP/cut.log.0" 2>/dev/null)
+	if [ "${n:-0}" -ge 50 ]; then
+		for p in $(pgrep -x st-step); do
+			{ tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 &&
+				grep -q "$TMP/cut" /proc/$p/cmdline 2>/dev/null && victim=$p
+		done
+		[ -n "$victim" ] && break
+	fi
+	sleep 0.05
+done
+t0=$(date +%s)
+kill -9 "$victim"
+wait $mpi
+rc=$?
+t1=$(date +%s)
+[ "$rc" -ne 0 ]; ok $? "rank 1's st-step killed after step 50: the run fails (exit $rc)"
+[ $((t1 - t0)) -le 30 ]; ok $? "... and every rank is gone within the wait timeout (30 s; took $((t1 - t0)) s)"
+grep -q 'Process name: \[\[[0-9]*,1\],1\]\|rank 1' "$TMP/err"; ok $? "... with a message naming rank 1" || cat "$TMP/err"
+[ ! -e "$TMP/cut/model" ]; ok $? "... no final model written"
+last=$(ls "$TMP/cut" | sed -n 's/^checkpoint-//p' | sort -n | tail -1)
+[ "${last:-0}" -ge 40 ]; ok $? "checkpoint-$last is there"
+is "$(ls "$TMP/cut" | grep -c 'tmp')" 0 "no half-written file or folder"
+resumable "$TMP/cut" "$last" --resume 2>"$TMP/err"
+ok $? "resumed from checkpoint-$last with the same 2 ranks" || tail "$TMP/err"
+cmp -s "$TMP/whole/model/model.safetensors" "$TMP/cut/model/model.safetensors"
+ok $? "the resumed run's final weights equal the uninterrupted run's, bit for bit"
+
+# ranks that diverge (here: rank 1 given another learning rate) are caught at the first checkpoint's hash check
+timeout --foreground 120 $MPIRUN -np 2 sh -c 'st-batch --size 4 < "$1" | st-forward --model "$2" --run "$3" --threads 1 |
+	st-loss mnrl | st-step --model "$2" --run "$3" --threads 1 --lr "$((OMPI_COMM_WORLD_RANK + 1))e-3" \
+	--checkpoint-every 5 --wait-timeout 30 > /dev/null' sh "$TMP/pairs.jsonl" "$TMP/model" "$TMP/diverge" \
+	< /dev/null > /dev/null 2>"$TMP/err"
+[ $? -ne 0 ]; ok $? "ranks with different learning rates: the run fails"
+grep -q "the ranks' weights differ after step 5" "$TMP/err"; ok $? "... saying that the ranks' weights differ" || cat "$TMP/err"
+[ ! -e "$TMP/diverge/checkpoint-5" ] && [ ! -e "$TMP/diverge/model" ]; ok $? "... before writing checkpoint-5 or a model"
+done_testing
