@@ -1,5 +1,5 @@
 #!/bin/bash
-# st-batch: sizes, padding, epochs, reproducible shuffles, the three samplers, and its errors.
+# st-batch: sizes, padding, epochs, reproducible shuffles, the samplers (group-by-label in detail: tests/pk_sampler.t), and its errors.
 . "$(dirname "$0")/lib.sh"
 
 # 10 tokenized pairs; example i has token ids [101, i, ..., 102] of length 2 + i % 3, label i % 3;
