@@ -1,5 +1,5 @@
 #!/bin/bash
-# st-batch: sizes, padding, epochs, reproducible shuffles, the three samplers, and its errors.
+# st-batch: sizes, padding, epochs, reproducible shuffles, the samplers (group-by-label in detail: tests/pk_sampler.t), and its errors.
 . "$(dirname "$0")/lib.sh"
 
 # 10 tokenized pairs; example i has token ids [101, i, ..., 102] of length 2 + i % 3, label i % 3;
@@ -47,12 +47,12 @@ for e in 0 1; do
 	is "$(jq -c "select(.epoch == $e) | .example_ids[]" "$TMP/nd" | sort -n | tr '\n' ' ')" "0 1 2 3 4 5 6 7 8 9 " "no-duplicates epoch $e still visits every example"
 done
 
-# group-by-label: per label its examples cut to an even count, batches cut from the runs
-st-batch --size 2 --sampler group-by-label --json < "$TMP/ex.jsonl" > "$TMP/g"
-is "$(jq -c '.labels | unique | length' "$TMP/g" | sort -u)" "1" "group-by-label: each pair of a batch shares its label"
+# label-runs (the older group-by-label): per label its examples cut to an even count, batches cut from the runs
+st-batch --size 2 --sampler label-runs --json < "$TMP/ex.jsonl" > "$TMP/g"
+is "$(jq -c '.labels | unique | length' "$TMP/g" | sort -u)" "1" "label-runs: each pair of a batch shares its label"
 # labels 0 (4 examples), 1 (3 -> 2), 2 (3 -> 2): 8 examples in 4 batches
 is "$(jq -c '.example_ids[]' "$TMP/g" | wc -l | tr -d ' ')" "8" "odd-sized groups lose one example"
-st-batch --size 3 --sampler group-by-label < "$TMP/ex.jsonl" > /dev/null 2>&1; is "$?" "64" "group-by-label with an odd size is a usage error"
+st-batch --size 3 --sampler label-runs < "$TMP/ex.jsonl" > /dev/null 2>&1; is "$?" "64" "label-runs with an odd size is a usage error"
 
 # errors
 printf '{"texts":["a","b"],"input_ids":[[1,2],[3]]}\n{"texts":["c"],"input_ids":[[4,5]]}\n' | st-batch --size 2 > /dev/null 2> "$TMP/err"; rc=$?

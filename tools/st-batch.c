@@ -11,8 +11,8 @@
 
 static const char usage[] =
 	"usage: st-batch --size N [--epochs E] [--shuffle] [--seed S] [--drop-last]\n"
-	"                [--sampler random|no-duplicates|group-by-label] [--start-step K] [--json]\n"
-	"                [--rank R --world N]\n"
+	"                [--sampler random|no-duplicates|group-by-label|label-runs] [--k K]\n"
+	"                [--start-step K] [--json] [--rank R --world N]\n"
 	"                < tokenized-examples > batches\n"
 	"\n"
 	"  --size N          examples per batch (required)\n"
@@ -22,7 +22,9 @@ static const char usage[] =
 	"  --drop-last       drop each epoch's last, partial batch\n"
 	"  --sampler NAME    random (default): every example once per epoch;\n"
 	"                    no-duplicates: no text twice in a batch (for in-batch negatives);\n"
-	"                    group-by-label: runs of examples of the same label (batch-*-triplet losses)\n"
+	"                    group-by-label: batches of P labels x K examples, labels taking turns\n"
+	"                    (batch-*-triplet losses); label-runs: the older runs of one label\n"
+	"  --k K             examples per label and turn for group-by-label (default 2)\n"
 	"  --start-step K    begin at global step K (resuming a run)\n"
 	"  --rank R --world N  data-parallel training: this process's share of every epoch (DistributedSampler):\n"
 	"                    examples R, R+N, ... of the (shuffled) order, the tail padded from its start; default\n"
@@ -31,7 +33,7 @@ static const char usage[] =
 	"  --threads N       accepted for uniformity; batching runs on one core\n"
 	"  --help            this text\n";
 
-enum sampler { SAMPLER_RANDOM, SAMPLER_NO_DUPLICATES, SAMPLER_GROUP_BY_LABEL };
+enum sampler { SAMPLER_RANDOM, SAMPLER_NO_DUPLICATES, SAMPLER_LABEL_RUNS, SAMPLER_PK };
 
 /* The examples, compactly: the tokens of text t are tokens[text_off[t] .. text_off[t] + text_len[t]). */
 static struct {
@@ -250,7 +252,10 @@ static size_t shard(uint32_t *idx, size_t n, long rank, long world)
 
 static long dist_rank, dist_world = 1;
 
-static void epoch_plan(plan *p, enum sampler s, size_t size, int shuffle, uint64_t seed, int epoch, int drop_last)
+static void plan_pk(plan *p, size_t size, size_t k, uint64_t seed, int drop_last);
+
+static void epoch_plan(plan *p, enum sampler s, size_t size, size_t k, int shuffle, uint64_t seed, int epoch,
+		       int drop_last)
 {
 	size_t n = ds.n;
 	uint32_t *idx = xmalloc(xmul(n, sizeof *idx));
@@ -258,7 +263,9 @@ static void epoch_plan(plan *p, enum sampler s, size_t size, int shuffle, uint64
 		idx[i] = (uint32_t)i;
 	uint64_t eseed = seed + (uint64_t)epoch;
 
-	if (s == SAMPLER_RANDOM) {
+	if (s == SAMPLER_PK) {
+		plan_pk(p, size, k, eseed, drop_last);
+	} else if (s == SAMPLER_RANDOM) {
 		if (shuffle)
 			permute(idx, n, eseed);
 		n = shard(idx, n, dist_rank, dist_world);
@@ -304,10 +311,11 @@ static void epoch_plan(plan *p, enum sampler s, size_t size, int shuffle, uint64
 		free(seen);
 		free(batch);
 	} else {
-		/* v3 GroupByLabelBatchSampler: per label its examples in data order, cut to an even count (labels
-		 * with one example dropped); labels visited in a (seeded) order; batches cut from the run. */
+		/* label-runs, the GroupByLabelBatchSampler of the v3.0-era library: per label its examples in data
+		 * order, cut to an even count (labels with one example dropped); labels visited in a (seeded) order;
+		 * batches cut from the run, so most batches hold a single label. */
 		if (ds.label_k != 1 || ds.label_is_vector)
-			die(EX_DATAERR, "group-by-label needs a number label on every example");
+			die(EX_DATAERR, "label-runs needs a number label on every example");
 		sort_labels = ds.labels;
 		qsort(idx, n, sizeof *idx, by_label);
 		size_t ngroups = 0;
@@ -334,6 +342,77 @@ static void epoch_plan(plan *p, enum sampler s, size_t size, int shuffle, uint64
 		free(gorder);
 		free(gstart);
 	}
+	free(idx);
+}
+
+/* group-by-label, the PK sampler of the current library's GroupByLabelBatchSampler: each label's examples
+ * shuffled and cut to a multiple of K (labels with fewer than K dropped); then rounds in which every label
+ * that has examples left gives K, in a freshly permuted label order, while at least two labels have examples
+ * left; batches of `size` (a multiple of K) are cut from that stream. A round never starts with the label that
+ * ended the previous one, so K-runs next to each other always differ in label and every batch of at least 2K
+ * holds at least two labels with K examples each (the library lacks this guard: with 3 labels and batches of 4
+ * it can emit a batch of one label). A last partial batch is kept, unless --drop-last, when it holds 2K. */
+static void plan_pk(plan *p, size_t size, size_t k, uint64_t seed, int drop_last)
+{
+	size_t n = ds.n;
+	if (ds.label_k != 1 || ds.label_is_vector)
+		die(EX_DATAERR, "group-by-label needs a number label on every example");
+	uint32_t *idx = xmalloc(xmul(n, sizeof *idx));
+	for (size_t i = 0; i < n; i++)
+		idx[i] = (uint32_t)i;
+	sort_labels = ds.labels;
+	qsort(idx, n, sizeof *idx, by_label);   /* labels in order, each label's examples in data order */
+	/* queues: label q's examples are idx[qhead[q] .. qend[q]) */
+	size_t *qhead = xmalloc(xmul(n + 1, sizeof *qhead)), *qend = xmalloc(xmul(n + 1, sizeof *qend));
+	uint32_t *live = xmalloc(xmul(n + 1, sizeof *live));
+	size_t nq = 0;
+	uint64_t s = seed;
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && ds.labels[idx[j]] == ds.labels[idx[i]]; j++)
+			;
+		size_t len = (j - i) / k * k;
+		if (len == 0)
+			continue;
+		permute(idx + i, j - i, splitmix64(&s));
+		qhead[nq] = i;
+		qend[nq] = i + len;
+		live[nq] = (uint32_t)nq;
+		nq++;
+	}
+	if (nq < 2)
+		die(EX_DATAERR, "group-by-label needs at least 2 labels with %zu examples or more; the data has %zu", k, nq);
+	size_t nlive = nq, start = p->n, last = SIZE_MAX;
+	while (nlive >= 2) {
+		permute(live, nlive, splitmix64(&s));
+		if (live[0] == last) {   /* keep neighbouring K-runs apart in label */
+			size_t j = 1 + splitmix64(&s) % (nlive - 1);
+			uint32_t t = live[0];
+			live[0] = live[j];
+			live[j] = t;
+		}
+		for (size_t r = 0; r < nlive; r++) {
+			size_t q = live[r];
+			for (size_t t = 0; t < k; t++)
+				plan_push(p, idx[qhead[q]++]);
+			if (p->n - start == size) {
+				plan_cut(p);
+				start = p->n;
+			}
+		}
+		last = live[nlive - 1];
+		size_t keep = 0;
+		for (size_t r = 0; r < nlive; r++)
+			if (qhead[live[r]] < qend[live[r]])
+				live[keep++] = live[r];
+		nlive = keep;
+	}
+	if (p->n - start >= 2 * k && !drop_last)
+		plan_cut(p);
+	else
+		p->n = start;   /* too small to hold two labels: dropped */
+	free(live);
+	free(qend);
+	free(qhead);
 	free(idx);
 }
 
@@ -388,14 +467,16 @@ int main(int argc, char **argv)
 	uint64_t seed = 42;
 	int shuffle = 0, drop_last = 0, json = 0;
 	enum sampler sampler = SAMPLER_RANDOM;
-	enum { O_SIZE = 256, O_EPOCHS, O_SEED, O_START, O_THREADS, O_SHUFFLE, O_DROPLAST, O_JSON, O_SAMPLER, O_RANK, O_WORLD };
+	long k = 2;
+	enum { O_SIZE = 256, O_EPOCHS, O_SEED, O_START, O_THREADS, O_SHUFFLE, O_DROPLAST, O_JSON, O_SAMPLER, O_RANK, O_WORLD,
+	       O_K };
 	static const struct option opts[] = {
 		{ "size", required_argument, 0, O_SIZE }, { "epochs", required_argument, 0, O_EPOCHS },
 		{ "seed", required_argument, 0, O_SEED }, { "start-step", required_argument, 0, O_START },
 		{ "threads", required_argument, 0, O_THREADS }, { "shuffle", no_argument, 0, O_SHUFFLE },
 		{ "drop-last", no_argument, 0, O_DROPLAST }, { "json", no_argument, 0, O_JSON },
 		{ "sampler", required_argument, 0, O_SAMPLER }, { "rank", required_argument, 0, O_RANK },
-		{ "world", required_argument, 0, O_WORLD }, { 0 } };
+		{ "world", required_argument, 0, O_WORLD }, { "k", required_argument, 0, O_K }, { 0 } };
 	long rank = -1, world = -1;
 	int c;
 	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
@@ -414,9 +495,11 @@ int main(int argc, char **argv)
 		case O_SAMPLER:
 			if (!strcmp(v, "random")) sampler = SAMPLER_RANDOM;
 			else if (!strcmp(v, "no-duplicates")) sampler = SAMPLER_NO_DUPLICATES;
-			else if (!strcmp(v, "group-by-label")) sampler = SAMPLER_GROUP_BY_LABEL;
-			else usage_error(usage, "unknown sampler '%s' (random, no-duplicates, group-by-label)", v);
+			else if (!strcmp(v, "group-by-label")) sampler = SAMPLER_PK;
+			else if (!strcmp(v, "label-runs")) sampler = SAMPLER_LABEL_RUNS;
+			else usage_error(usage, "unknown sampler '%s' (random, no-duplicates, group-by-label, label-runs)", v);
 			break;
+		case O_K: k = st_parse_long(a, v); break;
 		}
 	}
 	if (optind < argc)
@@ -438,11 +521,16 @@ int main(int argc, char **argv)
 		usage_error(usage, "--rank %ld of --world %ld: the rank must be 0 .. world-1", rank, world);
 	if (world > 1 && sampler != SAMPLER_RANDOM)
 		usage_error(usage, "--sampler %s is not sharded over ranks yet; use the random sampler with %ld ranks",
-		            sampler == SAMPLER_NO_DUPLICATES ? "no-duplicates" : "group-by-label", world);
+		            sampler == SAMPLER_NO_DUPLICATES ? "no-duplicates" :
+		            sampler == SAMPLER_PK ? "group-by-label" : "label-runs", world);
 	dist_rank = rank;
 	dist_world = world;
-	if (sampler == SAMPLER_GROUP_BY_LABEL && size % 2)
-		usage_error(usage, "group-by-label needs an even --size");
+	if (sampler == SAMPLER_LABEL_RUNS && size % 2)
+		usage_error(usage, "label-runs needs an even --size");
+	if (k < 2)
+		usage_error(usage, "--k must be at least 2 (a label needs a positive for each anchor)");
+	if (sampler == SAMPLER_PK && (size % k || size < 2 * k))
+		usage_error(usage, "group-by-label needs a --size that is a multiple of --k (%ld) and at least 2 x %ld", k, k);
 
 	st_reader *in = st_reader_open(0, "stdin");
 	st_val *rec;
@@ -458,7 +546,7 @@ int main(int argc, char **argv)
 	plan *plans = xcalloc(epochs, sizeof *plans);
 	long steps = 0;
 	for (long e = 0; e < epochs; e++) {
-		epoch_plan(&plans[e], sampler, size, shuffle, seed, (int)e, drop_last);
+		epoch_plan(&plans[e], sampler, size, (size_t)k, shuffle, seed, (int)e, drop_last);
 		steps += plans[e].nb;
 	}
 	/* nothing to hand on would leave a resumed st-step waiting for batches that never come */

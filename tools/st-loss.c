@@ -290,6 +290,29 @@ static void parse_loss(int argc, char **argv, loss_opts *o, int inner)
 
 /* The labels of a batch as float32 [B] or [B][K]; NULL when absent. Dies naming the loss when they are not
  * a tensor with one row per batch row. */
+/* A batch-*-triplet batch needs an anchor with a positive (same label, another row) and a negative (another
+ * label); without one its loss and gradient are zero, which a user sees as a model that does not learn. */
+static int is_batch_triplet(const loss_opts *o)
+{
+	if (o->kind == LOSS_MATRYOSHKA && o->inner)
+		o = o->inner;
+	return o->kind == LOSS_BATCH_HARD_TRIPLET || o->kind == LOSS_BATCH_HARD_SOFT_MARGIN_TRIPLET ||
+	       o->kind == LOSS_BATCH_SEMI_HARD_TRIPLET || o->kind == LOSS_BATCH_ALL_TRIPLET;
+}
+
+static int has_valid_triplet(const float *y, int B)
+{
+	int pair = 0, two_labels = 0;
+	for (int i = 0; i < B && !(pair && two_labels); i++)
+		for (int j = i + 1; j < B; j++) {
+			if (y[i] == y[j])
+				pair = 1;
+			else
+				two_labels = 1;
+		}
+	return pair && two_labels;
+}
+
 static float *read_labels(const st_val *rec, const char *loss, int B, loss_batch *b, const char *where)
 {
 	st_val *v = st_get(rec, "labels");
@@ -347,6 +370,7 @@ int main(int argc, char **argv)
 	size_t grad_cap = 0;
 	st_val *rec;
 	char err[512], where[128];
+	long batches = 0, no_triplet = 0;   /* batch-*-triplet batches without a valid triplet, warned at the end */
 	while ((rec = st_read(in))) {
 		const char *kind = st_get_str(rec, "kind");
 		if ((!kind || strcmp(kind, "batch")) && st_get(rec, "embeddings"))
@@ -386,6 +410,9 @@ int main(int argc, char **argv)
 		int has_step = st_get_num(rec, "step", &step) == 0;
 		st_get_num(rec, "steps", &steps);
 		double L = loss_eval(&opts, &b, sm ? &sm->cls : NULL, grad);
+		batches++;
+		if (is_batch_triplet(&opts) && b.labels && !has_valid_triplet(b.labels, b.B))
+			no_triplet++;
 		int finite = isfinite(L);
 		for (size_t k = 0; finite && k < E->count; k++)
 			finite = isfinite(grad[k]);
@@ -416,6 +443,10 @@ int main(int argc, char **argv)
 		st_free(rec);
 		free(labels);
 	}
+	if (no_triplet)
+		fprintf(stderr, "st-loss: %s: warning: %ld of %ld batches had no valid triplet (no two examples of one "
+			"label, or a single label), so their loss and gradient were zero; batch with st-batch --sampler "
+			"group-by-label\n", name, no_triplet, batches);
 	loss_softmax_close(sm);
 	loss_opts_free_inner(&opts);
 	free(grad);
