@@ -13,7 +13,7 @@
 # Markers, HTML comments on the lines just before a block (a renderer shows nothing of them):
 #   <!-- doc-test: skip REASON -->         not run; REASON is printed. Use sparingly (e.g. a network upload).
 #   <!-- doc-test: mirror tests/NAME.t --> run in spirit by that test, which must name the page (e.g. README.md).
-#   <!-- doc-test: needs PATH -->          run only when PATH exists (e.g. ../shared/data/stsbenchmark).
+#   <!-- doc-test: needs PATH -->          run only when PATH exists (e.g. ../shared/data/stsbenchmark, /usr/bin/mpirun).
 #   <!-- doc-test: run -->                 run a block the rules above would not.
 #   <!-- doc-test: setup                   hidden commands run before the block, in the same folder, to make
 #   COMMANDS                               the files the example reads (several lines, up to a line "-->";
@@ -45,6 +45,8 @@ ln -s "$ROOT/tests" "$FIX/tests"   # docs/hub.md starts tests/hub_server.py, as 
 # once with "connection refused" so that a block can never reach the network (docs/hub.md sets its own).
 unset HF_HUB_OFFLINE
 export HF_ENDPOINT=http://127.0.0.1:9
+# The README's mpirun example as the tests run it (as root in CI), without the root-only flag in the page
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 printf '%s\n' "the cat sat on the mat ." "a dog ran far away ." "the big red house ." "a small blue tree ." \
 	"the dog sat on a mat ." "a cat ran away ." > "$FIX/sentences.txt"
 for f in corpus.txt questions.txt q.txt; do cp "$FIX/sentences.txt" "$FIX/$f"; done
@@ -68,7 +70,8 @@ while IFS="$(printf '\t')" read -r n class page line detail; do
 	fi
 	case $class in
 	needs)
-		if [ ! -e "$dir/$detail" ]; then skip "$where: $detail is absent"; continue; fi ;;
+		case $detail in /*) need=$detail ;; *) need=$dir/$detail ;; esac   # absolute: a program of the machine
+		if [ ! -e "$need" ]; then skip "$where: $detail is absent"; continue; fi ;;
 	skip) skip "$where: $detail"; continue ;;
 	mirror)
 		grep -qF "$page" "$detail" 2> /dev/null; ok $? "$where: mirrored by $detail (which names $page)"; continue ;;
