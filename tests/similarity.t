@@ -60,7 +60,11 @@ while read -r mode sim file; do
 	is "$(sed -n ${n}p "$TMP/torch")" ok "$mode, $sim ($(basename "$file")): equal PyTorch on st-encode's embeddings"
 done < "$TMP/checks"
 is "$(sed -n 3p "$TMP/pairs.cosine")" '{"score": 1}' "the same text twice: cosine 1"
-is "$(sed -n 3p "$TMP/pairs.euclidean")" '{"score": 0}' "... euclidean 0 (not -0)"
+# the two rows of one text may differ in the last bit (kernels block rows differently, e.g. under the sanitizer
+# build's flags): what matters is a distance of about 0 that never prints as -0
+score=$(sed -n 3p "$TMP/pairs.euclidean" | jq -r '.score')
+awk -v s="$score" 'BEGIN { exit !(s != "-0" && s + 0 <= 0 && s + 0 > -1e-6) }'
+ok $? "... euclidean about 0, never -0 (got $score)"
 is "$(jq -c '[.scores[] | select(. > 1)] | length' "$TMP/matrix.cosine" | sort -u)" 0 "cosine scores never above 1"
 
 st-similarity --model "$TMP/m" --window 2 --batch-size 1 < "$TMP/pairs.jsonl" > "$TMP/pairs.w2"
