@@ -1013,7 +1013,8 @@ torch_file *tch_open_mem(const void *buf, size_t len, const char *what, char *er
 
 torch_file *tch_open(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK as in sft_open: a FIFO named pytorch_model.bin is refused below, not waited on for ever */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         tch_err(err, errlen, "%s: %s", path, strerror(errno));
