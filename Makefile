@@ -79,6 +79,7 @@ check-long: all $(UNIT)
 check-hostile: all
 	ST_HOSTILE_SLOW=1 prove --exec '' tests/hostile.t
 	@if [ -f tests/fault.t ]; then FAULT_RUNS=100 prove --exec '' tests/fault.t; fi
+	MPI_FAULTS=1 prove --exec '' tests/mpi.t
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in a copy of the tree (build-san/tree)
 # so that bin/ and build/ keep the normal build. The flags are appended to CFLAGS, not put in its place.
