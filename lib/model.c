@@ -199,6 +199,7 @@ void model_free(st_model *m)
 		enc_acts_free(m->acts);
 	free(m->pooler);
 	free(m->prompt);
+	free(m->pool_skip_rows);
 	free(m->dir);
 	free(m->tok_src);
 	if (m->hf_config)
@@ -220,6 +221,25 @@ static int head_in_dim(const st_model *m, int k)
 	return d;
 }
 
+/* The positions of each row masked out of pooling (a prompt with include_prompt: false): training's per-row
+ * prompt lengths, else inference's one prompt length; NULL when nothing is masked. Free it. */
+static int32_t *pool_skip(const st_model *m, int B)
+{
+	if (m->pool_skip_n) {
+		if (m->pool_skip_n != B)
+			die(EX_SOFTWARE, "prompt lengths set for %d rows, pooling %d rows", m->pool_skip_n, B);
+		int32_t *skip = xmalloc(sizeof(int32_t) * (size_t)B);
+		memcpy(skip, m->pool_skip_rows, sizeof(int32_t) * (size_t)B);
+		return skip;
+	}
+	if (m->pool_skip <= 0)
+		return NULL;
+	int32_t *skip = xmalloc(sizeof(int32_t) * (size_t)B);
+	for (int b = 0; b < B; b++)
+		skip[b] = m->pool_skip;
+	return skip;
+}
+
 /* Runs pooling and the heads on token states tok [B][T][hidden]. With keep (nheads+1 buffers, plus z for each
  * Dense), the input of every head is kept for backward: keep[k] is the input of head k, keep[nheads] the output. */
 static void heads_forward(st_model *m, const float *tok, const int32_t *lengths, int B, int T, float *emb,
@@ -227,8 +247,9 @@ static void heads_forward(st_model *m, const float *tok, const int32_t *lengths,
 {
 	int d0 = head_in_dim(m, 0);
 	float *cur = keep ? keep[0] : xmalloc(xmul((size_t)B * d0, sizeof(float)));
-	/* only inference masks a prompt: model_embed_backward's pooling backward knows no skip */
-	model_pool_forward_skip(m->pool_modes, tok, lengths, keep ? 0 : m->pool_skip, B, T, m->enc.hidden, cur);
+	int32_t *skip = pool_skip(m, B);
+	model_pool_forward_skip(m->pool_modes, tok, lengths, skip, B, T, m->enc.hidden, cur);
+	free(skip);
 	for (int k = 0; k < m->nheads; k++) {
 		const struct model_head *h = &m->heads[k];
 		int din = head_in_dim(m, k), dout = head_in_dim(m, k + 1);
@@ -302,7 +323,9 @@ void model_embed_backward(st_model *m, const int32_t *ids, const int32_t *length
 		g = gin;
 	}
 	float *dtok = xmalloc(xmul(ntok, sizeof(float)));
-	model_pool_backward(m->pool_modes, tok, lengths, B, T, m->enc.hidden, g, dtok);
+	int32_t *skip = pool_skip(m, B);
+	model_pool_backward_skip(m->pool_modes, tok, lengths, skip, B, T, m->enc.hidden, g, dtok);
+	free(skip);
 	enc_backward(&m->enc, m->params, m->acts, dtok, grads);
 
 	free(g);
@@ -434,6 +457,18 @@ void model_set_prompt(st_model *m, const char *prompt, int prompt_length)
 	free(m->prompt);
 	m->prompt = prompt && *prompt ? xstrdup(prompt) : NULL;
 	m->pool_skip = m->prompt && !m->include_prompt && prompt_length > 0 ? prompt_length : 0;
+}
+
+void model_set_prompt_lengths(st_model *m, const int32_t *rows, int B)
+{
+	free(m->pool_skip_rows);
+	m->pool_skip_rows = NULL;
+	m->pool_skip_n = 0;
+	if (!rows || B <= 0 || m->include_prompt)
+		return;
+	m->pool_skip_rows = xmalloc(sizeof(int32_t) * (size_t)B);
+	memcpy(m->pool_skip_rows, rows, sizeof(int32_t) * (size_t)B);
+	m->pool_skip_n = B;
 }
 
 const char *model_prompt(const st_model *m) { return m->prompt; }

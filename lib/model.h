@@ -82,9 +82,13 @@ int model_resolve_prompt(const st_model *m, const char *name, const char *text, 
 			 size_t errlen);
 /* Makes prompt (copied; NULL or "": none) the text model users prepend (model_prompt) and, when the Pooling
  * config says include_prompt: false, masks the first prompt_length positions (the prompt's tokens with the
- * leading special token, as the library's prompt_length) out of pooling in model_embed. Inference only:
- * model_embed_backward does not mask. */
+ * leading special token, as the library's prompt_length) out of pooling in model_embed (inference). */
 void model_set_prompt(st_model *m, const char *prompt, int prompt_length);
+/* Training's prompt_length, one per row (B values, copied; NULL: none): when the Pooling config says
+ * include_prompt: false, the next model_embed and model_embed_backward calls (of B rows) mask the first
+ * rows[b] positions of row b out of pooling, as the library's trainer does with the batch's prompt_length.
+ * Replaces model_set_prompt's mask while set. */
+void model_set_prompt_lengths(st_model *m, const int32_t *rows, int B);
 const char *model_prompt(const st_model *m);
 int model_include_prompt(const st_model *m);
 /* truncate_dim of config_sentence_transformers.json, 0 when absent or null. */
@@ -96,12 +100,15 @@ void model_token_states(st_model *m, const int32_t *ids, const int32_t *lengths,
 int model_pool_count(int modes);
 /* H [B][T][d] (positions < lengths[b] read) -> out [B][count*d], enabled modes concatenated in order. */
 void model_pool_forward(int modes, const float *H, const int32_t *lengths, int B, int T, int d, float *out);
-/* The same with positions < skip left out of the masked modes (a prompt excluded by include_prompt: false). */
-void model_pool_forward_skip(int modes, const float *H, const int32_t *lengths, int skip, int B, int T, int d,
-			     float *out);
+/* The same with positions < skip[b] of row b left out of pooling (a prompt excluded by include_prompt: false;
+ * cls still reads position 0, lasttoken gives zeros when nothing is left); skip NULL: none. */
+void model_pool_forward_skip(int modes, const float *H, const int32_t *lengths, const int32_t *skip, int B, int T,
+			     int d, float *out);
 /* dout [B][count*d] -> dH [B][T][d] (overwritten, zero at pads). */
 void model_pool_backward(int modes, const float *H, const int32_t *lengths, int B, int T, int d,
 			 const float *dout, float *dH);
+void model_pool_backward_skip(int modes, const float *H, const int32_t *lengths, const int32_t *skip, int B, int T,
+			      int d, const float *dout, float *dH);
 /* y = act(x W^T + bias); W [out][in]; bias may be NULL; z (pre-activation) kept when not NULL. */
 void model_dense_forward(const float *W, const float *bias, int act, int B, int in, int out,
 			 const float *x, float *z, float *y);

@@ -23,18 +23,21 @@ static int last_index(int len, int T) { return len > 0 ? len - 1 : T - 1; }
  * out [B][count*d]: the enabled modes concatenated in the library's order. */
 void model_pool_forward(int modes, const float *H, const int32_t *lengths, int B, int T, int d, float *out)
 {
-	model_pool_forward_skip(modes, H, lengths, 0, B, T, d, out);
+	model_pool_forward_skip(modes, H, lengths, NULL, B, T, d, out);
 }
 
-/* skip > 0: positions < skip are masked out of the modes that use the attention mask (max, mean, mean_sqrt_len,
- * weightedmean; the library zeroes attention_mask[:, :prompt_length]); cls and lasttoken read as before. */
-void model_pool_forward_skip(int modes, const float *H, const int32_t *lengths, int skip, int B, int T, int d,
-			     float *out)
+/* skip [B] (NULL: none): positions < skip[b] of row b are masked out of pooling, as the library zeroes
+ * attention_mask[:, :prompt_length] when include_prompt is false. cls reads position 0 regardless; max, mean,
+ * mean_sqrt_len and weightedmean leave the masked positions out; lasttoken reads len-1 when it is unmasked,
+ * else gives zeros (H[idx] * mask[idx] with mask[idx] = 0). */
+void model_pool_forward_skip(int modes, const float *H, const int32_t *lengths, const int32_t *skip_rows, int B,
+			     int T, int d, float *out)
 {
 	int width = model_pool_count(modes) * d;
 	#pragma omp parallel for schedule(static)
 	for (int b = 0; b < B; b++) {
 		int len = lengths[b];
+		int skip = skip_rows && skip_rows[b] > 0 ? skip_rows[b] : 0;
 		const float *h = H + (size_t)b * T * d;
 		float *o = out + (size_t)b * width;
 		if (modes & MODEL_POOL_CLS) {
@@ -85,7 +88,7 @@ void model_pool_forward_skip(int modes, const float *H, const int32_t *lengths, 
 		}
 		if (modes & MODEL_POOL_LASTTOKEN) {
 			int idx = last_index(len, T);
-			for (int k = 0; k < d; k++) o[k] = len > 0 ? h[(size_t)idx * d + k] : 0.0f;
+			for (int k = 0; k < d; k++) o[k] = len > skip ? h[(size_t)idx * d + k] : 0.0f;
 			o += d;
 		}
 	}
@@ -95,10 +98,18 @@ void model_pool_forward_skip(int modes, const float *H, const int32_t *lengths, 
 void model_pool_backward(int modes, const float *H, const int32_t *lengths, int B, int T, int d,
 			 const float *dout, float *dH)
 {
+	model_pool_backward_skip(modes, H, lengths, NULL, B, T, d, dout, dH);
+}
+
+/* The backward of model_pool_forward_skip: masked positions get gradient only through cls. */
+void model_pool_backward_skip(int modes, const float *H, const int32_t *lengths, const int32_t *skip_rows, int B,
+			      int T, int d, const float *dout, float *dH)
+{
 	int width = model_pool_count(modes) * d;
 	#pragma omp parallel for schedule(static)
 	for (int b = 0; b < B; b++) {
 		int len = lengths[b];
+		int skip = skip_rows && skip_rows[b] > 0 ? skip_rows[b] : 0;
 		const float *h = H + (size_t)b * T * d;
 		const float *g = dout + (size_t)b * width;
 		float *dh = dH + (size_t)b * T * d;
@@ -109,30 +120,33 @@ void model_pool_backward(int modes, const float *H, const int32_t *lengths, int 
 			for (int k = 0; k < d; k++) dh[k] += g[k];
 			g += d;
 		}
+		/* the modes below see positions skip..len-1; with none left their output is a constant */
+		int live = len > skip;
 		if (modes & MODEL_POOL_MAX) {
-			for (int k = 0; k < d; k++) {
-				int arg = 0;   /* first maximal position, as torch.max over a dim */
-				for (int l = 1; l < len; l++)
+			for (int k = 0; live && k < d; k++) {
+				int arg = skip;   /* first maximal position, as torch.max over a dim */
+				for (int l = skip + 1; l < len; l++)
 					if (h[(size_t)l * d + k] > h[(size_t)arg * d + k]) arg = l;
 				dh[(size_t)arg * d + k] += g[k];
 			}
 			g += d;
 		}
 		if (modes & MODEL_POOL_MEAN) {
-			float inv = 1.0f / (float)len;
-			for (int l = 0; l < len; l++)
+			float inv = live ? 1.0f / (float)(len - skip) : 0.0f;
+			for (int l = skip; l < len; l++)
 				for (int k = 0; k < d; k++) dh[(size_t)l * d + k] += g[k] * inv;
 			g += d;
 		}
 		if (modes & MODEL_POOL_MEAN_SQRT_LEN) {
-			float inv = 1.0f / sqrtf((float)len);
-			for (int l = 0; l < len; l++)
+			float inv = live ? 1.0f / sqrtf((float)(len - skip)) : 0.0f;
+			for (int l = skip; l < len; l++)
 				for (int k = 0; k < d; k++) dh[(size_t)l * d + k] += g[k] * inv;
 			g += d;
 		}
 		if (modes & MODEL_POOL_WEIGHTEDMEAN) {
-			float wsum = 0.5f * (float)len * (float)(len + 1);
-			for (int l = 0; l < len; l++) {
+			/* sum of the weights l+1 over l = skip..len-1 */
+			float wsum = 0.5f * (float)len * (float)(len + 1) - 0.5f * (float)skip * (float)(skip + 1);
+			for (int l = skip; l < len; l++) {
 				float w = (float)(l + 1) / wsum;
 				for (int k = 0; k < d; k++) dh[(size_t)l * d + k] += g[k] * w;
 			}
@@ -140,7 +154,7 @@ void model_pool_backward(int modes, const float *H, const int32_t *lengths, int 
 		}
 		if (modes & MODEL_POOL_LASTTOKEN) {
 			int idx = last_index(len, T);
-			for (int k = 0; k < d; k++) dh[(size_t)idx * d + k] += g[k];
+			for (int k = 0; live && k < d; k++) dh[(size_t)idx * d + k] += g[k];
 			g += d;
 		}
 	}

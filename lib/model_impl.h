@@ -27,6 +27,8 @@ struct st_model {
 	int pool_modes, include_prompt;
 	char *prompt;             /* model_set_prompt: prepended by the encoders; NULL none */
 	int pool_skip;            /* positions masked out of pooling (prompt_length when include_prompt is false) */
+	int32_t *pool_skip_rows;  /* model_set_prompt_lengths: per-row pool_skip for calls of pool_skip_n rows */
+	int pool_skip_n;
 	int nheads;
 	struct model_head heads[MODEL_MAX_HEADS];
 	size_t n_enc, n_params;   /* encoder floats; all floats */

@@ -341,14 +341,7 @@ int search_prompt_setup(struct st_model *m, struct tokenizer *tok, const char *n
 		return -1;
 	int prompt_length = 0;
 	if (prompt && *prompt) {
-		/* the library's prompt_length: the tokenized prompt less its final special token */
-		int32_t ids[4096];
-		int got = tokenizer_encode(tok, prompt, strlen(prompt), -1, ids, 4096);
-		if (got < 0) {
-			snprintf(err, errlen, "cannot tokenize the prompt \"%s\"", prompt);
-			return -1;
-		}
-		prompt_length = got - 1;
+		prompt_length = tokenizer_prompt_length(tok, prompt, strlen(prompt), -1);
 	}
 	model_set_prompt(m, prompt, prompt_length);
 	return 0;

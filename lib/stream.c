@@ -700,7 +700,8 @@ static st_val *read_msgpack(st_reader *r)
 
 /* Keys whose nested number arrays become typed tensors. */
 static const struct { const char *key; enum st_dtype dtype; } typed_keys[] = {
-	{ "input_ids", ST_I32 }, { "lengths", ST_I32 }, { "embeddings", ST_F32 }, { "grad", ST_F32 },
+	{ "input_ids", ST_I32 }, { "lengths", ST_I32 }, { "prompt_lengths", ST_I32 }, { "embeddings", ST_F32 },
+	{ "grad", ST_F32 },
 	{ "labels", ST_F32 }, { "token_embeddings", ST_F32 },
 };
 

@@ -966,6 +966,31 @@ int tokenizer_encode(tokenizer *t, const char *text, size_t len, int max_len, in
 	return r;
 }
 
+/* The library's prompt_length (SentenceTransformerDataCollator._get_prompt_length): the prompt encoded as a text
+ * is, less its last token when that is a special token (the [SEP] or </s> the post-processor appends). */
+int tokenizer_prompt_length(tokenizer *t, const char *prompt, size_t len, int max_len)
+{
+	int32_t small[256], *ids = small;
+	int n = tokenizer_encode(t, prompt, len, max_len, ids, 256);
+	if (n > 256) {
+		ids = xmalloc(sizeof(int32_t) * (size_t)n);
+		tokenizer_encode(t, prompt, len, max_len, ids, n);
+	}
+	int special = 0;
+	if (n > 0) {
+		int32_t last = ids[n - 1];
+		for (int i = 0; i < t->nsuf; i++)
+			special |= t->suf[i] == last;
+		for (int i = 0; i < t->npre; i++)
+			special |= t->pre[i] == last;
+		for (int i = 0; i < t->nadded; i++)
+			special |= t->added[i].special && t->added[i].id == last;
+	}
+	if (ids != small)
+		free(ids);
+	return n - special;
+}
+
 size_t tokenizer_replacements(const tokenizer *t) { return t->replacements; }
 int tokenizer_kind(const tokenizer *t) { return t->kind; }
 int tokenizer_pad_id(const tokenizer *t) { return t->pad_id; }

@@ -34,6 +34,10 @@ int tokenizer_encode(tokenizer *t, const char *text, size_t len, int max_len, in
 int tokenizer_encode_hf(tokenizer *t, const char *text, size_t len, int add_special, int max_len,
 			int32_t *ids_out, int cap);
 
+/* sentence-transformers' prompt_length: the tokens of prompt encoded as a text (tokenizer_encode), less the
+ * last one when it is a special token; the leading [CLS] or <s> counts. */
+int tokenizer_prompt_length(tokenizer *t, const char *prompt, size_t len, int max_len);
+
 /* Invalid UTF-8 sequences replaced by U+FFFD so far (each maximal ill-formed subpart counts once). */
 size_t tokenizer_replacements(const tokenizer *t);
 

@@ -47,6 +47,8 @@ static struct {
 	size_t *text_off;
 	int32_t *text_len;
 	uint64_t *text_hash;
+	int32_t *text_prompt;   /* [ntexts] prompt_length of each text (0: no prompt) */
+	int any_prompt;         /* some example has prompt_length: batches carry prompt_lengths */
 	int32_t *tokens;
 	size_t ntok, tokcap;
 } ds;
@@ -87,6 +89,7 @@ static void add_text(const int32_t *ids, size_t len, uint64_t hash)
 		ds.text_off = xrealloc(ds.text_off, ds.tcap * sizeof *ds.text_off);
 		ds.text_len = xrealloc(ds.text_len, ds.tcap * sizeof *ds.text_len);
 		ds.text_hash = xrealloc(ds.text_hash, ds.tcap * sizeof *ds.text_hash);
+		ds.text_prompt = xrealloc(ds.text_prompt, ds.tcap * sizeof *ds.text_prompt);
 	}
 	while (ds.ntok + len > ds.tokcap) {
 		ds.tokcap = ds.tokcap ? ds.tokcap * 2 : 1 << 16;
@@ -96,6 +99,7 @@ static void add_text(const int32_t *ids, size_t len, uint64_t hash)
 	ds.text_off[ds.ntexts] = ds.ntok;
 	ds.text_len[ds.ntexts] = (int32_t)len;
 	ds.text_hash[ds.ntexts] = hash;
+	ds.text_prompt[ds.ntexts] = 0;
 	ds.ntexts++;
 	ds.ntok += len;
 }
@@ -136,6 +140,19 @@ static void add_example(st_reader *in, const st_val *rec)
 	}
 	if (cols < 1)
 		die(EX_DATAERR, "stdin, %s: input_ids holds no texts", where);
+	/* prompt_length (st-tokenize --prompt): one count of prompt tokens per text */
+	st_val *pl = st_get(rec, "prompt_length");
+	if (pl && pl->type != ST_NIL) {
+		double x;
+		if (pl->type != ST_ARRAY || (int)pl->arr.n != cols)
+			die(EX_DATAERR, "stdin, %s: prompt_length must be a list of %d numbers, one per text", where, cols);
+		for (int c = 0; c < cols; c++) {
+			if (st_num(pl->arr.items[c], &x) < 0 || !(x >= 0 && x < 1e9) || x != (double)(int32_t)x)
+				die(EX_DATAERR, "stdin, %s: prompt_length[%d] is not a count of tokens", where, c);
+			ds.text_prompt[first + c] = (int32_t)x;
+		}
+		ds.any_prompt = 1;
+	}
 	/* duplicates are judged on the texts when the example has them, else on the token ids */
 	for (int c = 0; c < cols; c++) {
 		size_t t = first + c;
@@ -444,6 +461,13 @@ static void emit_batch(st_writer *out, const uint32_t *rows, size_t B, long step
 		}
 	st_set(rec, "input_ids", ids);
 	st_set(rec, "lengths", lens);
+	if (ds.any_prompt) {
+		st_val *pl = st_tensor_new(ST_I32, 2, shape);
+		for (int c = 0; c < C; c++)
+			for (size_t b = 0; b < B; b++)
+				ST_I32P(&pl->t)[c * B + b] = ds.text_prompt[ds.first_text[rows[b]] + c];
+		st_set(rec, "prompt_lengths", pl);
+	}
 	if (ds.label_k) {
 		int64_t lshape[2] = { (int64_t)B, ds.label_k };
 		st_val *labels = st_tensor_new(ST_F32, ds.label_is_vector ? 2 : 1, lshape);

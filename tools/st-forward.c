@@ -17,6 +17,8 @@ static const char usage[] =
 	"usage: st-forward --model DIR [--train --seed S] [options] < batches > batches\n"
 	"\n"
 	"Adds \"embeddings\" (float32 [columns][rows][dim]) to every batch record; other records pass through.\n"
+	"A batch's \"prompt_lengths\" (st-tokenize --prompt) are left out of pooling when the model's\n"
+	"1_Pooling/config.json says include_prompt: false.\n"
 	"\n"
 	"  --model DIR            a sentence-transformers model directory (or a plain Hugging Face checkpoint),\n"
 	"                         or a Hub name such as org/name[@revision] (docs/hub.md)\n"
@@ -32,6 +34,24 @@ static const char usage[] =
 	"  --json                 write JSON Lines instead of msgpack\n"
 	"  --threads N            threads (default all cores)\n"
 	"  --help                 this text\n";
+
+/* prompt_lengths [columns][rows] (st-tokenize --prompt through st-batch), or NULL when the batch has none;
+ * dies naming the record when it does not match the batch. */
+static const int32_t *prompt_lengths(const st_val *rec, const st_tensor *ids, const char *where)
+{
+	const st_val *v = st_get(rec, "prompt_lengths");
+	if (!v || v->type == ST_NIL)
+		return NULL;
+	const st_tensor *p = &v->t;
+	if (v->type != ST_TENSOR || p->dtype != ST_I32 || p->ndim != 2 || p->shape[0] != ids->shape[0] ||
+	    p->shape[1] != ids->shape[1])
+		die(EX_DATAERR, "prompt_lengths must be an int32 tensor [columns][rows] matching input_ids (%s)", where);
+	for (size_t i = 0; i < p->count; i++)
+		if (ST_I32P(p)[i] < 0)
+			die(EX_DATAERR, "column %lld row %lld: prompt length %d is negative (%s)", (long long)(i / ids->shape[1]),
+			    (long long)(i % ids->shape[1]), ST_I32P(p)[i], where);
+	return ST_I32P(p);
+}
 
 /* Checks a batch's tensors against the model; dies naming the record. */
 static void check_batch(const st_model *m, const st_tensor *ids, const st_tensor *lens, const char *where)
@@ -138,6 +158,7 @@ int main(int argc, char **argv)
 			die(EX_DATAERR, "input_ids is not a batch tensor: run st-batch first (%s)", where);
 		st_tensor *ids = &idsv->t, *lens = st_get_tensor(rec, "lengths");
 		check_batch(m, ids, lens, where);
+		const int32_t *prompt = prompt_lengths(rec, ids, where);
 		double stepd = 0;
 		if (train && st_get_num(rec, "step", &stepd) < 0)
 			die(EX_DATAERR, "--train needs the batch's \"step\" (%s)", where);
@@ -192,6 +213,8 @@ int main(int argc, char **argv)
 					chunk_lens[b] = len[b];
 				}
 				enc_dropout drop = { (uint64_t)seed, drop_step, c, r0 };
+				/* prompt tokens leave pooling when the model says include_prompt: false */
+				model_set_prompt_lengths(m, prompt ? prompt + (size_t)c * B + r0 : NULL, rows);
 				model_embed(m, chunk_ids, chunk_lens, rows, Tc, emb + ((size_t)c * B + r0) * dim,
 					    train ? &drop : NULL);
 			}

@@ -283,6 +283,15 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	for (size_t i = 0; i < (size_t)C * B; i++)
 		if (L[i] < 0 || L[i] > T)
 			die(EX_DATAERR, "length %d outside [0, %d] (%s)", L[i], T, where);
+	/* st-tokenize --prompt's prompt_lengths: pooled as st-forward pooled them (include_prompt: false) */
+	const int32_t *P = NULL;
+	if (st_get(rec, "prompt_lengths")) {
+		st_tensor *pl = need_tensor(rec, "prompt_lengths", ST_I32, 2, where);
+		if (pl->shape[0] != C || pl->shape[1] != B)
+			die(EX_DATAERR, "\"prompt_lengths\" is [%lld][%lld], input_ids [%d][%d][..] (%s)",
+			    (long long)pl->shape[0], (long long)pl->shape[1], C, B, where);
+		P = ST_I32P(pl);
+	}
 	double loss = NAN;
 	st_get_num(rec, "loss", &loss);
 	uint64_t update = (uint64_t)t->st.step * t->k + objective;
@@ -329,10 +338,12 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 			for (int b = 0; b < rows; b++)
 				memcpy(cids + (size_t)b * Tc, ST_I32P(ids) + ((size_t)c * B + r0 + b) * T, Tc * sizeof(int32_t));
 			enc_dropout drop = { t->o.seed, (int64_t)update, c, r0 };
+			model_set_prompt_lengths(t->m, P ? P + (size_t)c * B + r0 : NULL, rows);
 			model_embed_backward(t->m, cids, cl, rows, Tc, &drop, ST_F32P(grad) + ((size_t)c * B + r0) * dim,
 			                     t->grads);
 			free(cids);
 		}
+	model_set_prompt_lengths(t->m, NULL, 0);
 	/* DistributedDataParallel: the mean of the ranks' gradients (each the gradient of its own batch's loss),
 	 * before clipping; every rank then applies the same update to the same weights */
 	if (t->world > 1) {

@@ -1,5 +1,6 @@
 /* st-tokenize: examples in, tokenized examples out. Adds "input_ids" (one int32 tensor per text, special
- * tokens included, truncated to max_seq_length) to every example record. See docs/st-tokenize.md. */
+ * tokens included, truncated to max_seq_length) to every example record, and "prompt_length" (one count per
+ * text) when a prompt is prepended. See docs/st-tokenize.md. */
 #include "hub.h"
 #include "st.h"
 #include "stream.h"
@@ -25,7 +26,9 @@ static const char usage[] =
 	"  --no-strip            do not strip surrounding whitespace from texts (sentence-transformers does)\n"
 	"  --prompt-name NAME    prepend prompts[NAME] of the model's config_sentence_transformers.json to every text\n"
 	"                        (training's prompts argument; no default prompt is applied in training)\n"
-	"  --prompt TEXT         prepend TEXT to every text (include_prompt: false is applied at inference only)\n"
+	"  --prompt TEXT         prepend TEXT to every text; both add \"prompt_length\" (the prompt's tokens, one\n"
+	"                        per text), which st-forward and st-step leave out of pooling when the model's\n"
+	"                        1_Pooling/config.json says include_prompt: false\n"
 	"  --skip-bad            skip records without texts (with a warning) instead of failing\n"
 	"  --json                write JSON Lines instead of msgpack\n"
 	"  --threads N           accepted for uniformity; tokenization runs on one core\n"
@@ -96,6 +99,8 @@ int main(int argc, char **argv)
 		max_len = -1;
 	if (max_len == 0)
 		max_len = tokenizer_max_seq_length(t);
+	/* the trainer's prompt_length: what pooling leaves out when include_prompt is false */
+	int prompt_tokens = prompt_len ? tokenizer_prompt_length(t, prompt, prompt_len, max_len) : 0;
 
 	st_reader *r = st_reader_open(0, "stdin");
 	st_reader_skip_bad(r, skip_bad);
@@ -151,6 +156,12 @@ int main(int argc, char **argv)
 			replaced = tokenizer_replacements(t);
 		}
 		st_set(rec, "input_ids", arr);
+		if (prompt_len) {
+			st_val *pl = st_array();
+			for (int k = 0; k < n; k++)
+				st_push(pl, st_int(prompt_tokens));
+			st_set(rec, "prompt_length", pl);
+		}
 		st_write(w, rec);
 		st_free(rec);
 	}

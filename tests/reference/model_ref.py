@@ -223,10 +223,16 @@ class Model:
             outs.append(torch.gather(tok * m, 1, gather).squeeze(1))
         return torch.cat(outs, 1)
 
-    def embed(self, ids, lengths):
+    def embed(self, ids, lengths, prompt_lengths=None):
+        """prompt_lengths [B] (training's prompt_length per row): with include_prompt false in the Pooling
+        config, Pooling.forward zeroes attention_mask[:, :prompt_length] before pooling (the encoder still
+        attends to the prompt)."""
         B, T = ids.shape
         mask = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).long()
-        x = self.pooling(self.encode(ids, mask), mask)
+        pool_mask = mask
+        if prompt_lengths is not None and not self.pool.get("include_prompt", True):
+            pool_mask = mask * (torch.arange(T).unsqueeze(0) >= prompt_lengths.unsqueeze(1)).long()
+        x = self.pooling(self.encode(ids, mask), pool_mask)
         for h in self.heads:
             if h[0] == "dense":
                 x = h[3](F.linear(x, h[1], h[2]))

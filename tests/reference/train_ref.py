@@ -18,6 +18,9 @@
       robin, stopping with the shortest input. Compares every update's loss, lr and grad_norm with st-step's
       JSON log, and the final weights with a model.safetensors (max-norm relative per tensor); prints
       "RC<TAB>description" lines, RC 0 for a pass. --out writes torch's final weights.
+      Batches with "prompt_lengths" (st-tokenize --prompt) mask those positions out of pooling when the model's
+      Pooling config says include_prompt false, as Pooling.forward does; --pool-prompt 1 ignores them (a
+      negative control: the prompt pooled).
       --world N: DistributedDataParallel with N ranks; each BATCHES path holds "%d", replaced by the rank (st-batch
       --rank R --world N --json of each rank); a step's loss is the mean of the ranks' losses over their own
       batches, so its gradient is the mean of theirs, as DDP's allreduce makes it.
@@ -151,6 +154,43 @@ def read_batches(path):
     return [r for r in recs if r.get("kind") == "batch"]
 
 
+def prompt_lengths(b, o):
+    """The batch's prompt_lengths [C][B], or None (absent, or --pool-prompt 1)."""
+    if "prompt_lengths" not in b or int(o.get("pool-prompt", 0)):
+        return None
+    return torch.tensor(b["prompt_lengths"], dtype=torch.long)
+
+
+def embed(argv):
+    """embed MODEL BATCHES.jsonl FORWARDED.jsonl [--tol X] [--pool-prompt 1]: torch's embeddings of every batch
+    of BATCHES (model_ref.py's model, float64) against the "embeddings" st-forward added to the same batches in
+    FORWARDED; prints "RC<TAB>description" lines."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    from model_ref import Model
+    o = {"tol": 1e-5, "pool-prompt": 0}
+    for i in range(3, len(argv), 2):
+        o[argv[i][2:]] = argv[i + 1]
+    torch.set_default_dtype(torch.float64)
+    model = Model(argv[0])
+    want_b, got_b = read_batches(argv[1]), read_batches(argv[2])
+    worst, n = 0.0, 0
+    with torch.no_grad():
+        for b, g in zip(want_b, got_b):
+            ids = torch.tensor(b["input_ids"], dtype=torch.long)
+            lengths = torch.tensor(b["lengths"], dtype=torch.long)
+            P = prompt_lengths(b, o)
+            E = torch.stack([model.embed(ids[c], lengths[c], None if P is None else P[c])
+                             for c in range(ids.shape[0])]).numpy()
+            G = np.array(g["embeddings"], dtype=np.float64)
+            worst = max(worst, float(np.abs(G - E).max() / np.abs(E).max()))
+            n += 1
+    tol = float(o["tol"])
+    print("%d\t%d batches: st-forward's embeddings equal torch's within %g max-norm relative (worst %.2e)%s"
+          % (worst > tol or n != len(want_b) or n == 0, n, tol, worst,
+             " (torch pools the prompt)" if int(o["pool-prompt"]) else ""))
+
+
 def train(argv):
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
@@ -161,7 +201,7 @@ def train(argv):
     model_dir, objectives = argv[0], []
     o = {"lr": 2e-5, "scheduler": "warmuplinear", "warmup-steps": 0, "steps": 0, "weight-decay": 0.01,
          "max-grad-norm": 1.0, "eps": 1e-8, "log": None, "weights": None, "tol": 1e-4, "out": None,
-         "threads": 1, "world": 1}
+         "threads": 1, "world": 1, "pool-prompt": 0}
     i = 1
     while i < len(argv):
         key = argv[i][2:]
@@ -208,7 +248,9 @@ def train(argv):
             for b in batches[s]:   # one batch per rank
                 ids = torch.tensor(b["input_ids"], dtype=torch.long)      # [C][B][T]
                 lengths = torch.tensor(b["lengths"], dtype=torch.long)    # [C][B]
-                E = torch.stack([model.embed(ids[c], lengths[c]) for c in range(ids.shape[0])])
+                P = prompt_lengths(b, o)
+                E = torch.stack([model.embed(ids[c], lengths[c], None if P is None else P[c])
+                                 for c in range(ids.shape[0])])
                 labels = torch.tensor(b["labels"]) if "labels" in b else None
                 losses.append(loss_ref.LOSSES[loss_name](E, labels, loss_opts))
             loss = sum(losses) / len(losses)
@@ -301,6 +343,8 @@ def main():
         adamw(sys.argv[2:], True)
     elif mode == "train":
         train(sys.argv[2:])
+    elif mode == "embed":
+        embed(sys.argv[2:])
     else:
         raise SystemExit("unknown mode " + mode)
 

@@ -26,8 +26,9 @@ static double dot(const float *a, const float *w, int n)
 	return s;
 }
 
-/* L = sum(w * pool(H)); dL/dH by model_pool_backward against central differences */
-static void check_pool(int modes, const char *name)
+/* L = sum(w * pool(H)); dL/dH by model_pool_backward against central differences; with skip, the first
+ * skip[b] positions of row b are masked out (a prompt under include_prompt: false) */
+static void check_pool_skip(int modes, const char *name, const int32_t *skip)
 {
 	int32_t lengths[B] = { T, 3, 1, 4 };
 	int width = model_pool_count(modes) * D;
@@ -38,13 +39,13 @@ static void check_pool(int modes, const char *name)
 		for (int t = lengths[b]; t < T; t++)
 			for (int k = 0; k < D; k++) H[(b * T + t) * D + k] = NAN;
 	for (int i = 0; i < B * width; i++) w[i] = gauss();
-	model_pool_forward(modes, H, lengths, B, T, D, out);
+	model_pool_forward_skip(modes, H, lengths, skip, B, T, D, out);
 	int finite = 1;
 	for (int i = 0; i < B * width; i++) finite &= isfinite(out[i]);
 	ok(finite, "%s: pads are not read", name);
-	model_pool_backward(modes, H, lengths, B, T, D, w, dH);
+	model_pool_backward_skip(modes, H, lengths, skip, B, T, D, w, dH);
 	double worst = 0;
-	int pads_zero = 1;
+	int pads_zero = 1, masked_zero = 1;
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < T; t++)
 			for (int k = 0; k < D; k++) {
@@ -53,18 +54,46 @@ static void check_pool(int modes, const char *name)
 					pads_zero &= dH[i] == 0.0f;
 					continue;
 				}
+				if (skip && t < skip[b] && !(t == 0 && (modes & MODEL_POOL_CLS)))
+					masked_zero &= dH[i] == 0.0f;
 				float save = H[i], eps = 1e-3f;
 				H[i] = save + eps;
-				model_pool_forward(modes, H, lengths, B, T, D, out);
+				model_pool_forward_skip(modes, H, lengths, skip, B, T, D, out);
 				double lp = dot(out, w, B * width);
 				H[i] = save - eps;
-				model_pool_forward(modes, H, lengths, B, T, D, out);
+				model_pool_forward_skip(modes, H, lengths, skip, B, T, D, out);
 				double lm = dot(out, w, B * width);
 				H[i] = save;
 				worst = fmax(worst, fabs((lp - lm) / (2 * eps) - dH[i]));
 			}
 	ok(pads_zero, "%s: no gradient at pads", name);
+	if (skip)
+		ok(masked_zero, "%s: no gradient at masked prompt positions (but cls's position 0)", name);
 	ok(worst < 2e-3, "%s: backward matches finite differences (max err %.2g)", name, worst);
+}
+
+static void check_pool(int modes, const char *name) { check_pool_skip(modes, name, NULL); }
+
+/* skip 2 of 6, all 3 of 3, none of 1, 5 of 4 */
+static const int32_t prompt_skip[B] = { 2, 3, 0, 5 };
+
+/* The hand-worked row of check_pool_values with its first position masked (prompt_length 1). */
+static void check_pool_skip_values(void)
+{
+	float H[4 * 2] = { 1, -2, 3, 4, -5, 6, NAN, NAN };
+	int32_t len[1] = { 3 }, skip[1] = { 1 };
+	float out[12];
+	model_pool_forward_skip(MODEL_POOL_CLS | MODEL_POOL_MAX | MODEL_POOL_MEAN | MODEL_POOL_MEAN_SQRT_LEN |
+				MODEL_POOL_WEIGHTEDMEAN | MODEL_POOL_LASTTOKEN, H, len, skip, 1, 4, 2, out);
+	/* cls (1,-2) regardless; max (3,6); mean (-1, 5); sum/sqrt(2); weights 2,3: (6-15)/5, (8+18)/5; last (-5,6) */
+	float want[12] = { 1, -2, 3, 6, -1, 5, -2 / sqrtf(2), 10 / sqrtf(2), -9.0f / 5, 26.0f / 5, -5, 6 };
+	double worst = 0;
+	for (int i = 0; i < 12; i++) worst = fmax(worst, fabs(out[i] - want[i]));
+	ok(worst < 1e-6, "pooling of a hand-worked row with its first position masked (err %.2g)", worst);
+	int32_t all[1] = { 3 };
+	model_pool_forward_skip(MODEL_POOL_MAX | MODEL_POOL_MEAN | MODEL_POOL_LASTTOKEN, H, len, all, 1, 4, 2, out);
+	ok(out[0] == -1e9f && out[2] == 0 && out[4] == 0 && out[5] == 0,
+	   "every position masked: max -1e9, mean 0, lasttoken 0 (the library's masks)");
 }
 
 /* Hand-worked pooling of one row of 3 real tokens in a padded length of 4, d = 2. */
@@ -172,6 +201,13 @@ int main(void)
 	check_pool(MODEL_POOL_LASTTOKEN, "lasttoken");
 	check_pool(0x3f, "all six");
 	check_pool(MODEL_POOL_MEAN | MODEL_POOL_MEAN_SQRT_LEN, "mean + mean_sqrt_len");
+	check_pool_skip_values();
+	check_pool_skip(MODEL_POOL_MAX, "prompt masked, max", prompt_skip);
+	check_pool_skip(MODEL_POOL_MEAN, "prompt masked, mean", prompt_skip);
+	check_pool_skip(MODEL_POOL_MEAN_SQRT_LEN, "prompt masked, mean_sqrt_len", prompt_skip);
+	check_pool_skip(MODEL_POOL_WEIGHTEDMEAN, "prompt masked, weightedmean", prompt_skip);
+	check_pool_skip(MODEL_POOL_LASTTOKEN, "prompt masked, lasttoken", prompt_skip);
+	check_pool_skip(0x3f, "prompt masked, all six", prompt_skip);
 	check_dense(MODEL_ACT_IDENTITY, "identity", 1);
 	check_dense(MODEL_ACT_TANH, "tanh", 1);
 	check_dense(MODEL_ACT_RELU, "relu", 1);
