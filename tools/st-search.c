@@ -10,7 +10,9 @@
 
 #include "metrics.h"
 #include "model.h"
+#include "quantize.h"
 #include "search.h"
+#include "search_quant.h"
 #include "st.h"
 #include "stream.h"
 #include "tokenizer.h"
@@ -32,6 +34,12 @@ static const char usage[] =
 	"  --score-function F        cosine (default) or dot\n"
 	"  --query-chunk-size N      queries read and answered per round (default 1024)\n"
 	"  --batch-size N            texts per forward pass (default 32)\n"
+	"  --precision P             float32 (default), int8, uint8, binary or ubinary: search a quantized corpus\n"
+	"                            (quantize_embeddings), then rescore the best top-k x M with the float32\n"
+	"                            query (scores are then query . quantized row, not cosines)\n"
+	"  --rescore-multiplier M    candidates kept for rescoring, per hit (default 2)\n"
+	"  --calibration FILE        int8/uint8 ranges from these embeddings (st-encode lines or records)\n"
+	"                            instead of from the corpus\n"
 	SEARCH_PROMPT_USAGE
 	"  --threads N               threads (default all cores)\n"
 	"  --with-text               each hit also gives the corpus entry's \"text\" (text input only)\n"
@@ -58,7 +66,7 @@ static void write_hits(FILE *out, const search_hit *h, int n, int sim, const sea
 }
 
 enum { OPT_MODEL = 256, OPT_CORPUS, OPT_CACHE, OPT_EMBEDDINGS, OPT_TOPK, OPT_SCORE, OPT_CHUNK, OPT_BATCH,
-       OPT_THREADS, OPT_WITH_TEXT };
+       OPT_THREADS, OPT_WITH_TEXT, OPT_PRECISION, OPT_RESCORE, OPT_CALIBRATION };
 static const struct option opts[] = {
 	{ "model", required_argument, 0, OPT_MODEL },
 	{ "corpus", required_argument, 0, OPT_CORPUS },
@@ -71,15 +79,18 @@ static const struct option opts[] = {
 	{ "threads", required_argument, 0, OPT_THREADS },
 	SEARCH_PROMPT_OPTIONS,
 	{ "with-text", no_argument, 0, OPT_WITH_TEXT },
+	{ "precision", required_argument, 0, OPT_PRECISION },
+	{ "rescore-multiplier", required_argument, 0, OPT_RESCORE },
+	{ "calibration", required_argument, 0, OPT_CALIBRATION },
 	{ 0 }
 };
 
 int main(int argc, char **argv)
 {
 	st_tool_init("st-search", argc, argv, usage);
-	const char *model_path = NULL, *corpus_path = NULL, *cache_path = NULL;
-	int embeddings = 0, sim = METRICS_COSINE, with_text = 0;
-	long chunk = 1024, threads = 0, top_k = 10, batch = 32;
+	const char *model_path = NULL, *corpus_path = NULL, *cache_path = NULL, *calib_path = NULL;
+	int embeddings = 0, sim = METRICS_COSINE, with_text = 0, precision = QUANT_FLOAT32;
+	long chunk = 1024, threads = 0, top_k = 10, batch = 32, rescore = 2;
 	int c;
 	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
 		switch (c) {
@@ -99,6 +110,12 @@ int main(int argc, char **argv)
 		case SEARCH_OPT_PROMPT: search_prompt_option(NULL, optarg); break;
 		case OPT_THREADS: threads = st_parse_long("--threads", optarg); break;
 		case OPT_WITH_TEXT: with_text = 1; break;
+		case OPT_PRECISION:
+			if ((precision = quantize_parse(optarg)) < 0)
+				usage_error(usage, "--precision: float32, int8, uint8, binary or ubinary, not '%s'", optarg);
+			break;
+		case OPT_RESCORE: rescore = st_parse_long("--rescore-multiplier", optarg); break;
+		case OPT_CALIBRATION: calib_path = optarg; break;
 		}
 	}
 	if (optind < argc)
@@ -109,6 +126,10 @@ int main(int argc, char **argv)
 		usage_error(usage, "give --model DIR, or --embeddings");
 	if (embeddings && with_text)
 		usage_error(usage, "--with-text needs the corpus's texts: --embeddings input has none");
+	if (calib_path && precision != QUANT_INT8 && precision != QUANT_UINT8)
+		usage_error(usage, "--calibration goes with --precision int8 or uint8");
+	if (rescore < 1 || rescore > 1 << 16)
+		usage_error(usage, "--rescore-multiplier must be 1 to 65536");
 	if (top_k < 1 || chunk < 1 || batch < 1 || top_k > INT32_MAX || chunk > 1 << 24 || batch > 1 << 20)
 		usage_error(usage, "--top-k, --query-chunk-size and --batch-size must be positive (and at most 2^31-1, "
 			    "2^24, 2^20)");
@@ -164,6 +185,30 @@ int main(int argc, char **argv)
 		die(EX_DATAERR, "%s: an empty corpus", corpus_path);
 	if ((size_t)top_k > nc)
 		top_k = (long)nc;   /* no query has more hits than the corpus has rows: size the buffers by that */
+	/* a quantized corpus: the float32 rows are only needed to build it */
+	search_qindex qix = { 0 };
+	if (precision != QUANT_FLOAT32) {
+		float *K = NULL;
+		size_t nk = 0;
+		if (calib_path) {
+			int fd = open(calib_path, O_RDONLY);
+			if (fd < 0)
+				die(EX_NOINPUT, "cannot open %s: %s", calib_path, strerror(errno));
+			st_reader *r = st_reader_open(fd, calib_path);
+			int dk = d;
+			if (search_read_rows(r, calib_path, &K, &nk, &dk, err, sizeof err) < 0)
+				die(EX_DATAERR, "%s", err);
+			st_reader_close(r);
+			close(fd);
+			if (!nk)
+				die(EX_DATAERR, "%s: no calibration embeddings", calib_path);
+		}
+		search_qindex_build(&qix, precision, C, nc, d, sim, K, nk);
+		free(K);
+		free(C);
+		C = NULL;
+	}
+	int out_sim = precision == QUANT_FLOAT32 ? sim : METRICS_DOT;   /* rescored scores are no cosines */
 
 	/* queries, a window at a time */
 	search_hit *hits = xmalloc(xmul(xmul(chunk, top_k), sizeof *hits));
@@ -179,9 +224,12 @@ int main(int argc, char **argv)
 		st_reader_close(r);
 		for (size_t q0 = 0; q0 < nq; q0 += chunk) {
 			size_t qn = nq - q0 < (size_t)chunk ? nq - q0 : (size_t)chunk;
-			search_topk(Q + q0 * d, qn, C, nc, d, sim, (int)top_k, hits, nhits);
+			if (precision != QUANT_FLOAT32)
+				search_topk_quantized(&qix, Q + q0 * d, qn, (int)top_k, (int)rescore, hits, nhits);
+			else
+				search_topk(Q + q0 * d, qn, C, nc, d, sim, (int)top_k, hits, nhits);
 			for (size_t q = 0; q < qn; q++)
-				write_hits(stdout, hits + q * (size_t)top_k, nhits[q], sim, texts);
+				write_hits(stdout, hits + q * (size_t)top_k, nhits[q], out_sim, texts);
 		}
 	} else {
 		Q = xmalloc(xmul(xmul(chunk, d), sizeof(float)));
@@ -213,9 +261,12 @@ int main(int argc, char **argv)
 			if (qt.n) {
 				if (search_encode(m, tok, (const char *const *)qt.s, qt.len, qt.n, (int)batch, 0, Q, err, sizeof err) < 0)
 					die(EX_DATAERR, "stdin: %s", err);
-				search_topk(Q, qt.n, C, nc, d, sim, (int)top_k, hits, nhits);
+				if (precision != QUANT_FLOAT32)
+					search_topk_quantized(&qix, Q, qt.n, (int)top_k, (int)rescore, hits, nhits);
+				else
+					search_topk(Q, qt.n, C, nc, d, sim, (int)top_k, hits, nhits);
 				for (size_t q = 0; q < qt.n; q++)
-					write_hits(stdout, hits + q * (size_t)top_k, nhits[q], sim, texts);
+					write_hits(stdout, hits + q * (size_t)top_k, nhits[q], out_sim, texts);
 			}
 			search_texts_free(&qt);
 		}
@@ -225,6 +276,8 @@ int main(int argc, char **argv)
 		die(EX_IOERR, "writing the hits: %s", strerror(errno));
 	free(Q);
 	free(C);
+	if (precision != QUANT_FLOAT32)
+		search_qindex_free(&qix);
 	search_texts_free(&ct);
 	free(hits);
 	free(nhits);
