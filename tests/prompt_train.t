@@ -7,7 +7,7 @@
 # st-forward's embeddings, and 10 steps of mnrl (loss, lr, grad_norm of every step, the final weights) for a mean
 # model and a max+mean_sqrt_len+weightedmean+lasttoken model. Negative controls: torch with the prompt pooled
 # must disagree on embeddings, losses and weights; a model with include_prompt true ignores prompt_lengths.
-# Then malformed prompt lengths.
+# The same with a prompt per column (--column-prompt-name, --column-prompt). Then malformed prompt lengths.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-model.sh"
 /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip_all "/usr/bin/python3 lacks torch or numpy"
@@ -91,6 +91,39 @@ for m in mean multi; do
 	grep -q $'^1\tevery update.s loss' "$TMP/cmp"; ok $? "$m negative control: torch pooling the prompt gives other losses"
 	grep -q $'^1\tall .* trained tensors' "$TMP/cmp"; ok $? "$m negative control: ... and other weights"
 done
+
+# --- a prompt per column (the trainer's prompts={column: prompt}): anchors "w9 w10 " (3), positives "w7 " (2)
+st-tokenize --model "$TMP/named" --column-prompt-name 0=query --column-prompt 1="w7 " --json < "$TMP/pairs.jsonl" \
+	> "$TMP/ctok.jsonl" 2>"$TMP/err"
+ok $? "st-tokenize --column-prompt-name 0=query --column-prompt 1=..." || cat "$TMP/err"
+is "$(jq -c .prompt_length "$TMP/ctok.jsonl" | sort -u)" "[3,2]" "prompt_length is 3 for the anchors, 2 for the positives"
+is "$(sed -n 2p "$TMP/ctok.jsonl" | jq -c '[.input_ids[0][0:3], .input_ids[1][0:2]]')" "[[2,9,10],[2,7]]" \
+	"each column starts with its own prompt's ids"
+st-tokenize --model "$TMP/mean" --prompt "w9 w10 " --column-prompt 1= --json < "$TMP/pairs.jsonl" |
+	jq -c .prompt_length | sort -u > "$TMP/pl"
+is "$(cat "$TMP/pl")" "[3,0]" "--column-prompt 1= takes column 1's prompt away (prompt_length 0)"
+st-batch --size 8 --json < "$TMP/ctok.jsonl" > "$TMP/cbatches.jsonl"
+for m in mean multi; do
+	st-forward --model "$TMP/$m" --json --threads 1 < "$TMP/cbatches.jsonl" > "$TMP/$m.cfwd" 2>"$TMP/err"
+	/usr/bin/python3 "$REF" embed "$TMP/$m" "$TMP/cbatches.jsonl" "$TMP/$m.cfwd" > "$TMP/cmp" 2>"$TMP/err"
+	while IFS=$'\t' read -r rc what; do ok "$rc" "$m, a prompt per column: $what"; done < "$TMP/cmp"
+done
+st-batch --size 8 < "$TMP/ctok.jsonl" |
+	st-forward --model "$TMP/multi" --run "$TMP/run-cmulti" --threads 1 |
+	st-loss mnrl |
+	timeout --foreground 60 st-step --model "$TMP/multi" --run "$TMP/run-cmulti" --threads 1 --lr $LR \
+		--scheduler warmuplinear --warmup-steps 3 --json > "$TMP/cmulti.log" 2>"$TMP/err"
+ok $? "multi, a prompt per column: 10 steps through the pipeline" || cat "$TMP/err"
+/usr/bin/python3 "$REF" train "$TMP/multi" --objective mnrl "$TMP/cbatches.jsonl" --lr $LR \
+	--scheduler warmuplinear --warmup-steps 3 --log "$TMP/cmulti.log" \
+	--weights "$TMP/run-cmulti/model/model.safetensors" > "$TMP/cmp" 2>"$TMP/err"
+grep $'^1\t' "$TMP/cmp" | sed 's/^/#   /'
+! grep -q $'^1\t' "$TMP/cmp" && grep -q $'^0\tall' "$TMP/cmp"
+ok $? "multi, a prompt per column: losses, lr, grad norms and weights equal torch's"
+st-tokenize --model "$TMP/mean" --column-prompt x=w7 < "$TMP/pairs.jsonl" > /dev/null 2>"$TMP/err"
+is $? 64 "--column-prompt without a column number is a usage error"
+st-tokenize --model "$TMP/named" --column-prompt-name 1=nope < "$TMP/pairs.jsonl" > /dev/null 2>"$TMP/err"
+is $? 65 "--column-prompt-name with a name the config lacks is bad data"
 
 # --- bad prompt lengths
 head -1 "$TMP/tok.jsonl" | jq -c '.prompt_length = [3]' | st-batch --size 1 > /dev/null 2>"$TMP/err"

@@ -105,7 +105,7 @@ for p in float32 int8 binary; do
 	/usr/bin/python3 "$REF" "$W/sts-corpus.jsonl" "$W/sts-queries.jsonl" $p "$W/hits-$p.jsonl" \
 		--float32-hits "$W/hits-float32.jsonl" ${printed:+--recall "$printed"} > "$TMP/cmp"
 	while IFS=$'\t' read -r rc what; do
-		case $rc in '#'*) echo "# STS-B $p $rc$what" ;; *) ok "$rc" "STS-B $p: $what" ;; esac
+		case $rc in '#'*) echo "# STS-B $p $rc$what" ;; *) ok "$rc" "STS-B $p: ${what#"$p: "}" ;; esac
 	done < "$TMP/cmp"
 	measured=$(sed -n 's/^# recall@10: //p' "$TMP/cmp")
 	[ $p = float32 ] && continue

@@ -29,6 +29,9 @@ static const char usage[] =
 	"  --prompt TEXT         prepend TEXT to every text; both add \"prompt_length\" (the prompt's tokens, one\n"
 	"                        per text), which st-forward and st-step leave out of pooling when the model's\n"
 	"                        1_Pooling/config.json says include_prompt: false\n"
+	"  --column-prompt-name C=NAME, --column-prompt C=TEXT\n"
+	"                        the same for text column C only (0-based: 0 the anchors, 1 the positives, ...);\n"
+	"                        repeatable, and they win over --prompt-name/--prompt for their column\n"
 	"  --skip-bad            skip records without texts (with a warning) instead of failing\n"
 	"  --json                write JSON Lines instead of msgpack\n"
 	"  --threads N           accepted for uniformity; tokenization runs on one core\n"
@@ -36,13 +39,47 @@ static const char usage[] =
 
 #define MAX_TEXTS 256
 
+/* The prompt of every text column: a default for all, and per-column overrides, with their token counts. */
+static const char *col_prompt[MAX_TEXTS];
+
+/* C=VALUE of --column-prompt(-name): the column, and VALUE in *value. */
+static int column_arg(const char *opt, const char *arg, const char **value)
+{
+	const char *eq = strchr(arg, '=');
+	char *end;
+	long c = eq && eq > arg ? strtol(arg, &end, 10) : -1;
+	if (!eq || eq == arg || end != eq || c < 0 || c >= MAX_TEXTS)
+		usage_error(usage, "%s wants COLUMN=VALUE with COLUMN from 0 to %d, not '%s'", opt, MAX_TEXTS - 1, arg);
+	*value = eq + 1;
+	return (int)c;
+}
+
+/* prompts[name] of the model's config_sentence_transformers.json (loaded once into *stc). */
+static const char *named_prompt(const char *model, const char *src, json_t **stc, const char *name)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/config_sentence_transformers.json", src);
+	if (!model)
+		usage_error(usage, "--prompt-name and --column-prompt-name need --model DIR (its "
+			    "config_sentence_transformers.json)");
+	if (!*stc) {
+		json_error_t je;
+		*stc = json_load_file(path, 0, &je);
+	}
+	json_t *p = json_object_get(json_object_get(*stc, "prompts"), name);
+	if (!json_is_string(p))
+		die(EX_DATAERR, "prompt name '%s' not found in the prompts of %s", name, path);
+	return json_string_value(p);
+}
+
 int main(int argc, char **argv)
 {
 	st_tool_init("st-tokenize", argc, argv, usage);
 	const char *model = NULL, *tok_path = NULL, *prompt_name = NULL, *prompt = NULL;
+	const char *col_name_arg[MAX_TEXTS] = { 0 }, *col_text_arg[MAX_TEXTS] = { 0 };
 	int max_len = 0, json = 0, skip_bad = 0, strip = 1;
 	enum { O_MODEL = 256, O_TOKENIZER, O_MAX_SEQ_LENGTH, O_THREADS, O_JSON, O_SKIP_BAD, O_NO_STRIP, O_PROMPT_NAME,
-	       O_PROMPT };
+	       O_PROMPT, O_COL_PROMPT_NAME, O_COL_PROMPT };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL},
 		{"tokenizer", required_argument, 0, O_TOKENIZER},
@@ -53,6 +90,8 @@ int main(int argc, char **argv)
 		{"no-strip", no_argument, 0, O_NO_STRIP},
 		{"prompt-name", required_argument, 0, O_PROMPT_NAME},
 		{"prompt", required_argument, 0, O_PROMPT},
+		{"column-prompt-name", required_argument, 0, O_COL_PROMPT_NAME},
+		{"column-prompt", required_argument, 0, O_COL_PROMPT},
 		{0},
 	};
 	int c;
@@ -67,6 +106,18 @@ int main(int argc, char **argv)
 		case O_NO_STRIP: strip = 0; break;
 		case O_PROMPT_NAME: prompt_name = optarg; break;
 		case O_PROMPT: prompt = optarg; break;
+		case O_COL_PROMPT_NAME: {
+			const char *v;
+			int col = column_arg("--column-prompt-name", optarg, &v);
+			col_name_arg[col] = v;
+			break;
+		}
+		case O_COL_PROMPT: {
+			const char *v;
+			int col = column_arg("--column-prompt", optarg, &v);
+			col_text_arg[col] = v;
+			break;
+		}
 		}
 	if (optind < argc)
 		usage_error(usage, "unexpected argument '%s'", argv[optind]);
@@ -78,19 +129,17 @@ int main(int argc, char **argv)
 	if (!t)
 		die(access(src, F_OK) ? EX_NOINPUT : EX_DATAERR, "%s", err);   /* missing: 66, broken: 65 */
 	json_t *stc = NULL;
-	if (prompt_name && !prompt) {   /* --prompt wins, as in encode() */
-		if (!model)
-			usage_error(usage, "--prompt-name needs --model DIR (its config_sentence_transformers.json)");
-		char path[4096];
-		snprintf(path, sizeof path, "%s/config_sentence_transformers.json", src);
-		json_error_t je;
-		stc = json_load_file(path, 0, &je);
-		json_t *p = json_object_get(json_object_get(stc, "prompts"), prompt_name);
-		if (!json_is_string(p))
-			die(EX_DATAERR, "prompt name '%s' not found in the prompts of %s", prompt_name, path);
-		prompt = json_string_value(p);
+	if (prompt_name && !prompt)   /* --prompt wins, as in encode() */
+		prompt = named_prompt(model, src, &stc, prompt_name);
+	int any_prompt = prompt && *prompt;
+	for (int c = 0; c < MAX_TEXTS; c++) {
+		col_prompt[c] = prompt && *prompt ? prompt : NULL;
+		if (col_text_arg[c] || col_name_arg[c]) {
+			const char *p = col_text_arg[c] ? col_text_arg[c] : named_prompt(model, src, &stc, col_name_arg[c]);
+			col_prompt[c] = *p ? p : NULL;
+			any_prompt = 1;
+		}
 	}
-	size_t prompt_len = prompt ? strlen(prompt) : 0;
 	char *joined = NULL;   /* prompt + text */
 	size_t joined_cap = 0;
 	if (max_len < 0)
@@ -99,8 +148,16 @@ int main(int argc, char **argv)
 		max_len = -1;
 	if (max_len == 0)
 		max_len = tokenizer_max_seq_length(t);
-	/* the trainer's prompt_length: what pooling leaves out when include_prompt is false */
-	int prompt_tokens = prompt_len ? tokenizer_prompt_length(t, prompt, prompt_len, max_len) : 0;
+	/* the trainer's prompt_length of each column: what pooling leaves out when include_prompt is false */
+	int col_tokens[MAX_TEXTS];
+	for (int c = 0; c < MAX_TEXTS; c++) {
+		if (!col_prompt[c])
+			col_tokens[c] = 0;
+		else if (c && col_prompt[c] == col_prompt[c - 1])
+			col_tokens[c] = col_tokens[c - 1];
+		else
+			col_tokens[c] = tokenizer_prompt_length(t, col_prompt[c], strlen(col_prompt[c]), max_len);
+	}
 
 	st_reader *r = st_reader_open(0, "stdin");
 	st_reader_skip_bad(r, skip_bad);
@@ -127,10 +184,12 @@ int main(int argc, char **argv)
 		st_val *arr = st_array();
 		for (int k = 0; k < n; k++) {
 			int m;
+			size_t prompt_len = col_prompt[k] ? strlen(col_prompt[k]) : 0;
+			const char *prompt_k = col_prompt[k];
 			if (prompt_len) {
 				if (joined_cap < prompt_len + lens[k] + 1)
 					joined = xrealloc(joined, joined_cap = 2 * (prompt_len + lens[k] + 1));
-				memcpy(joined, prompt, prompt_len);
+				memcpy(joined, prompt_k, prompt_len);
 				memcpy(joined + prompt_len, texts[k], lens[k]);
 				joined[prompt_len + lens[k]] = 0;
 				texts[k] = joined;
@@ -156,10 +215,10 @@ int main(int argc, char **argv)
 			replaced = tokenizer_replacements(t);
 		}
 		st_set(rec, "input_ids", arr);
-		if (prompt_len) {
+		if (any_prompt) {
 			st_val *pl = st_array();
 			for (int k = 0; k < n; k++)
-				st_push(pl, st_int(prompt_tokens));
+				st_push(pl, st_int(col_tokens[k]));
 			st_set(rec, "prompt_length", pl);
 		}
 		st_write(w, rec);
