@@ -133,6 +133,10 @@ head -1 "$TMP/tok.jsonl" | jq -c '.prompt_length = [3, -1]' | st-batch --size 1 
 is $? 65 "st-batch: a negative prompt_length is bad data"
 head -1 "$TMP/tok.jsonl" | jq -c '.prompt_length = [3, 2.5]' | st-batch --size 1 > /dev/null 2>"$TMP/err"
 is $? 65 "st-batch: a fractional prompt_length is bad data"
+echo '{"prompt_lengths": [[3.5]]}' | st-json > /dev/null 2>"$TMP/err"
+is $? 65 "prompt_lengths is typed i32 in JSON: 3.5 is refused"
+is "$(echo '{"prompt_lengths": [[3, 0]]}' | st-json --to-msgpack | st-json)" '{"v":1,"prompt_lengths":[[3,0]]}' \
+	"... and [[3, 0]] goes through msgpack and back"
 head -1 "$TMP/batches.jsonl" | jq -c '.prompt_lengths = [[3]]' | st-forward --model "$TMP/mean" > /dev/null 2>"$TMP/err"
 is $? 65 "st-forward: prompt_lengths not shaped like lengths is bad data"
 grep -q "prompt_lengths" "$TMP/err"; ok $? "... the message names prompt_lengths" || cat "$TMP/err"
