@@ -459,6 +459,31 @@ void model_set_prompt(st_model *m, const char *prompt, int prompt_length)
 	m->pool_skip = m->prompt && !m->include_prompt && prompt_length > 0 ? prompt_length : 0;
 }
 
+void model_add_prompt(st_model *m, const char *name, const char *text)
+{
+	if (!m->st_config)
+		m->st_config = json_object();
+	json_t *prompts = json_object_get(m->st_config, "prompts");
+	if (!json_is_object(prompts)) {
+		prompts = json_object();
+		json_object_set_new(m->st_config, "prompts", prompts);
+	}
+	json_object_set_new(prompts, name, json_string(text));
+}
+
+int model_set_default_prompt_name(st_model *m, const char *name)
+{
+	json_t *prompts = m->st_config ? json_object_get(m->st_config, "prompts") : NULL;
+	if (name && !json_is_string(json_object_get(prompts, name)))
+		return -1;
+	if (!m->st_config)
+		m->st_config = json_object();
+	json_object_set_new(m->st_config, "default_prompt_name", name ? json_string(name) : json_null());
+	return 0;
+}
+
+void model_set_include_prompt(st_model *m, int include) { m->include_prompt = include != 0; }
+
 void model_set_prompt_lengths(st_model *m, const int32_t *rows, int B)
 {
 	free(m->pool_skip_rows);

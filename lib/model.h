@@ -91,6 +91,11 @@ void model_set_prompt(st_model *m, const char *prompt, int prompt_length);
 void model_set_prompt_lengths(st_model *m, const int32_t *rows, int B);
 const char *model_prompt(const st_model *m);
 int model_include_prompt(const st_model *m);
+/* Building a model (st-init): prompts[name] = text in config_sentence_transformers.json; its
+ * default_prompt_name (NULL: none; -1 when prompts has no such name); the Pooling config's include_prompt. */
+void model_add_prompt(st_model *m, const char *name, const char *text);
+int model_set_default_prompt_name(st_model *m, const char *name);
+void model_set_include_prompt(st_model *m, int include);
 /* truncate_dim of config_sentence_transformers.json, 0 when absent or null. */
 int model_truncate_dim(const st_model *m);
 /* Token states of the transformer: ids [B][T], lengths [B] -> tok [B][T][hidden] (positions < lengths[b]). */

@@ -23,6 +23,9 @@ for m in incl multi-incl; do   # the same weights with include_prompt false
 done
 mv "$TMP/incl-x" "$TMP/mean"
 mv "$TMP/multi-incl-x" "$TMP/multi"
+st-init --transformer "$TMP/incl" --no-include-prompt -o "$TMP/by-init" 2>"$TMP/err"
+[ "$(jq -cS . "$TMP/by-init/1_Pooling/config.json")" = "$(jq -cS . "$TMP/mean/1_Pooling/config.json")" ]
+ok $? "st-init --no-include-prompt writes include_prompt false (the file the jq edit gives)"
 
 # 80 pairs of 0..8 words (w11..w119); the positive keeps the anchor's words with a third replaced. Row 0's
 # anchor is empty: with the prompt it is [CLS] w9 w10 [SEP], and only the [SEP] is pooled.

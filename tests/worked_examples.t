@@ -43,6 +43,8 @@ if run_block docs/st-encode.md "column-prompt-name 0=query"; then
 	st-json < "$P/e5-tok.msgpack" | jq -c '[.input_ids[0][0:3], .input_ids[1][0:3], .prompt_length]' | sort -u > "$TMP/g"
 	is "$(cat "$TMP/g")" "[[2,23,25],[2,24,25],[3,3]]" \
 		"e5: anchors start with [CLS] query :, positives with [CLS] passage :, prompt_length 3 each"
+	jq -c '[.prompts, .default_prompt_name]' "$P/e5/config_sentence_transformers.json" > "$TMP/g"
+	is "$(cat "$TMP/g")" '[{"query":"query: ","passage":"passage: "},"query"]' "e5: st-init wrote the prompts and the default"
 	jq -c '[.prompts, .default_prompt_name]' "$P/e5-run/model/config_sentence_transformers.json" > "$TMP/g"
 	is "$(cat "$TMP/g")" '[{"query":"query: ","passage":"passage: "},"query"]' "e5: the fine-tuned model keeps the prompts"
 	/usr/bin/python3 - "$P" <<'PY'

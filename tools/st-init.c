@@ -26,6 +26,10 @@ static const char usage[] =
 	"  --no-bias             the Dense layer before it has no bias\n"
 	"  --normalize           add a Normalize module (after the Dense layers given before it)\n"
 	"  --max-seq-length N    longest input in tokens, special tokens included\n"
+	"  --prompt NAME=TEXT    a prompt in config_sentence_transformers.json (repeatable), e.g. --prompt\n"
+	"                        query='query: ' --prompt passage='passage: ' for an e5-style model\n"
+	"  --default-prompt-name NAME  the prompt encoding applies when none is given (one of the prompts)\n"
+	"  --no-include-prompt   include_prompt: false in 1_Pooling/config.json: prompt tokens are not pooled\n"
 	"  -o, --output DIR      the model directory to write (built as DIR.tmp.PID, then renamed)\n"
 	"  --force               replace DIR if it exists\n"
 	"  --threads N           threads (default all cores)\n"
@@ -40,9 +44,11 @@ int main(int argc, char **argv)
 	const char *transformer = NULL, *config = NULL, *vocab = NULL, *out = NULL, *pooling = NULL;
 	long seed = 42, max_seq = 0;
 	int force = 0, nops = 0;
+	const char **prompts = NULL, *default_prompt = NULL;   /* --prompt NAME=TEXT, in order */
+	int nprompts = 0, no_include_prompt = 0;
 	struct head_op *ops = xcalloc(argc, sizeof *ops);
 	enum { O_TRANSFORMER = 256, O_CONFIG, O_VOCAB, O_SEED, O_POOLING, O_DENSE, O_ACTIVATION, O_NO_BIAS,
-	       O_NORMALIZE, O_MAX_SEQ_LENGTH, O_FORCE, O_THREADS };
+	       O_NORMALIZE, O_MAX_SEQ_LENGTH, O_FORCE, O_THREADS, O_PROMPT, O_DEFAULT_PROMPT, O_NO_INCLUDE_PROMPT };
 	static const struct option opts[] = {
 		{"transformer", required_argument, 0, O_TRANSFORMER},
 		{"config", required_argument, 0, O_CONFIG},
@@ -54,6 +60,9 @@ int main(int argc, char **argv)
 		{"no-bias", no_argument, 0, O_NO_BIAS},
 		{"normalize", no_argument, 0, O_NORMALIZE},
 		{"max-seq-length", required_argument, 0, O_MAX_SEQ_LENGTH},
+		{"prompt", required_argument, 0, O_PROMPT},
+		{"default-prompt-name", required_argument, 0, O_DEFAULT_PROMPT},
+		{"no-include-prompt", no_argument, 0, O_NO_INCLUDE_PROMPT},
 		{"output", required_argument, 0, 'o'},
 		{"force", no_argument, 0, O_FORCE},
 		{"threads", required_argument, 0, O_THREADS},
@@ -91,6 +100,14 @@ int main(int argc, char **argv)
 			if ((max_seq = st_parse_long("--max-seq-length", optarg)) <= 0)
 				usage_error(usage, "--max-seq-length must be positive");
 			break;
+		case O_PROMPT:
+			if (!strchr(optarg, '=') || *optarg == '=')
+				usage_error(usage, "--prompt wants NAME=TEXT, not '%s'", optarg);
+			prompts = xrealloc(prompts, sizeof *prompts * (size_t)(nprompts + 1));
+			prompts[nprompts++] = optarg;
+			break;
+		case O_DEFAULT_PROMPT: default_prompt = optarg; break;
+		case O_NO_INCLUDE_PROMPT: no_include_prompt = 1; break;
 		case 'o': out = optarg; break;
 		case O_FORCE: force = 1; break;
 		case O_THREADS: st_set_threads((int)st_parse_long("--threads", optarg)); break;
@@ -138,6 +155,18 @@ int main(int argc, char **argv)
 				model_add_normalize(m);
 		}
 	}
+	for (int k = 0; k < nprompts; k++) {
+		const char *eq = strchr(prompts[k], '=');
+		char *name = xstrdup(prompts[k]);
+		name[eq - prompts[k]] = 0;
+		model_add_prompt(m, name, eq + 1);
+		free(name);
+	}
+	if (default_prompt && model_set_default_prompt_name(m, default_prompt) < 0)
+		usage_error(usage, "--default-prompt-name %s: the model has no prompt of that name (give --prompt %s=TEXT)",
+			    default_prompt, default_prompt);
+	if (no_include_prompt)
+		model_set_include_prompt(m, 0);
 	if (max_seq) {
 		int limit = enc_max_length(model_encoder_config(m));
 		if (max_seq > limit)
@@ -148,5 +177,6 @@ int main(int argc, char **argv)
 		die(EX_IOERR, "%s", err);
 	model_free(m);
 	free(ops);
+	free(prompts);
 	return 0;
 }
