@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "st.h"
@@ -171,6 +173,19 @@ static int read_tensor(weights *w, const wt_tensor *e, int ndim, const int64_t *
 	return weights_read_f32(w, e, out, err, errlen);
 }
 
+/* Transparent huge pages for the parameter buffer where the kernel offers them on request: filling it (the
+ * first batch gathering query/key/value, st-step's copy) then costs one page fault per 2 MiB, not per 4 KiB. */
+static void huge_pages(void *p, size_t len)
+{
+#ifdef MADV_HUGEPAGE
+	uintptr_t page = 2u << 20, b = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + len) & ~(page - 1);
+	if (e > b)
+		madvise((void *)b, e - b, MADV_HUGEPAGE);   /* advice only: nothing changes where it is refused */
+#else
+	(void)p, (void)len;
+#endif
+}
+
 /* ST_WEIGHTS=copy: every tensor copied into the model's own buffer, none used in place (for tests and
  * for comparing the two paths). */
 static int weights_in_place_allowed(void)
@@ -252,6 +267,7 @@ static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t
 	m->params = xmalloc(xmul(m->n_enc, sizeof(float)));
 	m->owns_params = 1;
 	m->n_params = m->n_enc;
+	huge_pages(m->params, m->n_enc * sizeof(float));
 	m->at = xcalloc(np, sizeof *m->at);
 	int in_place = 0, allowed = weights_in_place_allowed();
 	for (int k = 0; k < np; k++) {
