@@ -5,6 +5,8 @@
 # and PyTorch (/usr/bin/python3, no transformers) mapping the same model.safetensors into tensors.
 # Run from the repository root after `make`:
 #     sh bench/startup.sh            (RUNS=15 by default: the minimum of RUNS runs counts)
+#     BASELINE=OLD/bin sh bench/startup.sh     adds the st-encode and st-tokenize rows of another build's tools
+#                                                (e.g. the commit before a change) to the same rounds
 # Times are whole processes (fork, exec, dynamic linking, model and tokenizer load, exit): wall and user+sys CPU,
 # taken by a small timing loop (hyperfine is not needed). Every command takes its turn in each round, so load
 # from other processes hits them alike. Not a test: it prints numbers, it does not judge them.
@@ -89,6 +91,13 @@ set -- \
 	"st-forward, no input|$W/empty|st-forward --model $W/minilm" \
 	"st-forward, one batch of one|$W/one.batch|st-forward --model $W/minilm" \
 	"st-encode, weights copied (ST_WEIGHTS=copy)|$W/one.txt|env ST_WEIGHTS=copy st-encode --model $W/minilm"
+if [ -n "$BASELINE" ]; then
+	B=$(cd "$BASELINE" && pwd)
+	set -- "$@" \
+		"baseline st-encode, no input|$W/empty|$B/st-encode --model $W/minilm" \
+		"baseline st-encode, one record|$W/one.txt|$B/st-encode --model $W/minilm" \
+		"baseline st-tokenize, one record|$W/one.json|$B/st-tokenize --model $W/minilm"
+fi
 [ "$have_ort" = 1 ] && set -- "$@" "ONNX Runtime $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' tests/js/node_modules/onnxruntime-node/package.json | head -1): node + session creation|$W/empty|node $W/ort.cjs $ort_dir $W/minilm.onnx"
 [ "$have_torch" = 1 ] && set -- "$@" "PyTorch $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null): python3 + import torch + map the safetensors|$W/empty|$PY -W ignore $W/torch_load.py $W/minilm/model.safetensors"
 [ "$have_ort" = 1 ] || echo "(ONNX Runtime anchor skipped: tests/js/node_modules/onnxruntime-node or st-export --onnx missing)"
