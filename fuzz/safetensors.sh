@@ -9,7 +9,7 @@ out=build/fuzz
 corpus=$out/safetensors-corpus
 mkdir -p "$corpus"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ilib \
-	-o $out/safetensors_fuzz fuzz/safetensors_fuzz.c lib/safetensors.c -ljansson
+	-o $out/safetensors_fuzz fuzz/safetensors_fuzz.c lib/safetensors.c lib/mapfile.c -ljansson
 
 # seed FILE HEADER DATA_BYTES: a file with an 8-byte length, HEADER, and DATA_BYTES zero bytes.
 seed() {

@@ -9,7 +9,7 @@ out=build/fuzz
 corpus=$out/torchbin-corpus
 mkdir -p "$corpus"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ilib $(pkg-config --cflags libzip) \
-	-o $out/torchbin_fuzz fuzz/torchbin_fuzz.c lib/torch_load.c lib/safetensors.c $(pkg-config --libs libzip) -ljansson -lm
+	-o $out/torchbin_fuzz fuzz/torchbin_fuzz.c lib/torch_load.c lib/safetensors.c lib/mapfile.c $(pkg-config --libs libzip) -ljansson -lm
 cp fuzz/corpus/torchbin/* "$corpus/"
 # dict pickles alone (the target prepends the legacy header to inputs that are not torch files)
 printf '\200\002ccollections\nOrderedDict\n)R(X\001\000\000\000actorch._utils\n_rebuild_tensor_v2\n((X\007\000\000\000storagectorch\nFloatStorage\nX\001\000\000\0000X\003\000\000\000cpuK\002Nt' > "$corpus/seed-pickle"

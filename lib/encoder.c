@@ -283,6 +283,30 @@ static void make_layout(const enc_config *c, layout *y)
 	y->total = y->relb + (c->arch == ENC_MPNET ? (size_t)c->rel_buckets * c->heads : 0);
 }
 
+/* Where the tensors are for a forward pass: in one flat buffer (params + layout offsets) or anywhere (weights used
+ * where they lie in a mapped file, enc_forward_at). Field names as in layout and layer_off. */
+typedef struct layer_w {
+	const float *wqkv, *bqkv, *wo, *bo, *ln1w, *ln1b, *wi, *bi, *wo2, *bo2, *ln2w, *ln2b;
+} layer_w;
+
+typedef struct enc_w {
+	const float *word, *pos, *type, *lnw, *lnb, *relb;
+	layer_w *layer;   /* [layers], owned */
+} enc_w;
+
+static void w_flat(const enc_config *c, const float *params, const layout *y, enc_w *w)
+{
+	w->word = params + y->word, w->pos = params + y->pos, w->type = params + y->type;
+	w->lnw = params + y->lnw, w->lnb = params + y->lnb, w->relb = params + y->relb;
+	w->layer = xmalloc(xmul(c->layers, sizeof *w->layer));
+	for (int l = 0; l < c->layers; l++) {
+		const float *lp = params + y->layer0 + (size_t)l * y->per_layer;
+		const layer_off *o = &y->l;
+		w->layer[l] = (layer_w){ lp + o->wqkv, lp + o->bqkv, lp + o->wo, lp + o->bo, lp + o->ln1w, lp + o->ln1b,
+					 lp + o->wi, lp + o->bi, lp + o->wo2, lp + o->bo2, lp + o->ln2w, lp + o->ln2b };
+	}
+}
+
 size_t enc_num_params(const enc_config *c)
 {
 	layout y;
@@ -572,14 +596,14 @@ static int mpnet_bucket(int d)
 }
 
 /* The relative attention bias for the padded length T, shared by all layers (MPNetEncoder.compute_position_bias). */
-static void relpos_setup(const enc_config *c, const float *params, const layout *y, batch *bt)
+static void relpos_setup(const enc_config *c, const enc_w *wt, batch *bt)
 {
 	if (c->arch != ENC_MPNET)
 		return;
 	int T = bt->T, D = 2 * T - 1, NH = c->heads;
 	bt->rel_bucket = xmalloc(xmul(D > 0 ? D : 1, sizeof(int)));
 	bt->rel_bias = xmalloc(xmul(xmul(NH, D > 0 ? D : 1), sizeof(float)));
-	const float *w = params + y->relb;   /* (rel_buckets, NH) */
+	const float *w = wt->relb;   /* (rel_buckets, NH) */
 	for (int k = 0; k < D; k++) {
 		int bucket = mpnet_bucket(k - (T - 1));
 		bt->rel_bucket[k] = bucket;
@@ -957,12 +981,12 @@ static void residual_ln_backward(const enc_config *c, const batch *bt, float *dr
 /* embeddings */
 
 /* sum (N, H) = word[id] + pos[position] (+ type[0]); x (N, H) = dropout(LayerNorm(sum)) */
-static void embeddings_forward(const enc_config *c, const float *params, const layout *y, const batch *bt,
+static void embeddings_forward(const enc_config *c, const enc_w *w, const batch *bt,
 			       const int *pos, float *sum, float *mean, float *rstd, float *x, const dropctx *d)
 {
 	int H = c->hidden;
-	const float *word = params + y->word, *posw = params + y->pos;
-	const float *type = has_token_types(c) ? params + y->type : NULL;   /* token type 0 */
+	const float *word = w->word, *posw = w->pos;
+	const float *type = has_token_types(c) ? w->type : NULL;   /* token type 0 */
 #pragma omp parallel for schedule(static) if((size_t)bt->N * H >= PAR_MIN_ELEMS)
 	for (int r = 0; r < bt->N; r++) {
 		int b = bt->tok_b[r], t = bt->tok_t[r];
@@ -977,7 +1001,7 @@ static void embeddings_forward(const enc_config *c, const float *params, const l
 			for (int i = 0; i < H; i++)
 				s[i] = we[i] + pe[i];
 		}
-		layernorm_row(o, &mean[r], &rstd[r], s, params + y->lnw, params + y->lnb, H, c->layer_norm_eps);
+		layernorm_row(o, &mean[r], &rstd[r], s, w->lnw, w->lnb, H, c->layer_norm_eps);
 		if (d->on && d->thresh_hidden) {
 			uint64_t key = drop_key(d, b, 0, SITE_EMBED, t);
 			uint32_t thresh = d->thresh_hidden;
@@ -1219,26 +1243,25 @@ typedef struct layer_acts {
 	float *out;         /* (N, H) layer output */
 } layer_acts;
 
-static void layer_forward(const enc_config *c, const float *lp, const layout *y, const batch *bt, const layer_acts *a,
+static void layer_forward(const enc_config *c, const layer_w *o, const batch *bt, const layer_acts *a,
 			  int layer, const dropctx *d)
 {
 	int N = bt->N, H = c->hidden, I = c->intermediate;
-	const layer_off *o = &y->l;
 	/* qkv = x Wqkv^T + bqkv */
-	bias_ctx eb = { a->qkv, lp + o->bqkv, 3 * H };
-	linear_forward(a->qkv, a->x, lp + o->wqkv, N, H, 3 * H, bias_rows, &eb);
+	bias_ctx eb = { a->qkv, o->bqkv, 3 * H };
+	linear_forward(a->qkv, a->x, o->wqkv, N, H, 3 * H, bias_rows, &eb);
 	attention_forward(c, bt, a->qkv, a->ctx, a->att, layer, d);
 	/* x1 = LN1(x + dropout(ctx Wo^T + bo)) */
 	resln_ctx e1 = { c, bt, d, layer, SITE_ATTN_OUT, site_has_dropout(c, d, SITE_ATTN_OUT), a->x1, a->r1, a->mean1,
-			 a->rstd1, a->x, a->r1, lp + o->bo, lp + o->ln1w, lp + o->ln1b };
-	linear_forward(a->r1, a->ctx, lp + o->wo, N, H, H, residual_ln_rows, &e1);
+			 a->rstd1, a->x, a->r1, o->bo, o->ln1w, o->ln1b };
+	linear_forward(a->r1, a->ctx, o->wo, N, H, H, residual_ln_rows, &e1);
 	/* hact = act(x1 Wi^T + bi) */
-	act_ctx ea = { a->hpre, a->hact, lp + o->bi, I, c->act };
-	linear_forward(a->hpre, a->x1, lp + o->wi, N, H, I, bias_act_rows, &ea);
+	act_ctx ea = { a->hpre, a->hact, o->bi, I, c->act };
+	linear_forward(a->hpre, a->x1, o->wi, N, H, I, bias_act_rows, &ea);
 	/* out = LN2(x1 + dropout(hact Wo2^T + bo2)) */
 	resln_ctx e2 = { c, bt, d, layer, SITE_FFN_OUT, site_has_dropout(c, d, SITE_FFN_OUT), a->out, a->r2, a->mean2,
-			 a->rstd2, a->x1, a->r2, lp + o->bo2, lp + o->ln2w, lp + o->ln2b };
-	linear_forward(a->r2, a->hact, lp + o->wo2, N, I, H, residual_ln_rows, &e2);
+			 a->rstd2, a->x1, a->r2, o->bo2, o->ln2w, o->ln2b };
+	linear_forward(a->r2, a->hact, o->wo2, N, I, H, residual_ln_rows, &e2);
 }
 
 /* Scratch for one layer's backward. */
@@ -1317,14 +1340,12 @@ static void unpack_output(const enc_config *c, const batch *bt, const float *x, 
 			memcpy(out + (size_t)b * bt->T * H, x + (size_t)bt->start[b] * H, bt->len[b] * H * sizeof(float));
 }
 
-void enc_forward(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths,
-		 int B, int T, float *out, const enc_dropout *drop)
+static void forward_w(const enc_config *c, const enc_w *w, const int32_t *ids, const int32_t *lengths,
+		      int B, int T, float *out, const enc_dropout *drop)
 {
-	layout y;
-	make_layout(c, &y);
 	batch bt;
 	batch_pack(c, &bt, ids, lengths, B, T);
-	relpos_setup(c, params, &y, &bt);
+	relpos_setup(c, w, &bt);
 	threads_begin();
 	dropctx d;
 	drop_setup(&d, c, drop);
@@ -1332,17 +1353,54 @@ void enc_forward(const enc_config *c, const float *params, const int32_t *ids, c
 	ws_reserve(c, N);
 	position_ids(c, &bt, ws.pos);
 	/* the embedding sum goes to tmp; its statistics are not needed afterwards */
-	embeddings_forward(c, params, &y, &bt, ws.pos, ws.tmp, ws.stats, ws.stats + N, ws.x, &d);
+	embeddings_forward(c, w, &bt, ws.pos, ws.tmp, ws.stats, ws.stats + N, ws.x, &d);
 	layer_acts a = {
 		.x = ws.x, .qkv = ws.qkv, .att = NULL, .ctx = ws.ctx, .r1 = ws.tmp, .mean1 = ws.stats,
 		.rstd1 = ws.stats + N, .x1 = ws.x1, .hpre = ws.h, .hact = ws.h, .r2 = ws.tmp, .mean2 = ws.stats + 2 * N,
 		.rstd2 = ws.stats + 3 * N, .out = ws.x,
 	};
 	for (int l = 0; l < c->layers; l++)
-		layer_forward(c, params + y.layer0 + (size_t)l * y.per_layer, &y, &bt, &a, l, &d);
+		layer_forward(c, &w->layer[l], &bt, &a, l, &d);
 	unpack_output(c, &bt, ws.x, out);
 	threads_end();
 	batch_free(&bt);
+}
+
+void enc_forward(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths,
+		 int B, int T, float *out, const enc_dropout *drop)
+{
+	layout y;
+	make_layout(c, &y);
+	enc_w w;
+	w_flat(c, params, &y, &w);
+	forward_w(c, &w, ids, lengths, B, T, out, drop);
+	free(w.layer);
+}
+
+void enc_forward_at(const enc_config *c, const float *const *at, const int32_t *ids, const int32_t *lengths,
+		    int B, int T, float *out, const enc_dropout *drop)
+{
+	/* entries in enc_param_table order: word, position, (token type,) LayerNorm weight and bias, then
+	 * LAYER_TENSORS per layer (query, key, value weights; their biases; ...), then MPNet's relative bias */
+	size_t H = c->hidden;
+	int k = 0;
+	enc_w w = { 0 };
+	w.word = at[k++];
+	w.pos = at[k++];
+	if (has_token_types(c))
+		w.type = at[k++];
+	w.lnw = at[k++];
+	w.lnb = at[k++];
+	w.layer = xmalloc(xmul(c->layers, sizeof *w.layer));
+	for (int l = 0; l < c->layers; l++, k += LAYER_TENSORS) {
+		const float *const *t = at + k;
+		if (t[1] != t[0] + H * H || t[2] != t[1] + H * H || t[4] != t[3] + H || t[5] != t[4] + H)
+			die(EX_SOFTWARE, "enc_forward_at: layer %d: query, key and value are not one [3H][H] block", l);
+		w.layer[l] = (layer_w){ t[0], t[3], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15] };
+	}
+	w.relb = c->arch == ENC_MPNET ? at[k] : NULL;
+	forward_w(c, &w, ids, lengths, B, T, out, drop);
+	free(w.layer);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -1469,6 +1527,8 @@ void enc_forward_train(const enc_config *c, const float *params, const int32_t *
 		die(EX_SOFTWARE, "enc_forward_train: batch %dx%d exceeds the activations' %dx%d", B, T, a->Bmax, a->Tmax);
 	layout y;
 	make_layout(c, &y);
+	enc_w w;
+	w_flat(c, params, &y, &w);
 	if (a->valid)
 		batch_free(&a->bt);
 	/* keep our own copy of the ids and lengths (the compact [B][T] layout) */
@@ -1476,7 +1536,7 @@ void enc_forward_train(const enc_config *c, const float *params, const int32_t *
 	memcpy(a->len, lengths, (size_t)B * sizeof(int32_t));
 	a->B = B, a->T = T;
 	batch_pack(c, &a->bt, a->ids, a->len, B, T);
-	relpos_setup(c, params, &y, &a->bt);
+	relpos_setup(c, &w, &a->bt);
 	a->valid = 1;
 	a->has_drop = drop != NULL;
 	if (drop)
@@ -1485,13 +1545,14 @@ void enc_forward_train(const enc_config *c, const float *params, const int32_t *
 	drop_setup(&d, c, drop);
 	position_ids(c, &a->bt, a->pos);
 	threads_begin();
-	embeddings_forward(c, params, &y, &a->bt, a->pos, a->emb_sum, a->emb_mean, a->emb_rstd, a->x0, &d);
+	embeddings_forward(c, &w, &a->bt, a->pos, a->emb_sum, a->emb_mean, a->emb_rstd, a->x0, &d);
 	for (int l = 0; l < c->layers; l++) {
 		layer_acts la = acts_layer(c, a, l);
-		layer_forward(c, params + y.layer0 + (size_t)l * y.per_layer, &y, &a->bt, &la, l, &d);
+		layer_forward(c, &w.layer[l], &a->bt, &la, l, &d);
 	}
 	unpack_output(c, &a->bt, a->xout + (size_t)(c->layers - 1) * a->Nmax * c->hidden, out);
 	threads_end();
+	free(w.layer);
 }
 
 void enc_backward(const enc_config *c, const float *params, enc_acts *a, const float *dout, float *grads)

@@ -64,6 +64,12 @@ typedef struct enc_dropout { uint64_t seed; int64_t step; int column; int row0; 
  * A row of length 0 is allowed and produces nothing. */
 void enc_forward(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths,
 		 int B, int T, float *out, const enc_dropout *drop);
+/* The same forward, bit for bit, on tensors that need not share one buffer (weights used where they lie in a
+ * memory-mapped file): at[k] is the address of entry k of enc_param_table (4-byte aligned, read-only is fine).
+ * Within a layer the query, key and value weights must follow one another as one [3H][H] matrix, and so must
+ * their three biases (the caller gathers them when the file keeps them apart); dies with EX_SOFTWARE otherwise. */
+void enc_forward_at(const enc_config *c, const float *const *at, const int32_t *ids, const int32_t *lengths,
+		    int B, int T, float *out, const enc_dropout *drop);
 
 typedef struct enc_acts enc_acts;   /* activations kept for backward, for one chunk */
 /* Room for a chunk of at most B rows of at most T tokens each. */

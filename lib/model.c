@@ -33,11 +33,68 @@ int model_max_seq_length(const st_model *m) { return m->max_seq_length; }
 const char *model_dir(const st_model *m) { return m->dir; }
 const enc_config *model_encoder_config(const st_model *m) { return &m->enc; }
 size_t model_num_params(const st_model *m) { return m->n_params; }
-float *model_params(st_model *m) { return m->params; }
 int model_pooling(const st_model *m) { return m->pool_modes; }
+
+/* Forget the tensors used in place: params is the truth from now on. */
+static void drop_in_place(st_model *m)
+{
+	free(m->at);
+	m->at = NULL;
+	m->at_ready = 0;
+	weights_close(m->wt);
+	m->wt = NULL;
+}
+
+/* The flat buffer that training writes to: tensors still used in place in the read-only map are copied into
+ * params first (a private, writable copy), and the map is let go. */
+float *model_params(st_model *m)
+{
+	if (m->at) {
+		enc_param *tab = xcalloc(enc_param_table(&m->enc, NULL), sizeof *tab);
+		int np = enc_param_table(&m->enc, tab);
+		for (int k = 0; k < np; k++)
+			if (m->at[k] != m->params + tab[k].offset)
+				memcpy(m->params + tab[k].offset, m->at[k], tab[k].count * sizeof(float));
+		free(tab);
+		drop_in_place(m);
+	}
+	return m->params;
+}
+
+/* The tensors for inference: the first call checks that each layer's query, key and value (weights, then
+ * biases) follow one another as enc_forward_at needs, and gathers those that do not into params, at their
+ * offsets (where they are one block). Files keep them apart (sorted by name, key comes first): in practice
+ * this copies 3H x H floats a layer, once, on the first batch and not at start-up. */
+static const float *const *inference_at(st_model *m)
+{
+	if (!m->at || m->at_ready)
+		return m->at;
+	enc_param *tab = xcalloc(enc_param_table(&m->enc, NULL), sizeof *tab);
+	int np = enc_param_table(&m->enc, tab), L = m->enc.layers, first = 0;
+	while (first < np && !strstr(tab[first].name, ".layer.0."))
+		first++;
+	int per_layer = L ? (np - first - (m->enc.arch == ENC_MPNET)) / L : 0;
+	const size_t H = m->enc.hidden, HH = H * H;
+	for (int l = 0; l < L; l++) {
+		int k = first + l * per_layer;   /* query weight, key weight, value weight, their three biases */
+		const float **t = m->at + k;
+		if (t[1] == t[0] + HH && t[2] == t[1] + HH && t[4] == t[3] + H && t[5] == t[4] + H)
+			continue;   /* already one block */
+		for (int j = 0; j < 6; j++) {
+			float *dst = m->params + tab[k + j].offset;
+			if (t[j] != dst)
+				memcpy(dst, t[j], tab[k + j].count * sizeof(float));
+			t[j] = dst;
+		}
+	}
+	free(tab);
+	m->at_ready = 1;
+	return m->at;
+}
 
 void model_bind_params(st_model *m, float *buf)
 {
+	drop_in_place(m);
 	if (m->owns_params)
 		free(m->params);
 	m->params = buf;
@@ -140,7 +197,20 @@ static void grow_params(st_model *m, size_t n)
 {
 	if (!m->owns_params)
 		die(EX_SOFTWARE, "model: cannot add modules to a model whose parameters are bound to an external buffer");
+	/* tensors converted into params move with it; those used in place stay where they are */
+	int np = m->at ? enc_param_table(&m->enc, NULL) : 0;
+	enc_param *tab = np ? xcalloc(np, sizeof *tab) : NULL;
+	char *moves = np ? xcalloc(np, 1) : NULL;
+	if (np)
+		enc_param_table(&m->enc, tab);
+	for (int k = 0; k < np; k++)
+		moves[k] = m->at[k] == m->params + tab[k].offset;
 	m->params = xrealloc(m->params, xmul(n, sizeof(float)));
+	for (int k = 0; k < np; k++)
+		if (moves[k])
+			m->at[k] = m->params + tab[k].offset;
+	free(tab);
+	free(moves);
 	if (n > m->n_params)
 		memset(m->params + m->n_params, 0, (n - m->n_params) * sizeof(float));
 	m->n_params = n;
@@ -193,6 +263,7 @@ void model_free(st_model *m)
 {
 	if (!m)
 		return;
+	drop_in_place(m);
 	if (m->owns_params)
 		free(m->params);
 	if (m->acts)
@@ -268,13 +339,26 @@ static void heads_forward(st_model *m, const float *tok, const int32_t *lengths,
 		free(cur);
 }
 
+/* The encoder's forward on the tensors where they are: in place in the mapped file, or the flat buffer. */
+static void model_token_states_drop(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T,
+				    float *tok, const enc_dropout *drop)
+{
+	if (B <= 0)
+		return;
+	const float *const *at = inference_at(m);
+	if (at)
+		enc_forward_at(&m->enc, at, ids, lengths, B, T, tok, drop);
+	else
+		enc_forward(&m->enc, m->params, ids, lengths, B, T, tok, drop);
+}
+
 void model_embed(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T, float *emb,
 		 const enc_dropout *drop)
 {
 	if (B <= 0)
 		return;
 	float *tok = xmalloc(xmul(xmul((size_t)B, T), xmul(m->enc.hidden, sizeof(float))));
-	enc_forward(&m->enc, m->params, ids, lengths, B, T, tok, drop);
+	model_token_states_drop(m, ids, lengths, B, T, tok, drop);
 	heads_forward(m, tok, lengths, B, T, emb, NULL, NULL);
 	free(tok);
 }
@@ -284,6 +368,7 @@ void model_embed_backward(st_model *m, const int32_t *ids, const int32_t *length
 {
 	if (B <= 0)
 		return;
+	model_params(m);   /* training reads and writes the flat buffer */
 	/* activations are kept between calls and grown to the largest chunk seen */
 	if (!m->acts || B > m->acts_B || T > m->acts_T) {
 		if (m->acts)
@@ -411,8 +496,7 @@ const char *model_activation_class(int act)
 
 void model_token_states(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T, float *tok)
 {
-	if (B > 0)
-		enc_forward(&m->enc, m->params, ids, lengths, B, T, tok, NULL);
+	model_token_states_drop(m, ids, lengths, B, T, tok, NULL);
 }
 
 int model_resolve_prompt(const st_model *m, const char *name, const char *text, const char **prompt, char *err,

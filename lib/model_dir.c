@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "st.h"
@@ -144,9 +146,9 @@ static void shape_str(char *out, size_t n, int ndim, const int64_t *shape)
 		snprintf(out + k, n - k, "]");
 }
 
-/* Reads tensor e of weights w into out after checking its shape. */
-static int read_tensor(weights *w, const wt_tensor *e, int ndim, const int64_t *shape, float *out, const char *why,
-		       char *err, size_t errlen)
+/* 0 when tensor e of weights w has the shape that why needs; -1 + message. */
+static int check_shape(weights *w, const wt_tensor *e, int ndim, const int64_t *shape, const char *why, char *err,
+		       size_t errlen)
 {
 	int same = e->ndim == ndim;
 	for (int i = 0; same && i < ndim; i++)
@@ -159,7 +161,37 @@ static int read_tensor(weights *w, const wt_tensor *e, int ndim, const int64_t *
 			     got, why, want);
 		return -1;
 	}
+	return 0;
+}
+
+/* Reads tensor e of weights w into out after checking its shape. */
+static int read_tensor(weights *w, const wt_tensor *e, int ndim, const int64_t *shape, float *out, const char *why,
+		       char *err, size_t errlen)
+{
+	if (check_shape(w, e, ndim, shape, why, err, errlen) < 0)
+		return -1;
 	return weights_read_f32(w, e, out, err, errlen);
+}
+
+/* Transparent huge pages for the parameter buffer where the kernel offers them on request: filling it (the
+ * first batch gathering query/key/value, st-step's copy) then costs one page fault per 2 MiB, not per 4 KiB. */
+static void huge_pages(void *p, size_t len)
+{
+#ifdef MADV_HUGEPAGE
+	uintptr_t page = 2u << 20, b = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + len) & ~(page - 1);
+	if (e > b)
+		madvise((void *)b, e - b, MADV_HUGEPAGE);   /* advice only: nothing changes where it is refused */
+#else
+	(void)p, (void)len;
+#endif
+}
+
+/* ST_WEIGHTS=copy: every tensor copied into the model's own buffer, none used in place (for tests and
+ * for comparing the two paths). */
+static int weights_in_place_allowed(void)
+{
+	const char *v = getenv("ST_WEIGHTS");
+	return !(v && !strcmp(v, "copy"));
 }
 
 /* The name a tensor of a Hugging Face checkpoint has in sentence-transformers' saved BertModel: without the
@@ -192,7 +224,10 @@ static int is_float_dtype(const char *dt)
 }
 
 /* The Transformer folder's weights (model.safetensors, pytorch_model.bin or a sharded index: lib/weights.h)
- * -> m->params (encoder part) and m->pooler. */
+ * -> the encoder's tensors and m->pooler. A float32 tensor that the mapped file holds aligned is used where it
+ * lies (m->at[k] points into the map, kept open as m->wt); any other is converted into m->params at its offset,
+ * which is allocated whole but only touched there (untouched pages cost nothing). When no tensor is used in
+ * place, m->at is dropped and m->params holds everything, as for a model that was copied. */
 static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t errlen)
 {
 	weights *f = weights_open(tdir, err, errlen);
@@ -232,13 +267,26 @@ static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t
 	m->params = xmalloc(xmul(m->n_enc, sizeof(float)));
 	m->owns_params = 1;
 	m->n_params = m->n_enc;
+	huge_pages(m->params, m->n_enc * sizeof(float));
+	m->at = xcalloc(np, sizeof *m->at);
+	int in_place = 0, allowed = weights_in_place_allowed();
 	for (int k = 0; k < np; k++) {
 		if (!found[k]) {
 			model_seterr(err, errlen, "%s: tensor %s is missing (needed by %s)", path, tab[k].name, why);
 			goto out;
 		}
-		if (read_tensor(f, found[k], tab[k].ndim, tab[k].shape, m->params + tab[k].offset, why, err, errlen) < 0)
-			goto out;
+		const float *p = allowed ? weights_f32_in_place(f, found[k]) : NULL;
+		if (p) {
+			if (check_shape(f, found[k], tab[k].ndim, tab[k].shape, why, err, errlen) < 0)
+				goto out;
+			m->at[k] = p;
+			in_place++;
+		} else {
+			if (read_tensor(f, found[k], tab[k].ndim, tab[k].shape, m->params + tab[k].offset, why, err,
+					errlen) < 0)
+				goto out;
+			m->at[k] = m->params + tab[k].offset;
+		}
 	}
 	if (c->arch != ENC_DISTILBERT) {
 		/* The pooler is unused but part of BertModel: keep it (or make one) so Python loads without warnings. */
@@ -253,6 +301,13 @@ static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t
 			model_fill_normal(m->pooler, (size_t)H * H, c->initializer_range, 0x706f6f6c6572ull);
 			memset(m->pooler + (size_t)H * H, 0, sizeof(float) * H);
 		}
+	}
+	if (in_place) {
+		m->wt = f;   /* kept open: tensors are read from it */
+		f = NULL;
+	} else {
+		free(m->at);
+		m->at = NULL;
 	}
 	rc = 0;
 out:
@@ -664,7 +719,7 @@ static int save_encoder(const st_model *m, const char *tmp, char *err, size_t er
 	int n = 0;
 	for (int k = 0; k < np; k++, n++) {
 		t[n].name = tab[k].name;
-		t[n].data = m->params + tab[k].offset;
+		t[n].data = m->at ? m->at[k] : m->params + tab[k].offset;
 		t[n].ndim = tab[k].ndim;
 		t[n].shape[0] = tab[k].shape[0];
 		t[n].shape[1] = tab[k].shape[1];

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include "model.h"
+#include "weights.h"
 
 #define MODEL_MAX_HEADS 16
 
@@ -34,6 +35,12 @@ struct st_model {
 	size_t n_enc, n_params;   /* encoder floats; all floats */
 	float *params;
 	int owns_params;
+	/* Weights used where they lie (a memory-mapped model.safetensors): at[k] is where entry k of enc_param_table
+	 * is, in the map of wt or (converted, or gathered so that query/key/value form one block) in params at its
+	 * offset. NULL: params holds every encoder tensor (a new model, a copy made by model_params, bound params). */
+	const float **at;
+	weights *wt;
+	int at_ready;             /* query/key/value checked to be one block per layer (gathered when not) */
 	float *pooler;            /* pooler.dense.weight [H][H] then .bias [H]; NULL for DistilBERT (written back, unused) */
 	enc_acts *acts;           /* kept by model_embed_backward */
 	int acts_B, acts_T;

@@ -461,7 +461,7 @@ static const char *pooling_graph(graph *g, int modes, const char *X, const char 
 static void build(graph *g, st_model *m)
 {
 	const enc_config *c = &m->enc;
-	const float *params = m->params;
+	const float *params = model_params(m);   /* a copy when the weights were used in place */
 	static const char *const bt[] = { "batch", "sequence" }, *const bth[] = { "batch", "sequence", NULL },
 		*const bd[] = { "batch", NULL };
 	value_info(g, PB_GRAPH_INPUT, "input_ids", DTYPE_INT64, 2, bt, NULL);

@@ -4,8 +4,9 @@
  * (with overflow-checked arithmetic) before any tensor byte is touched, following the rules of the reference
  * Rust reader (docs/safetensors.md lists them). Tensor bytes may sit at any address (older writers do not pad
  * the header), so values are always copied out with memcpy, never by casting the mapped pointer.
- * This file depends only on libc and jansson so that the fuzz target can build it alone. */
+ * This file depends only on libc, jansson and lib/mapfile.c so that the fuzz target can build it alone. */
 #include "safetensors.h"
+#include "mapfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,8 +90,8 @@ void sft_close(safetensors *f)
 {
     if (!f)
         return;
-    if (f->mapped && f->map_len)
-        munmap((void *)f->map, f->map_len);
+    if (f->mapped)
+        st_unmap_file(f->map, f->map_len);
     sft_free(f);
 }
 
@@ -349,40 +350,13 @@ fail:
 
 safetensors *sft_open(const char *path, char *err, size_t errlen)
 {
-    /* O_NONBLOCK: opening a FIFO would wait for a writer for ever; it is refused below as not a regular file
-     * (the flag changes nothing for regular files, which are only mapped) */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        sft_err(err, errlen, "%s: %s", path, strerror(errno));
+    size_t len;
+    const void *map = st_map_file(path, 8, "too short for the 8-byte header length", &len, err, errlen);
+    if (!map)
         return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        sft_err(err, errlen, "%s: %s", path, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        sft_err(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    size_t len = (size_t)st.st_size;
-    if (len < 8) {   /* also avoids mmap of an empty file, which fails */
-        sft_err(err, errlen, "%s: file is %zu bytes, too short for the 8-byte header length", path, len);
-        close(fd);
-        return NULL;
-    }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int mmap_errno = errno;
-    close(fd);
-    if (map == MAP_FAILED) {
-        sft_err(err, errlen, "%s: mmap: %s", path, strerror(mmap_errno));
-        return NULL;
-    }
     safetensors *f = sft_open_mem(map, len, path, err, errlen);
     if (!f) {
-        munmap(map, len);
+        st_unmap_file(map, len);
         return NULL;
     }
     f->mapped = 1;

@@ -23,9 +23,8 @@ uint64_t tok_hash(const char *s, size_t n)
 	return h ^ (h >> 29);
 }
 
-static void map_grow(tok_map *m)
+static void map_resize(tok_map *m, size_t ncap)
 {
-	size_t ncap = m->cap ? m->cap * 2 : 64;
 	tok_slot *ns = xcalloc(ncap, sizeof *ns);
 	for (size_t i = 0; i < m->cap; i++) {
 		tok_slot *s = &m->slots[i];
@@ -39,6 +38,20 @@ static void map_grow(tok_map *m)
 	free(m->slots);
 	m->slots = ns;
 	m->cap = ncap;
+}
+
+static void map_grow(tok_map *m)
+{
+	map_resize(m, m->cap ? m->cap * 2 : 64);
+}
+
+void tok_map_reserve(tok_map *m, size_t n)
+{
+	size_t cap = m->cap ? m->cap : 64;
+	while ((n + 1) * 4 >= cap * 3)   /* the load limit of tok_map_put */
+		cap *= 2;
+	if (cap > m->cap)
+		map_resize(m, cap);
 }
 
 int32_t tok_map_get(const tok_map *m, const char *key, size_t n)

@@ -98,6 +98,8 @@ typedef struct { tok_pair_slot *slots; size_t cap, n; } tok_pairs;   /* (id, id)
 uint64_t tok_hash(const char *s, size_t n);
 int32_t tok_map_get(const tok_map *m, const char *key, size_t n);
 void tok_map_put(tok_map *m, const char *key, size_t n, int32_t val);
+/* Room for n keys in all without growing (one table instead of a doubling series, for bulk loads). */
+void tok_map_reserve(tok_map *m, size_t n);
 void tok_map_free(tok_map *m, int free_keys);
 int tok_pairs_get(const tok_pairs *p, int32_t a, int32_t b, int32_t *rank, int32_t *merged);
 void tok_pairs_put(tok_pairs *p, int32_t a, int32_t b, int32_t rank, int32_t merged);

@@ -126,6 +126,7 @@ static int vocab_set(tokenizer *t, int64_t id, const char *tok, size_t len, cons
  * built in file order does the same). */
 static void vocab_index(tokenizer *t)
 {
+	tok_map_reserve(&t->vocab, t->vocab.n + (size_t)t->nid);
 	for (int i = 0; i < t->nid; i++) {
 		if (!t->id_tok[i])
 			continue;
@@ -189,11 +190,389 @@ static int load_vocab_json(tokenizer *t, json_t *vocab, const char *file, char *
 	return 0;
 }
 
+/* ---------------------------------------------------------------- tokenizer.json: the vocab without jansson
+ *
+ * A tokenizer.json is mostly its model's vocab (30k to 250k entries). Through jansson every entry becomes a
+ * json_t, a hash table slot and a few mallocs, all freed again: most of a tool's start-up. So the loader finds
+ * the vocab value by a structural scan, decodes it here into (token, id) or (piece, score) pairs, and lets
+ * jansson parse the rest with the vocab replaced by an empty value of the same kind. Anything unusual (an
+ * escape or byte jansson would refuse, a duplicate key, a number that is no plain integer, a key written with
+ * escapes) gives up, and the file is loaded by jansson whole: results and messages stay those of that path. */
+
+typedef struct fast_vocab {
+	int kind;          /* '{': {token: id, ...}; '[': [[piece, score], ...] */
+	size_t n, cap;
+	char **tok;        /* owned until handed to the tokenizer */
+	size_t *len;
+	int64_t *id;       /* '{' */
+	double *score;     /* '[' */
+} fast_vocab;
+
+static void fast_vocab_free(fast_vocab *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		free(v->tok[i]);
+	free(v->tok), free(v->len), free(v->id), free(v->score);
+	memset(v, 0, sizeof *v);
+}
+
+static const char *js_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	return p;
+}
+
+/* p at '"': the byte after the closing quote, or NULL. *plain: no backslash inside. */
+static const char *js_skip_string(const char *p, const char *end, int *plain)
+{
+	*plain = 1;
+	for (p++; p < end; p++) {
+		if (*p == '"')
+			return p + 1;
+		if (*p == '\\') {
+			*plain = 0;
+			p++;
+		}
+	}
+	return NULL;
+}
+
+/* Any JSON value (checked only as far as finding its end; jansson or the decoders check the rest). */
+static const char *js_skip_value(const char *p, const char *end, int depth)
+{
+	int plain;
+	p = js_ws(p, end);
+	if (p >= end || depth > 512)
+		return NULL;
+	if (*p == '"')
+		return js_skip_string(p, end, &plain);
+	if (*p == '{' || *p == '[') {
+		char close = *p == '{' ? '}' : ']';
+		p = js_ws(p + 1, end);
+		if (p < end && *p == close)
+			return p + 1;
+		for (;;) {
+			if (close == '}') {
+				p = js_ws(p, end);
+				if (p >= end || *p != '"' || !(p = js_skip_string(p, end, &plain)))
+					return NULL;
+				p = js_ws(p, end);
+				if (p >= end || *p++ != ':')
+					return NULL;
+			}
+			if (!(p = js_skip_value(p, end, depth + 1)))
+				return NULL;
+			p = js_ws(p, end);
+			if (p >= end)
+				return NULL;
+			if (*p == close)
+				return p + 1;
+			if (*p++ != ',')
+				return NULL;
+		}
+	}
+	while (p < end && !strchr(" \t\r\n,]}", *p))
+		p++;
+	return p;
+}
+
+/* In the object at p, the value of key (a plain key; a key with escapes, or key twice, gives up). */
+static const char *js_member(const char *p, const char *end, const char *key, const char **vend)
+{
+	size_t klen = strlen(key);
+	const char *found = NULL;
+	int plain;
+	p = js_ws(p, end);
+	if (p >= end || *p != '{')
+		return NULL;
+	p = js_ws(p + 1, end);
+	if (p < end && *p == '}')
+		return NULL;
+	for (;;) {
+		if (p >= end || *p != '"')
+			return NULL;
+		const char *k = p + 1, *ke = js_skip_string(p, end, &plain);
+		if (!ke || !plain)
+			return NULL;
+		p = js_ws(ke, end);
+		if (p >= end || *p++ != ':')
+			return NULL;
+		p = js_ws(p, end);
+		const char *v = p;
+		if (!(p = js_skip_value(p, end, 1)))
+			return NULL;
+		if ((size_t)(ke - 1 - k) == klen && !memcmp(k, key, klen)) {
+			if (found)
+				return NULL;
+			found = v;
+			*vend = p;
+		}
+		p = js_ws(p, end);
+		if (p >= end)
+			return NULL;
+		if (*p == '}')
+			return found;
+		if (*p++ != ',')
+			return NULL;
+		p = js_ws(p, end);
+	}
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9') v |= c - '0';
+		else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+		else return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* p at '"': the decoded string (malloc'd) and its length; NULL where jansson would refuse it (raw control
+ * characters, \u0000, lone surrogates, invalid UTF-8) or on anything else unexpected. */
+static char *js_string(const char **pp, const char *end, size_t *outlen)
+{
+	const char *p = *pp + 1, *q = p;
+	int plain = 1;
+	while (q < end && *q != '"') {
+		if ((unsigned char)*q < 0x20)
+			return NULL;
+		if (*q == '\\') {
+			plain = 0;
+			q++;
+		}
+		q++;
+	}
+	if (q >= end)
+		return NULL;
+	char *s = xmalloc((size_t)(q - p) + 1), *o = s;
+	if (plain) {
+		memcpy(s, p, (size_t)(q - p));
+		o += q - p;
+	} else {
+		while (p < q) {
+			if (*p != '\\') {
+				*o++ = *p++;
+				continue;
+			}
+			p++;
+			char c = *p++;
+			switch (c) {
+			case '"': case '\\': case '/': *o++ = c; break;
+			case 'b': *o++ = '\b'; break;
+			case 'f': *o++ = '\f'; break;
+			case 'n': *o++ = '\n'; break;
+			case 'r': *o++ = '\r'; break;
+			case 't': *o++ = '\t'; break;
+			case 'u': {
+				unsigned u, lo;
+				if (q - p < 4 || hex4(p, &u) < 0)
+					goto bad;
+				p += 4;
+				if (u >= 0xDC00 && u <= 0xDFFF)
+					goto bad;
+				if (u >= 0xD800 && u <= 0xDBFF) {
+					if (q - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0 || lo < 0xDC00 ||
+					    lo > 0xDFFF)
+						goto bad;
+					p += 6;
+					u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+				}
+				if (u == 0)
+					goto bad;
+				if (u < 0x80) {
+					*o++ = (char)u;
+				} else if (u < 0x800) {
+					*o++ = (char)(0xC0 | u >> 6);
+					*o++ = (char)(0x80 | (u & 0x3F));
+				} else if (u < 0x10000) {
+					*o++ = (char)(0xE0 | u >> 12);
+					*o++ = (char)(0x80 | (u >> 6 & 0x3F));
+					*o++ = (char)(0x80 | (u & 0x3F));
+				} else {
+					*o++ = (char)(0xF0 | u >> 18);
+					*o++ = (char)(0x80 | (u >> 12 & 0x3F));
+					*o++ = (char)(0x80 | (u >> 6 & 0x3F));
+					*o++ = (char)(0x80 | (u & 0x3F));
+				}
+				break;
+			}
+			default:
+				goto bad;
+			}
+		}
+	}
+	*o = 0;
+	*outlen = (size_t)(o - s);
+	if (tok_utf8_invalid(s, *outlen))
+		goto bad;
+	*pp = q + 1;
+	return s;
+bad:
+	free(s);
+	return NULL;
+}
+
+static void fast_vocab_push(fast_vocab *v, char *tok, size_t len, int64_t id, double score)
+{
+	if (v->n == v->cap) {
+		v->cap = v->cap ? 2 * v->cap : 1024;
+		v->tok = xrealloc(v->tok, v->cap * sizeof *v->tok);
+		v->len = xrealloc(v->len, v->cap * sizeof *v->len);
+		v->id = xrealloc(v->id, v->cap * sizeof *v->id);
+		v->score = xrealloc(v->score, v->cap * sizeof *v->score);
+	}
+	v->tok[v->n] = tok, v->len[v->n] = len, v->id[v->n] = id, v->score[v->n] = score;
+	v->n++;
+}
+
+/* A plain JSON integer (what jansson makes a json_integer of): -?(0|[1-9][0-9]*), at most 18 digits. */
+static const char *js_int(const char *p, const char *end, int64_t *out)
+{
+	int neg = p < end && *p == '-';
+	p += neg;
+	const char *d = p;
+	int64_t v = 0;
+	while (p < end && *p >= '0' && *p <= '9' && p - d < 19)
+		v = v * 10 + (*p++ - '0');
+	if (p == d || p - d > 18 || (*d == '0' && p - d > 1) || (p < end && strchr(".eE0123456789", *p)))
+		return NULL;
+	*out = neg ? -v : v;
+	return p;
+}
+
+/* A JSON number as jansson reads it (strtod in the C locale: st never changes LC_NUMERIC). */
+static const char *js_number(const char *p, const char *end, double *out)
+{
+	char buf[64];
+	size_t n = 0;
+	const char *s = p;
+	if (p < end && *p == '-')
+		p++;
+	if (p >= end || *p < '0' || *p > '9' || (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9'))
+		return NULL;
+	while (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' || *p == '-'))
+		p++;
+	n = (size_t)(p - s);
+	if (n >= sizeof buf)
+		return NULL;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	char *e;
+	errno = 0;
+	*out = strtod(buf, &e);
+	if (*e || errno)
+		return NULL;
+	return p;
+}
+
+/* Decodes the vocab value at [p, end): 0, or -1 to give up. */
+static int fast_vocab_decode(fast_vocab *v, const char *p, const char *end)
+{
+	v->kind = *p;
+	p = js_ws(p + 1, end);
+	char close = v->kind == '{' ? '}' : ']';
+	if (p < end && *p == close)
+		return -1;   /* empty: the plain path says so */
+	for (;;) {
+		size_t len;
+		char *tok;
+		if (v->kind == '{') {
+			int64_t id;
+			if (p >= end || *p != '"' || !(tok = js_string(&p, end, &len)))
+				return -1;
+			p = js_ws(p, end);
+			if (p >= end || *p++ != ':' || !(p = js_int(js_ws(p, end), end, &id))) {
+				free(tok);
+				return -1;
+			}
+			fast_vocab_push(v, tok, len, id, 0);
+		} else {
+			double score;
+			if (p >= end || *p != '[')
+				return -1;
+			p = js_ws(p + 1, end);
+			if (p >= end || *p != '"' || !(tok = js_string(&p, end, &len)))
+				return -1;
+			p = js_ws(p, end);
+			if (p >= end || *p++ != ',' || !(p = js_number(js_ws(p, end), end, &score))) {
+				free(tok);
+				return -1;
+			}
+			p = js_ws(p, end);
+			if (p >= end || *p++ != ']') {
+				free(tok);
+				return -1;
+			}
+			fast_vocab_push(v, tok, len, (int64_t)v->n, score);
+		}
+		p = js_ws(p, end);
+		if (p >= end)
+			return -1;
+		if (*p == close)
+			return 0;
+		if (*p++ != ',')
+			return -1;
+		p = js_ws(p, end);
+	}
+}
+
+/* text with root.model.vocab decoded into v and replaced by an empty value ("{}" or "[]") in *rest
+ * (malloc'd); -1 when the file is not one this path takes (then jansson reads it whole). */
+static int fast_vocab_split(const char *text, size_t n, fast_vocab *v, char **rest, size_t *restlen)
+{
+	const char *end = text + n, *mend, *vend;
+	const char *model = js_member(text, end, "model", &mend);
+	const char *vocab = model ? js_member(model, mend, "vocab", &vend) : NULL;
+	if (!vocab || (*vocab != '{' && *vocab != '['))
+		return -1;
+	if (fast_vocab_decode(v, vocab, vend) < 0) {
+		fast_vocab_free(v);
+		return -1;
+	}
+	size_t head = (size_t)(vocab - text), tail = (size_t)(end - vend);
+	char *r = xmalloc(head + 2 + tail + 1);
+	memcpy(r, text, head);
+	r[head] = *vocab;
+	r[head + 1] = *vocab == '{' ? '}' : ']';
+	memcpy(r + head + 2, vend, tail);
+	r[head + 2 + tail] = 0;
+	*rest = r;
+	*restlen = head + 2 + tail;
+	return 0;
+}
+
+/* The decoded vocab into t (ids and index, as load_vocab_json / load_unigram do); -1 + message, or -2 when a
+ * token appears twice (jansson would have kept only the last: the caller takes the plain path). */
+static int fast_vocab_apply(tokenizer *t, fast_vocab *v, const char *file, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		if (vocab_set(t, v->id[i], v->tok[i], v->len[i], file, err, errlen))
+			return -1;
+	}
+	size_t before = t->vocab.n;
+	vocab_index(t);
+	if (v->kind == '{' && t->vocab.n - before != v->n)
+		return -2;
+	return 0;
+}
+
 /* ---------------------------------------------------------------- model finishing */
 
 static void wordpiece_finish(tokenizer *t)
 {
 	size_t plen = strlen(t->wp_prefix);
+	size_t ncont = 0;
+	for (size_t i = 0; i < t->vocab.cap && plen; i++)
+		ncont += t->vocab.slots[i].key && t->vocab.slots[i].len > plen &&
+			 !memcmp(t->vocab.slots[i].key, t->wp_prefix, plen);
+	tok_map_reserve(&t->wp_cont, t->wp_cont.n + ncont);
 	for (size_t i = 0; i < t->vocab.cap; i++) {
 		tok_slot *s = &t->vocab.slots[i];
 		if (s->key && plen && s->len > plen && !memcmp(s->key, t->wp_prefix, plen)) {
@@ -435,10 +814,13 @@ static int post_processor(tokenizer *t, json_t *pp, const char *file, char *err,
 		   "ByteLevel)", file, type);
 }
 
-static int load_unigram(tokenizer *t, json_t *root, json_t *model, const char *path, char *err, size_t errlen);
+static int load_unigram(tokenizer *t, json_t *root, json_t *model, fast_vocab *fv, const char *path, char *err,
+			size_t errlen);
 
 /* A tokenizer.json already parsed (root), read from path (for messages). */
-static int load_tokenizer_root(tokenizer **out, json_t *root, const char *path, char *err, size_t errlen)
+/* fv: the model's vocab decoded by the fast path (its place in root holds an empty value), or NULL. */
+static int load_tokenizer_root(tokenizer **out, json_t *root, fast_vocab *fv, const char *path, char *err,
+			       size_t errlen)
 {
 	int rc = -1;
 	tokenizer *t = NULL;
@@ -455,7 +837,8 @@ static int load_tokenizer_root(tokenizer **out, json_t *root, const char *path, 
 	const char *ptype = json_is_object(pre) ? json_string_value(json_object_get(pre, "type")) : NULL;
 	if (!strcmp(mtype, "WordPiece")) {
 		t = tok_new(TOKENIZER_WORDPIECE);
-		if (load_vocab_json(t, json_object_get(model, "vocab"), path, err, errlen))
+		if (fv && fv->kind == '{' ? fast_vocab_apply(t, fv, path, err, errlen)
+					  : load_vocab_json(t, json_object_get(model, "vocab"), path, err, errlen))
 			goto done;
 		if (ntype && strcmp(ntype, "BertNormalizer")) {
 			ERR("%s: normalizer \"%s\" is not supported with WordPiece (BertNormalizer or null)", path, ntype);
@@ -485,7 +868,8 @@ static int load_tokenizer_root(tokenizer **out, json_t *root, const char *path, 
 		wordpiece_finish(t);
 	} else if (!strcmp(mtype, "BPE")) {
 		t = tok_new(TOKENIZER_BPE);
-		if (load_vocab_json(t, json_object_get(model, "vocab"), path, err, errlen))
+		if (fv && fv->kind == '{' ? fast_vocab_apply(t, fv, path, err, errlen)
+					  : load_vocab_json(t, json_object_get(model, "vocab"), path, err, errlen))
 			goto done;
 		if (ntype) {
 			ERR("%s: normalizer \"%s\" is not supported with BPE (null)", path, ntype);
@@ -535,7 +919,7 @@ static int load_tokenizer_root(tokenizer **out, json_t *root, const char *path, 
 			goto done;
 	} else if (!strcmp(mtype, "Unigram")) {
 		t = tok_new(TOKENIZER_UNIGRAM);
-		if (load_unigram(t, root, model, path, err, errlen))
+		if (load_unigram(t, root, model, fv && fv->kind == '[' ? fv : NULL, path, err, errlen))
 			goto done;
 	} else {
 		ERR("%s: model \"%s\" is not supported (WordPiece, BPE, Unigram)", path, mtype);
@@ -594,44 +978,74 @@ done:
 
 static int load_tokenizer_json(tokenizer **out, const char *path, char *err, size_t errlen)
 {
+	/* the fast path (the vocab decoded here, the rest by jansson); on any failure the plain path below says
+	 * what is wrong, or loads what the fast path did not take */
+	size_t n, restlen;
+	char *text = is_file(path) ? st_read_file(path, &n) : NULL, *rest = NULL;
+	fast_vocab fv = { 0 };
+	if (text && fast_vocab_split(text, n, &fv, &rest, &restlen) == 0) {
+		json_error_t je;
+		json_t *root = json_loadb(rest, restlen, 0, &je);
+		free(rest);
+		int rc = root ? load_tokenizer_root(out, root, &fv, path, err, errlen) : -1;
+		json_decref(root);
+		fast_vocab_free(&fv);
+		if (rc == 0) {
+			free(text);
+			return 0;
+		}
+	}
+	free(text);
 	json_t *root;
 	if (load_json(path, &root, err, errlen))
 		return -1;
 	if (!root)
 		return ERR("%s: %s", path, strerror(ENOENT));
-	int rc = load_tokenizer_root(out, root, path, err, errlen);
+	int rc = load_tokenizer_root(out, root, NULL, path, err, errlen);
 	json_decref(root);
 	return rc;
 }
 
 /* The Unigram model of a tokenizer.json: vocab [[piece, score], ...] (id = index), unk_id, byte_fallback. */
-static int load_unigram(tokenizer *t, json_t *root, json_t *model, const char *path, char *err, size_t errlen)
+static int load_unigram(tokenizer *t, json_t *root, json_t *model, fast_vocab *fv, const char *path, char *err,
+			size_t errlen)
 {
 	json_t *vocab = json_object_get(model, "vocab"), *item;
-	if (!json_is_array(vocab) || !json_array_size(vocab))
+	if (!fv && (!json_is_array(vocab) || !json_array_size(vocab)))
 		return ERR("%s: Unigram model without a vocab list", path);
-	size_t n = json_array_size(vocab), i;
+	size_t n = fv ? fv->n : json_array_size(vocab), i;
 	if (n > 50000000)
 		return ERR("%s: Unigram vocab too large", path);
 	double *scores = xmalloc(n * sizeof *scores);
 	int rc = -1;
-	json_array_foreach(vocab, i, item) {
-		const char *piece = json_string_value(json_array_get(item, 0));
-		json_t *sc = json_array_get(item, 1);
-		if (!piece || !json_is_number(sc) || json_array_size(item) != 2) {
-			ERR("%s: Unigram vocab[%zu]: expected [piece, score]", path, i);
+	if (fv) {
+		for (i = 0; i < n; i++)
+			if (!(fv->score[i] > -1e30 && fv->score[i] < 1e30)) {
+				ERR("%s: Unigram vocab[%zu]: score out of range", path, i);
+				goto out;
+			}
+		memcpy(scores, fv->score, n * sizeof *scores);
+		if (fast_vocab_apply(t, fv, path, err, errlen))
 			goto out;
+	} else {
+		json_array_foreach(vocab, i, item) {
+			const char *piece = json_string_value(json_array_get(item, 0));
+			json_t *sc = json_array_get(item, 1);
+			if (!piece || !json_is_number(sc) || json_array_size(item) != 2) {
+				ERR("%s: Unigram vocab[%zu]: expected [piece, score]", path, i);
+				goto out;
+			}
+			double d = json_number_value(sc);
+			if (!(d > -1e30 && d < 1e30)) {
+				ERR("%s: Unigram vocab[%zu]: score out of range", path, i);
+				goto out;
+			}
+			scores[i] = d;
+			if (vocab_set(t, (int64_t)i, piece, strlen(piece), path, err, errlen))
+				goto out;
 		}
-		double d = json_number_value(sc);
-		if (!(d > -1e30 && d < 1e30)) {
-			ERR("%s: Unigram vocab[%zu]: score out of range", path, i);
-			goto out;
-		}
-		scores[i] = d;
-		if (vocab_set(t, (int64_t)i, piece, strlen(piece), path, err, errlen))
-			goto out;
+		vocab_index(t);
 	}
-	vocab_index(t);
 	json_t *unk = json_object_get(model, "unk_id");
 	if (!json_is_integer(unk)) {
 		ERR("%s: Unigram model without unk_id (null is not supported)", path);
@@ -661,7 +1075,7 @@ static int load_spm_model(tokenizer **out, const char *path, char *err, size_t e
 	json_t *root = tok_spm_to_json((const uint8_t *)data, n, path, err, errlen);
 	int rc = -1;
 	if (root) {
-		rc = load_tokenizer_root(out, root, path, err, errlen);
+		rc = load_tokenizer_root(out, root, NULL, path, err, errlen);
 		if (!rc)
 			tok_unigram_keep_spm(*out, (const uint8_t *)data, n);
 	}

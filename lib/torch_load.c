@@ -4,6 +4,7 @@
  * Depends on libc, libzip and lib/safetensors.c (dtype conversion) only, so the fuzz target builds it alone. */
 #include "torch_load.h"
 #include "safetensors.h"
+#include "mapfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -980,8 +981,8 @@ void tch_close(torch_file *f)
         return;
     if (f->zip)
         zip_discard(f->zip);   /* read-only: nothing to write back */
-    if (f->mapped && f->len)
-        munmap((void *)f->buf, f->len);
+    if (f->mapped)
+        st_unmap_file(f->buf, f->len);
     for (int i = 0; i < f->n; i++)
         free(f->tensors[i].name);
     free(f->tensors);
@@ -1013,31 +1014,13 @@ torch_file *tch_open_mem(const void *buf, size_t len, const char *what, char *er
 
 torch_file *tch_open(const char *path, char *err, size_t errlen)
 {
-    /* O_NONBLOCK as in sft_open: a FIFO named pytorch_model.bin is refused below, not waited on for ever */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        tch_err(err, errlen, "%s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    size_t len;
+    const void *map = st_map_file(path, 16, "too short for a torch.save file", &len, err, errlen);
+    if (!map)
         return NULL;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size < 16) {
-        tch_err(err, errlen, "%s: %s", path, S_ISREG(st.st_mode) ? "too short for a torch.save file" : "not a regular file");
-        close(fd);
-        return NULL;
-    }
-    size_t len = (size_t)st.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED) {
-        tch_err(err, errlen, "%s: mmap: %s", path, strerror(e));
-        return NULL;
-    }
     torch_file *f = tch_open_mem(map, len, path, err, errlen);
     if (!f) {
-        munmap(map, len);
+        st_unmap_file(map, len);
         return NULL;
     }
     f->mapped = 1;

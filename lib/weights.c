@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,4 +246,13 @@ int weights_read_f32(weights *w, const wt_tensor *t, float *out, char *err, size
     if (rc < 0)   /* the torch reader names the file already; the safetensors one names the tensor only */
         wt_err(err, errlen, p->tch ? "%s%s" : "%s: %s", p->tch ? "" : p->path, msg);
     return rc;
+}
+
+const float *weights_f32_in_place(const weights *w, const wt_tensor *t)
+{
+    const wt_part *p = &w->parts[t->part];
+    if (!p->sft || strcmp(t->dtype, "F32"))
+        return NULL;   /* pytorch_model.bin storages are read through libzip (CRC checked): always copied */
+    const void *data = sft_data(p->sft, t->entry);
+    return (uintptr_t)data % _Alignof(float) ? NULL : data;
 }

@@ -38,6 +38,10 @@ const char *weights_path(const weights *w);
 size_t weights_numel(const wt_tensor *t);
 /* F32, F16, BF16, F64 to float32 into out (weights_numel floats); -1 + message naming file and tensor. */
 int weights_read_f32(weights *w, const wt_tensor *t, float *out, char *err, size_t errlen);
+/* The tensor's float32 values where they lie in the mapped file, for use in place: only an F32 tensor of a
+ * safetensors file whose bytes sit at a 4-byte-aligned address (a header padded as the reference writer pads
+ * it). NULL otherwise: read it with weights_read_f32. Valid until weights_close; read-only (writing faults). */
+const float *weights_f32_in_place(const weights *w, const wt_tensor *t);
 void weights_close(weights *w);
 
 #endif
