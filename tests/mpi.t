@@ -56,12 +56,15 @@ awk 'BEGIN { srand(21); for (i = 0; i < 90; i++) {
 	printf ", 3]], \"label\": %.4f}\n", kept / n } }' > "$TMP/pairs.jsonl"
 
 LR=1e-3
-train() {   # train NAME LOSS NP [st-step options]: the pipeline on NP ranks sharing the run $TMP/NAME
+# train NAME LOSS NP [st-step options]: the pipeline on NP ranks sharing the run $TMP/NAME; $MID (e.g.
+# st-gather) goes between st-forward and st-loss. --bucket-mb 0.02: the gradient's allreduce in buckets of 5000
+# floats, about one per layer of this model, started during the backward (the default, 25 MB, is one bucket here)
+train() {
 	local name=$1 loss=$2 np=$3; shift 3
-	timeout --foreground 300 $MPIRUN -np "$np" sh -c 'd=$1 m=$2 r=$3 l=$4; shift 4; st-batch --size 4 --shuffle --seed 3 --epochs 2 < "$d" |
-		st-forward --model "$m" --run "$r" --threads 1 | st-loss "$l" |
+	timeout --foreground 300 $MPIRUN -np "$np" sh -c 'd=$1 m=$2 r=$3 l=$4 mid=$5; shift 5; st-batch --size 4 --shuffle --seed 3 --epochs 2 < "$d" |
+		st-forward --model "$m" --run "$r" --threads 1 | ${mid:-cat} | st-loss "$l" |
 		st-step --model "$m" --run "$r" --threads 1 --lr '$LR' --warmup-steps 3 --json --wait-timeout 30 "$@" \
-		> "$r.log.$OMPI_COMM_WORLD_RANK"' sh "$TMP/pairs.jsonl" "$TMP/model" "$TMP/$name" "$loss" "$@" < /dev/null
+		> "$r.log.$OMPI_COMM_WORLD_RANK"' sh "$TMP/pairs.jsonl" "$TMP/model" "$TMP/$name" "$loss" "$MID" "$@" < /dev/null
 }
 for np in 2 4; do
 	for r in $(seq 0 $((np - 1))); do
@@ -70,7 +73,7 @@ for np in 2 4; do
 	done
 	for loss in mnrl cosent; do
 		name="$loss-np$np"
-		train $name $loss $np > /dev/null 2>"$TMP/err"
+		train $name $loss $np --bucket-mb 0.02 > /dev/null 2>"$TMP/err"
 		ok $? "$name: mpirun -np $np, the pipeline on every rank" || tail -20 "$TMP/err"
 		is "$(ls "$TMP/$name" | grep -c '^rank-')" $((np - 1)) "$name: ranks 1..$((np - 1)) keep their state in RUN/rank-R"
 		is "$(cat "$TMP/$name".log.[1-9] | wc -c)" 0 "$name: only rank 0 writes the log"
@@ -85,6 +88,37 @@ done
 /usr/bin/python3 "$REF" train "$TMP/model" --objective mnrl "$TMP/batches-2.0" --lr $LR --warmup-steps 3 \
 	--log "$TMP/mnrl-np2.log.0" --weights "$TMP/mnrl-np2/model/model.safetensors" > "$TMP/cmp" 2>"$TMP/err"
 grep -q $'^1\tall .* trained tensors' "$TMP/cmp"; ok $? "negative control: rank 0's gradient alone gives other weights"
+
+# Overlap: the buckets' MPI_Iallreduce started during the backward against one reduction after it
+# (--bucket-mb 0). With 2 ranks each float of the sum is a + b, whatever the algorithm and the bucket, and
+# float addition is commutative: the same bits. (With more ranks the order of the additions may differ with
+# the message size: within the parity tolerance, as the torch comparison above shows for 4 ranks.)
+train mnrl-np2-nobucket mnrl 2 --bucket-mb 0 > /dev/null 2>"$TMP/err"
+ok $? "mnrl, 2 ranks, --bucket-mb 0 (no overlap)" || tail "$TMP/err"
+cmp -s "$TMP/mnrl-np2/model/model.safetensors" "$TMP/mnrl-np2-nobucket/model/model.safetensors"
+ok $? "2 ranks: the overlapped bucketed allreduce gives the very bits of the single allreduce after the backward"
+
+# In-batch negatives across ranks: st-gather between st-forward and st-loss. Every step's loss and the final
+# weights equal torch's ONE loss over the global batch (train_ref.py --gather 1: the ranks' rows concatenated
+# in rank order); the same run checked against the mean of per-rank losses (no gather) must fail.
+for np in 2 4; do
+	name="gather-mnrl-np$np"
+	MID=st-gather train $name mnrl $np --bucket-mb 0.02 > /dev/null 2>"$TMP/err"
+	ok $? "$name: st-forward | st-gather | st-loss mnrl | st-step on $np ranks" || tail -20 "$TMP/err"
+	/usr/bin/python3 "$REF" train "$TMP/model" --objective mnrl "$TMP/batches-$np.%d" --world $np --gather 1 --lr $LR \
+		--warmup-steps 3 --log "$TMP/$name.log.0" --weights "$TMP/$name/model/model.safetensors" \
+		> "$TMP/cmp" 2>"$TMP/err"
+	ok $? "$name: torch ran" || cat "$TMP/err"
+	while IFS=$'\t' read -r rc what; do ok "$rc" "$name: one loss over the global batch: $what"; done < "$TMP/cmp"
+	/usr/bin/python3 "$REF" train "$TMP/model" --objective mnrl "$TMP/batches-$np.%d" --world $np --lr $LR \
+		--warmup-steps 3 --log "$TMP/$name.log.0" > "$TMP/cmp" 2>"$TMP/err"
+	grep -q $'^1\tevery update\'s loss' "$TMP/cmp"
+	ok $? "$name: negative control: the per-rank losses (no gather) differ from the logged global ones"
+done
+# the same pipeline on the same data without the gather is the per-rank loss: its log differs
+ne=$(paste <(jq -r 'select(.kind == "log") | .loss' "$TMP/gather-mnrl-np2.log.0") \
+	<(jq -r 'select(.kind == "log") | .loss' "$TMP/mnrl-np2.log.0") | awk '$1 != $2' | wc -l)
+[ "$ne" -gt 0 ]; ok $? "with and without st-gather the logged losses differ ($ne steps of 24)"
 
 # The kill of a rank depends on timing under load: run by `make check-hostile` (MPI_FAULTS=1) and ST_LONG
 if [ -n "$ST_LONG$MPI_FAULTS" ]; then
@@ -130,8 +164,49 @@ resumable "$TMP/cut" "$last" --resume 2>"$TMP/err"
 ok $? "resumed from checkpoint-$last with the same 2 ranks" || tail "$TMP/err"
 cmp -s "$TMP/whole/model/model.safetensors" "$TMP/cut/model/model.safetensors"
 ok $? "the resumed run's final weights equal the uninterrupted run's, bit for bit"
+
+# A hung rank (alive but stopped: SIGSTOP) after step 30. The others exit within --wait-timeout (8 s) with
+# status 69, naming rank 1; no model, no half-written checkpoint. Two cases: rank 1's st-step stopped inside
+# the gradient's allreduce (it reached it, then no longer answers), and rank 1's st-forward stopped with
+# st-gather in the pipeline (rank 1 never reaches the gather; rank 0's st-step waits there).
+hung() {   # hung NAME PROGRAM MID: stops rank 1's PROGRAM of the run $TMP/NAME
+	local run=$TMP/$1 prog=$2 mid=$3 victim= t0 t1 rc
+	timeout --foreground 120 $MPIRUN -np 2 sh -c 'd=$1 m=$2 r=$3 mid=$4; st-batch --size 2 --epochs 4 < "$d" |
+		st-forward --model "$m" --run "$r" --threads 1 | ${mid:-cat} | st-loss mnrl |
+		st-step --model "$m" --run "$r" --threads 1 --lr '$LR' --json --checkpoint-every 20 --wait-timeout 8 \
+		> "$r.log.$OMPI_COMM_WORLD_RANK"' sh "$TMP/pairs.jsonl" "$TMP/model" "$run" "$mid" < /dev/null 2>"$TMP/err" &
+	local mpi=$!
+	for i in $(seq 1200); do
+		n=$(grep -c '"kind":"log"' "$run.log.0" 2>/dev/null)
+		if [ "${n:-0}" -ge 30 ]; then
+			for p in $(pgrep -x "$prog"); do
+				{ tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 &&
+					grep -q "$run" /proc/$p/cmdline 2>/dev/null && victim=$p
+			done
+			[ -n "$victim" ] && break
+		fi
+		sleep 0.02
+	done
+	t0=$(date +%s)
+	kill -STOP "$victim"
+	wait $mpi
+	rc=$?
+	t1=$(date +%s)
+	is "$rc" 69 "$1: rank 1's $prog stopped after step 30: the run fails with status 69"
+	[ $((t1 - t0)) -le 10 ]; ok $? "... within the wait timeout (8 s, took $((t1 - t0)) s; 2 s for the clock's grain)"
+	grep -q "rank 1 \(reached it\|did not reach\)" "$TMP/err"; ok $? "... naming rank 1" || cat "$TMP/err"
+	grep "^st-step: rank" "$TMP/err" | head -1 | sed 's/^/# /'
+	[ ! -e "$run/model" ]; ok $? "... no final model written"
+	is "$(ls "$run" | grep -c 'tmp')" 0 "... no half-written file or folder"
+	ls "$run" | grep -q '^checkpoint-20$'; ok $? "... checkpoint-20 is there, whole"
+	kill -CONT "$victim" 2>/dev/null   # the process group's orphaning ends it; make sure
+	kill -KILL "$victim" 2>/dev/null
+	true
+}
+hung hung-step st-step ""
+hung hung-forward st-forward st-gather
 else
-	skip "a killed rank and resume: make check-hostile (MPI_FAULTS=1)"
+	skip "a killed rank and resume; a hung rank: make check-hostile (MPI_FAULTS=1)"
 fi
 
 # ranks that diverge (here: rank 1 given another learning rate) are caught at the first checkpoint's hash check
