@@ -90,7 +90,7 @@ static int connect_step(const char *stamp, int rank, double timeout)
 			return fd;
 		close(fd);
 		if (st_now() - t0 > timeout)
-			die(EX_UNAVAILABLE, "rank %d: no st-step of run %s to gather through after %.0f s: st-gather goes between "
+			die(EX_UNAVAILABLE, "rank %d: no st-step of run %s to gather through after %g s: st-gather goes between "
 			    "st-forward --run DIR and the loss stage, with st-step --run DIR of the same rank under the same "
 			    "mpirun", rank, stamp, timeout);
 		usleep(20000);
@@ -267,6 +267,8 @@ int main(int argc, char **argv)
 			if (!stamp)
 				die(EX_DATAERR, "batch without \"run_id\" (%s): under mpirun st-gather gathers through the st-step of "
 				    "the run, so its input comes from st-forward --run DIR", where);
+			if (!st_get(rec, "embeddings"))
+				die(EX_DATAERR, "batch without \"embeddings\" (%s): st-gather reads batches from st-forward", where);
 			if (fd < 0)
 				fd = connect_step(stamp, rank, timeout);
 			gather_batch(rec, fd, rank, where);
