@@ -57,14 +57,14 @@ awk 'BEGIN { srand(21); for (i = 0; i < 90; i++) {
 
 LR=1e-3
 # train NAME LOSS NP [st-step options]: the pipeline on NP ranks sharing the run $TMP/NAME; $MID (e.g.
-# st-gather) goes between st-forward and st-loss. --bucket-mb 0.02: the gradient's allreduce in buckets of 5000
+# st-gather) goes between st-forward and st-loss; $STAGE replaces st-loss (LOSS is then its one argument). --bucket-mb 0.02: the gradient's allreduce in buckets of 5000
 # floats, about one per layer of this model, started during the backward (the default, 25 MB, is one bucket here)
 train() {
 	local name=$1 loss=$2 np=$3; shift 3
-	timeout --foreground 300 $MPIRUN -np "$np" sh -c 'd=$1 m=$2 r=$3 l=$4 mid=$5; shift 5; st-batch --size 4 --shuffle --seed 3 --epochs 2 < "$d" |
-		st-forward --model "$m" --run "$r" --threads 1 | ${mid:-cat} | st-loss "$l" |
+	timeout --foreground 300 $MPIRUN -np "$np" sh -c 'd=$1 m=$2 r=$3 l=$4 mid=$5 stage=$6; shift 6; st-batch --size 4 --shuffle --seed 3 --epochs 2 < "$d" |
+		st-forward --model "$m" --run "$r" --threads 1 | ${mid:-cat} | ${stage:-st-loss} "$l" |
 		st-step --model "$m" --run "$r" --threads 1 --lr '$LR' --warmup-steps 3 --json --wait-timeout 30 "$@" \
-		> "$r.log.$OMPI_COMM_WORLD_RANK"' sh "$TMP/pairs.jsonl" "$TMP/model" "$TMP/$name" "$loss" "$MID" "$@" < /dev/null
+		> "$r.log.$OMPI_COMM_WORLD_RANK"' sh "$TMP/pairs.jsonl" "$TMP/model" "$TMP/$name" "$loss" "$MID" "$STAGE" "$@" < /dev/null
 }
 for np in 2 4; do
 	for r in $(seq 0 $((np - 1))); do
@@ -115,6 +115,21 @@ for np in 2 4; do
 	grep -q $'^1\tevery update\'s loss' "$TMP/cmp"
 	ok $? "$name: negative control: the per-rank losses (no gather) differ from the logged global ones"
 done
+# A loss stage written in Python (pipelines/examples/mnrl-loss.py, as in tests/external-loss.t) after st-gather
+# knows nothing of ranks: it computes mnrl on all the rows it is given, and the run equals torch's global loss
+if /usr/bin/python3 -c 'import numpy, msgpack' 2>/dev/null; then
+	MID=st-gather STAGE="$ROOT/pipelines/examples/mnrl-loss.py" train gather-py-np2 --scale=20 2 --bucket-mb 0.02 \
+		> /dev/null 2>"$TMP/err"
+	ok $? "st-gather | mnrl-loss.py (Python) | st-step on 2 ranks" || tail "$TMP/err"
+	/usr/bin/python3 "$REF" train "$TMP/model" --objective mnrl "$TMP/batches-2.%d" --world 2 --gather 1 --lr $LR \
+		--warmup-steps 3 --log "$TMP/gather-py-np2.log.0" --weights "$TMP/gather-py-np2/model/model.safetensors" \
+		> "$TMP/cmp" 2>"$TMP/err"
+	ok $? "gather-py-np2: torch ran" || cat "$TMP/err"
+	while IFS=$'\t' read -r rc what; do ok "$rc" "gather-py-np2: one loss over the global batch: $what"; done < "$TMP/cmp"
+else
+	tap_n=$((tap_n + 1)); echo "ok $tap_n # SKIP /usr/bin/python3 lacks numpy or msgpack (the Python loss stage)"
+fi
+
 # The gathered records themselves (3 steps, 2 ranks, tee after st-gather): every rank holds the same global
 # embeddings; its example_ids are rank 0's then rank 1's batch as st-batch --rank R --world 2 makes them; the
 # "own_rows" of rank R are [4R, 4]
