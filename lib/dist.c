@@ -233,6 +233,8 @@ static struct {
 	int ndone, capdone;
 	MPI_Request *reqs;
 	int nreqs, capreqs;
+	double waited;            /* seconds spent waiting in dist_reduce_finish (communication not hidden) */
+	long reductions;
 } red;
 
 static void start_range(size_t lo, size_t hi)
@@ -314,7 +316,10 @@ void dist_reduce_finish(const char *what)
 			at = early[i][1];
 	}
 	free(early);
+	double t0 = st_now();
 	timed_wait(&main_ch, red.nreqs, red.reqs, what);
+	red.waited += st_now() - t0;
+	red.reductions++;
 	red.nreqs = 0;
 	float inv = 1.0f / world;
 	for (size_t i = 0; i < red.n; i++)
@@ -442,6 +447,9 @@ void dist_abort(int status)
 
 void dist_finish(void)
 {
+	if (started && getenv("ST_DIST_STATS"))   /* bench/mpi.sh */
+		fprintf(stderr, "st-step: rank %d: %ld gradient reductions, %.3f s waiting for them (%.4f s per step)\n",
+		        rank, red.reductions, red.waited, red.reductions ? red.waited / red.reductions : 0.0);
 	if (started)
 		MPI_Finalize();
 	started = 0;

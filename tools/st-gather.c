@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: st-gather [--json] [--wait-timeout S] < batches-with-embeddings > global-batches\n"
+	"usage: st-gather [--json] [--wait-timeout S] [--threads N] < batches-with-embeddings > global-batches\n"
 	"\n"
 	"Under mpirun (data-parallel training, docs/training.md), between st-forward --run DIR and the loss stage:\n"
 	"each batch's \"embeddings\" (and \"labels\", \"example_ids\") become those of the global batch, every\n"
@@ -27,6 +27,7 @@ static const char usage[] =
 	"\n"
 	"  --json            write JSON Lines instead of msgpack (under mpirun)\n"
 	"  --wait-timeout S  how long to wait for this rank's st-step to be ready (default 60)\n"
+	"  --threads N       accepted for uniformity; st-gather runs on one core\n"
 	"  -h, --help        this text\n";
 
 static int write_all(int fd, const void *buf, size_t n)
@@ -235,10 +236,11 @@ int main(int argc, char **argv)
 	st_tool_init("st-gather", argc, argv, usage);
 	int json = 0;
 	double timeout = 60;
-	enum { O_JSON = 256, O_WAIT };
+	enum { O_JSON = 256, O_WAIT, O_THREADS };
 	static const struct option opts[] = {
 		{ "json", no_argument, 0, O_JSON },
 		{ "wait-timeout", required_argument, 0, O_WAIT },
+		{ "threads", required_argument, 0, O_THREADS },
 		{ 0 },
 	};
 	int c;
@@ -246,6 +248,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case O_JSON: json = 1; break;
 		case O_WAIT: timeout = st_parse_double("--wait-timeout", optarg); break;
+		case O_THREADS: st_parse_long("--threads", optarg); break;
 		}
 	if (optind < argc)
 		usage_error(usage, "unexpected argument '%s'", argv[optind]);
