@@ -1,4 +1,5 @@
 /* dist.c: dist.h on Open MPI (ST_MPI), or a one-process stub. */
+#define _GNU_SOURCE   /* struct ucred */
 #include "dist.h"
 #include "st.h"
 
@@ -414,8 +415,12 @@ static void *gather_thread(void *arg)
 				continue;
 			die(EX_OSERR, "st-gather's socket: %s", strerror(errno));
 		}
-		while (serve_one(fd) == 0)
-			;
+		/* an abstract socket has no file permissions: serve only this user's processes */
+		struct ucred cred;
+		socklen_t len = sizeof cred;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid())
+			while (serve_one(fd) == 0)
+				;
 		close(fd);   /* st-gather ended (or went away): wait for another */
 	}
 	return NULL;

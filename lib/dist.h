@@ -29,8 +29,10 @@ int dist_same_u64(uint64_t v, uint64_t *lo, uint64_t *hi);
  * the order they come (the backward's: last layer first), are gathered into buckets of about `bucket` floats
  * whose MPI_Iallreduce starts at once. dist_reduce_finish starts what is left (one more Iallreduce per
  * untouched range, in a fixed order), waits for all (within the timeout) and divides by the world. Every rank
- * must report the same ranges in the same order (the same model), or report none. bucket 0: no overlap (one
- * reduction at finish). */
+ * must report the same ranges in the same order, as non-blocking collectives must start in the same order
+ * everywhere: st-step reports the layers of its last non-empty chunk, which depend only on the model (a rank
+ * whose whole batch had empty texts, which st-batch never makes, would report none and break this). bucket 0:
+ * no overlap (one reduction at finish). */
 void dist_reduce_begin(float *x, size_t n, size_t bucket);
 void dist_reduce_ready(size_t off, size_t count);
 void dist_reduce_finish(const char *what);
