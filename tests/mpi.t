@@ -172,16 +172,20 @@ ok $? "an uninterrupted 2-rank run with checkpoints" || tail "$TMP/err"
 resumable "$TMP/cut" 0 --model "$TMP/model" 2>"$TMP/err" &
 mpi=$!
 victim=
+# the victim is found first (looking through every st-step of the machine takes a while under load), then
+# killed as soon as the log reaches step 50
 for i in $(seq 600); do
-	n=$(grep -c '"kind":"log"' "$TMP/cut.log.0" 2>/dev/null)
-	if [ "${n:-0}" -ge 50 ]; then
-		for p in $(pgrep -x st-step); do
-			{ tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 &&
-				grep -q "$TMP/cut" /proc/$p/cmdline 2>/dev/null && victim=$p
-		done
-		[ -n "$victim" ] && break
-	fi
+	for p in $(pgrep -x st-step); do
+		{ tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 &&
+			grep -q "$TMP/cut" /proc/$p/cmdline 2>/dev/null && victim=$p
+	done
+	[ -n "$victim" ] && break
 	sleep 0.05
+done
+for i in $(seq 3000); do
+	n=$(grep -c '"kind":"log"' "$TMP/cut.log.0" 2>/dev/null)
+	[ "${n:-0}" -ge 50 ] && break
+	sleep 0.01
 done
 t0=$(date +%s)
 kill -9 "$victim"
@@ -211,16 +215,18 @@ hung() {   # hung NAME PROGRAM MID: stops rank 1's PROGRAM of the run $TMP/NAME
 		st-step --model "$m" --run "$r" --threads 1 --lr '$LR' --json --checkpoint-every 20 --wait-timeout 8 \
 		> "$r.log.$OMPI_COMM_WORLD_RANK"' sh "$TMP/pairs.jsonl" "$TMP/model" "$run" "$mid" < /dev/null 2>"$TMP/err" &
 	local mpi=$!
-	for i in $(seq 1200); do
+	for i in $(seq 600); do   # the victim first, then the moment (as above)
+		for p in $(pgrep -x "$prog"); do
+			{ tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 &&
+				grep -q "$run" /proc/$p/cmdline 2>/dev/null && victim=$p
+		done
+		[ -n "$victim" ] && break
+		sleep 0.05
+	done
+	for i in $(seq 3000); do
 		n=$(grep -c '"kind":"log"' "$run.log.0" 2>/dev/null)
-		if [ "${n:-0}" -ge 30 ]; then
-			for p in $(pgrep -x "$prog"); do
-				{ tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 &&
-					grep -q "$run" /proc/$p/cmdline 2>/dev/null && victim=$p
-			done
-			[ -n "$victim" ] && break
-		fi
-		sleep 0.02
+		[ "${n:-0}" -ge 30 ] && break
+		sleep 0.01
 	done
 	t0=$(date +%s)
 	kill -STOP "$victim"
