@@ -7,7 +7,11 @@
 # gradient is the mean of theirs; clip_grad_norm_, torch.optim.AdamW + LambdaLR, float64. Every step's loss
 # (the mean over ranks), lr and grad_norm and the final weights must agree within 1e-4 relative (as in
 # tests/train_parity.t), for mnrl and for a labelled loss (cosent). A torch run with one rank on the same data
-# must not agree. Then the sampler's split itself, a rank killed mid-run, and resume with the same N.
+# must not agree. Then the sampler's split itself, a rank killed mid-run, and resume with the same N. The
+# gradient's reduction runs in buckets overlapped with the backward (--bucket-mb; 2 ranks: the same bits as
+# without). In-batch negatives across ranks (st-gather): equal to torch's one loss over the global batch, for
+# mnrl (N = 2, 4; also with a Python loss stage) and cosent, and not to the per-rank losses. A hung rank
+# (SIGSTOP) makes the others exit 69 within --wait-timeout, naming it (make check-hostile).
 . "$(dirname "$0")/lib.sh"
 command -v mpirun >/dev/null || skip_all "mpirun is absent (Debian's openmpi-bin; make deps)"
 ldd "$ROOT/bin/st-step" | grep -q libmpi || skip_all "st-step was built without Open MPI (libopenmpi-dev; make deps all)"
@@ -115,6 +119,15 @@ for np in 2 4; do
 	grep -q $'^1\tevery update\'s loss' "$TMP/cmp"
 	ok $? "$name: negative control: the per-rank losses (no gather) differ from the logged global ones"
 done
+# A labelled loss with st-gather: cosent over the global batch, its labels gathered with the rows
+MID=st-gather train gather-cosent-np2 cosent 2 --bucket-mb 0.02 > /dev/null 2>"$TMP/err"
+ok $? "gather-cosent-np2: st-gather | st-loss cosent on 2 ranks" || tail "$TMP/err"
+/usr/bin/python3 "$REF" train "$TMP/model" --objective cosent "$TMP/batches-2.%d" --world 2 --gather 1 --lr $LR \
+	--warmup-steps 3 --log "$TMP/gather-cosent-np2.log.0" --weights "$TMP/gather-cosent-np2/model/model.safetensors" \
+	> "$TMP/cmp" 2>"$TMP/err"
+ok $? "gather-cosent-np2: torch ran" || cat "$TMP/err"
+while IFS=$'\t' read -r rc what; do ok "$rc" "gather-cosent-np2: one loss over the global batch: $what"; done < "$TMP/cmp"
+
 # A loss stage written in Python (pipelines/examples/mnrl-loss.py, as in tests/external-loss.t) after st-gather
 # knows nothing of ranks: it computes mnrl on all the rows it is given, and the run equals torch's global loss
 if /usr/bin/python3 -c 'import numpy, msgpack' 2>/dev/null; then
