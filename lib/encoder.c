@@ -1555,6 +1555,15 @@ void enc_forward_train(const enc_config *c, const float *params, const int32_t *
 	free(w.layer);
 }
 
+static void (*grads_done)(void *ctx, size_t offset, size_t count);
+static void *grads_done_ctx;
+
+void enc_set_grads_done(void (*done)(void *ctx, size_t offset, size_t count), void *ctx)
+{
+	grads_done = done;
+	grads_done_ctx = ctx;
+}
+
 void enc_backward(const enc_config *c, const float *params, enc_acts *a, const float *dout, float *grads)
 {
 	if (!a->valid)
@@ -1576,6 +1585,8 @@ void enc_backward(const enc_config *c, const float *params, enc_acts *a, const f
 		layer_acts la = acts_layer(c, a, l);
 		size_t off = y.layer0 + (size_t)l * y.per_layer;
 		layer_backward(c, params + off, grads + off, &y, bt, &la, a->dx, &s, l, &d);
+		if (grads_done)
+			grads_done(grads_done_ctx, off, y.per_layer);
 	}
 	embeddings_backward(c, params, grads, &y, bt, a->pos, a->emb_sum, a->emb_mean, a->emb_rstd, a->dx, &d);
 	threads_end();

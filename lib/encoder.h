@@ -84,5 +84,9 @@ void enc_forward_train(const enc_config *c, const float *params, const int32_t *
 /* dout [B][T][hidden] (pads ignored); grads += dL/dparams (same layout as params), for the last
  * enc_forward_train on a. The padding rows of the embeddings (nn.Embedding padding_idx) get no gradient. */
 void enc_backward(const enc_config *c, const float *params, enc_acts *a, const float *dout, float *grads);
+/* When set (data-parallel st-step, during the last backward of a step), enc_backward calls done(ctx, offset,
+ * count) after each layer with the range of grads that layer has finished, so that its allreduce can start
+ * while the layers below are computed. NULL (the default) turns it off. */
+void enc_set_grads_done(void (*done)(void *ctx, size_t offset, size_t count), void *ctx);
 
 #endif

@@ -48,6 +48,7 @@ invocation() {
 		nofile="--config $NOFILE --vocab $TMP/vocab.txt -o $TMP/init-nope$run_n" ;;
 	st-forward) args="--model $M --json --threads 1" input=batch.jsonl records=2 writes=1 missing="--model $NOPE" ;;
 	st-loss) args="--json --threads 1 mnrl" input=fwd.jsonl records=2 writes=1 ;;
+	st-gather) args="--threads 1" input=fwd.jsonl writes=1 ;;   # one process: a byte-for-byte pass-through
 	st-step) args="--run $TMP/run$run_n --model $M --no-save --trust-embeddings --json --threads 1" input=loss.jsonl records=2 writes=1
 		missing="--run $TMP/run-nope$run_n --model $NOPE"
 		nofile="--run $TMP/run-nofile$run_n --model $M --input $NOFILE" ;;

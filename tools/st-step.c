@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "dist.h"
+#include "encoder.h"
 #include "hub.h"
 #include "model.h"
 #include "optim.h"
@@ -54,7 +55,10 @@ static const char usage[] =
 	"  --evaluator CMD           shell command scoring the model in $ST_MODEL; prints the score last\n"
 	"  --save-best               keep the best-scoring model in DIR/best\n"
 	"  --no-save                 do not write DIR/model at the end\n"
-	"  --wait-timeout S          give up when no batch arrives for S seconds (default 0: wait for ever)\n"
+	"  --wait-timeout S          give up when no batch arrives for S seconds, or (under mpirun) when another\n"
+	"                            rank does not reach a collective within S seconds (default 0: wait for ever)\n"
+	"  --bucket-mb X             under mpirun: reduce the gradient in buckets of X MB, started during the\n"
+	"                            backward of the step's last chunk (default 25; 0: one reduction after it)\n"
 	"  --trust-embeddings        accept batches that st-forward --run DIR did not stamp (gradients computed\n"
 	"                            elsewhere on purpose; nothing checks that they fit the current weights)\n"
 	"  --grad-out FILE           write every step's gradient (float32 [n], before clipping) to FILE (tests)\n"
@@ -65,7 +69,7 @@ struct opts {
 	const char *run_dir, *model_dir, *evaluator, *warmup_text, *grad_out;
 	const char **inputs;
 	int ninputs, resume, save_best, json, no_save, overwrite, trust;
-	double wait_timeout;
+	double wait_timeout, bucket_mb;
 	double lr, weight_decay, max_grad_norm, eps;
 	enum optim_kind kind;
 	enum optim_sched sched;
@@ -99,6 +103,48 @@ struct trainer {
 	FILE *grad_out;
 	int rank, world;       /* data-parallel training (mpirun): rank 0 writes the model, checkpoints and log */
 };
+
+/* ---- data-parallel pieces (the MPI itself is in lib/dist.c) ---- */
+
+/* enc_backward's report of a finished layer: its bucket's allreduce can start */
+static void grads_done(void *ctx, size_t off, size_t count)
+{
+	(void)ctx;
+	dist_reduce_ready(off, count);
+}
+
+/* A batch gathered by st-gather carries the global batch's "grad" [C][world x rows][dim] and "own_rows"
+ * [first, count], the rows of its own "input_ids". Every rank computed the same loss over the global batch, so
+ * the sum over ranks of their gradients on this rank's rows (what the all-gather's backward would add up) is
+ * world x its own rows' gradient: keep those, times world, and the mean allreduce gives the global gradient.
+ * Returns NULL for a batch that was not gathered. */
+static float *own_rows_grad(struct trainer *t, const st_val *rec, const st_tensor *grad, int C, int B, int dim,
+			    const char *where)
+{
+	st_val *own = st_get(rec, "own_rows");
+	if (!own)
+		return NULL;
+	double first, count, w = -1;
+	if (own->type != ST_ARRAY || own->arr.n != 2 || st_num(own->arr.items[0], &first) != 0 ||
+	    st_num(own->arr.items[1], &count) != 0)
+		die(EX_DATAERR, "\"own_rows\" must be [first, count] (%s)", where);
+	st_get_num(rec, "gather_world", &w);
+	if ((int)w != t->world)
+		die(EX_DATAERR, "the batch of step %lld was gathered over %.0f ranks, this run has %d: st-gather and "
+		    "st-step must run under the same mpirun (%s)", (long long)t->st.step, w, t->world, where);
+	if ((int)count != B || first < 0 || grad->ndim != 3 || first + count > grad->shape[1] || grad->shape[0] != C ||
+	    grad->shape[2] != dim)
+		die(EX_DATAERR, "\"own_rows\" [%.0f, %.0f] does not fit \"grad\" [%lld][%lld][%lld] and %d rows of "
+		    "\"input_ids\" (%s)", first, count, (long long)grad->shape[0], (long long)grad->shape[1],
+		    (long long)grad->shape[2], B, where);
+	float *g = xmalloc(xmul(xmul((size_t)C, B), dim * sizeof(float)));
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < B; b++)
+			for (int j = 0; j < dim; j++)
+				g[((size_t)c * B + b) * dim + j] = (float)t->world *
+					ST_F32P(grad)[((size_t)c * grad->shape[1] + (size_t)first + b) * dim + j];
+	return g;
+}
 
 /* ---- saving ---- */
 
@@ -276,7 +322,8 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	if (len->shape[0] != C || len->shape[1] != B)
 		die(EX_DATAERR, "\"lengths\" is [%lld][%lld], input_ids [%d][%d][..] (%s)", (long long)len->shape[0],
 		    (long long)len->shape[1], C, B, where);
-	if (grad->shape[0] != C || grad->shape[1] != B || grad->shape[2] != dim)
+	float *own = own_rows_grad(t, rec, grad, C, B, dim, where);
+	if (!own && (grad->shape[0] != C || grad->shape[1] != B || grad->shape[2] != dim))
 		die(EX_DATAERR, "\"grad\" is [%lld][%lld][%lld], expected [%d][%d][%d] (%s)", (long long)grad->shape[0],
 		    (long long)grad->shape[1], (long long)grad->shape[2], C, B, dim, where);
 	const int32_t *L = ST_I32P(len);
@@ -324,7 +371,14 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	 * masks st-forward used (keyed by seed, update, column, row) and back-propagate its rows of dL/dE. The
 	 * parameter gradients add up to those of one backward over the full batch. */
 	memset(t->grads, 0, t->n * sizeof(float));
+	const float *G = own ? own : ST_F32P(grad);
 	int mb = (int)t->o.mini_batch;
+	/* under mpirun the last chunk's backward starts the gradient's allreduce, bucket by bucket */
+	dist_reduce_begin(t->grads, t->n, (size_t)(t->o.bucket_mb * 1e6 / sizeof(float)));
+	int last_c = -1, last_r0 = -1;
+	for (int i = 0; i < C * B; i++)
+		if (L[i] > 0)
+			last_c = i / B, last_r0 = i % B / mb * mb;
 	for (int c = 0; c < C; c++)
 		for (int r0 = 0; r0 < B; r0 += mb) {
 			int rows = B - r0 < mb ? B - r0 : mb;
@@ -334,20 +388,23 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 				Tc = cl[b] > Tc ? cl[b] : Tc;
 			if (Tc == 0)
 				continue;
+			if (t->world > 1 && c == last_c && r0 == last_r0)
+				enc_set_grads_done(grads_done, NULL);
 			int32_t *cids = xmalloc(xmul((size_t)rows * Tc, sizeof(int32_t)));
 			for (int b = 0; b < rows; b++)
 				memcpy(cids + (size_t)b * Tc, ST_I32P(ids) + ((size_t)c * B + r0 + b) * T, Tc * sizeof(int32_t));
 			enc_dropout drop = { t->o.seed, (int64_t)update, c, r0 };
 			model_set_prompt_lengths(t->m, P ? P + (size_t)c * B + r0 : NULL, rows);
-			model_embed_backward(t->m, cids, cl, rows, Tc, &drop, ST_F32P(grad) + ((size_t)c * B + r0) * dim,
-			                     t->grads);
+			model_embed_backward(t->m, cids, cl, rows, Tc, &drop, G + ((size_t)c * B + r0) * dim, t->grads);
+			enc_set_grads_done(NULL, NULL);
 			free(cids);
 		}
 	model_set_prompt_lengths(t->m, NULL, 0);
+	free(own);
 	/* DistributedDataParallel: the mean of the ranks' gradients (each the gradient of its own batch's loss),
 	 * before clipping; every rank then applies the same update to the same weights */
 	if (t->world > 1) {
-		dist_mean_floats(t->grads, t->n);
+		dist_reduce_finish("the gradient's allreduce");
 		loss = dist_mean_double(loss);
 	}
 	if (t->grad_out && fwrite(t->grads, sizeof(float), t->n, t->grad_out) != t->n)
@@ -408,10 +465,11 @@ static void parse(struct opts *o, int argc, char **argv)
 	o->mini_batch = 32;
 	o->seed = 42;
 	o->warmup_text = "0";
+	o->bucket_mb = 25;   /* DistributedDataParallel's bucket_cap_mb */
 	o->inputs = xcalloc(argc, sizeof *o->inputs);
 	enum { O_RUN = 256, O_MODEL, O_RESUME, O_INPUT, O_LR, O_SCHED, O_WARMUP, O_WD, O_MAXNORM, O_EPS, O_OPTIMIZER,
 	       O_MINI, O_SEED, O_STEPS, O_MAXSTEPS, O_CKEVERY, O_CKLIMIT, O_EVALEVERY, O_EVALUATOR, O_SAVEBEST,
-	       O_NOSAVE, O_GRADOUT, O_JSON, O_THREADS, O_OVERWRITE, O_TRUST, O_WAIT };
+	       O_NOSAVE, O_GRADOUT, O_JSON, O_THREADS, O_OVERWRITE, O_TRUST, O_WAIT, O_BUCKET };
 	static const struct option opts[] = {
 		{ "run", required_argument, 0, O_RUN }, { "model", required_argument, 0, O_MODEL },
 		{ "resume", no_argument, 0, O_RESUME }, { "input", required_argument, 0, O_INPUT },
@@ -426,7 +484,7 @@ static void parse(struct opts *o, int argc, char **argv)
 		{ "no-save", no_argument, 0, O_NOSAVE }, { "grad-out", required_argument, 0, O_GRADOUT },
 		{ "json", no_argument, 0, O_JSON }, { "threads", required_argument, 0, O_THREADS },
 		{ "overwrite", no_argument, 0, O_OVERWRITE }, { "trust-embeddings", no_argument, 0, O_TRUST },
-		{ "wait-timeout", required_argument, 0, O_WAIT }, { 0 } };
+		{ "wait-timeout", required_argument, 0, O_WAIT }, { "bucket-mb", required_argument, 0, O_BUCKET }, { 0 } };
 	int c;
 	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
 		const char *a = argv[optind - 1], *v = optarg;
@@ -470,6 +528,7 @@ static void parse(struct opts *o, int argc, char **argv)
 		case O_OVERWRITE: o->overwrite = 1; break;
 		case O_TRUST: o->trust = 1; break;
 		case O_WAIT: o->wait_timeout = st_parse_double(a, v); break;
+		case O_BUCKET: o->bucket_mb = st_parse_double(a, v); break;
 		}
 	}
 	if (optind < argc)
@@ -483,7 +542,7 @@ static void parse(struct opts *o, int argc, char **argv)
 	if (o->overwrite && o->resume)
 		usage_error(usage, "--overwrite starts afresh, --resume continues: give one");
 	if (o->lr < 0 || o->weight_decay < 0 || o->checkpoint_every < 0 || o->eval_every < 0 || o->steps < 0 ||
-	    o->wait_timeout < 0)
+	    o->wait_timeout < 0 || o->bucket_mb < 0)
 		usage_error(usage, "negative value");
 	if (o->save_best && !o->evaluator)
 		usage_error(usage, "--save-best needs --evaluator");
@@ -557,7 +616,8 @@ static void *watcher(void *arg)
 		if (watch.reading) {   /* also for the first batch, before the state is set up */
 			double waited = st_now() - watch.since;
 			int save = watch.ready && watch.at_boundary && t->st.step > t->start_step;
-			if (t->o.wait_timeout > 0 && waited > t->o.wait_timeout) {
+			/* while st-gather waits for the other ranks, the gather's own timeout names the missing one */
+			if (t->o.wait_timeout > 0 && waited > t->o.wait_timeout && !dist_gathering()) {
 				warn("no batch for step %lld within %.0f s (--wait-timeout): giving up; the stages before st-step "
 				     "stalled (their messages say why; a stage that buffers its output: jq --unbuffered, "
 				     "stdbuf -oL)%s", (long long)t->st.step, t->o.wait_timeout, save ? "; checkpoint written" : "");
@@ -690,6 +750,7 @@ int main(int argc, char **argv)
 	parse(&t->o, argc, argv);
 	t->world = dist_init();   /* before any thread starts */
 	t->rank = dist_rank();
+	dist_set_timeout(t->o.wait_timeout);
 	watch_start(t);   /* before the thread pool: every thread runs the signal handler */
 	st_set_threads((int)t->o.threads);
 	char err[1024];
@@ -806,6 +867,7 @@ int main(int argc, char **argv)
 	if (!t->w)
 		die(EX_IOERR, "%s", err);
 	snprintf(t->run_stamp, sizeof t->run_stamp, "%016" PRIx64, run_id(t->w));
+	dist_serve_gather(t->run_stamp);   /* st-gather of this rank, if there is one, gathers through us */
 	failure_dir = NULL;   /* from here st-forward sees st-step go through the lock */
 	model_bind_params(t->m, run_params(t->w));
 

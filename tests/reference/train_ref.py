@@ -24,6 +24,9 @@
       --world N: DistributedDataParallel with N ranks; each BATCHES path holds "%d", replaced by the rank (st-batch
       --rank R --world N --json of each rank); a step's loss is the mean of the ranks' losses over their own
       batches, so its gradient is the mean of theirs, as DDP's allreduce makes it.
+      --gather 1 (with --world N): in-batch negatives across ranks (st-gather, the library's
+      gather_across_devices=True): a step's loss is ONE loss over the global batch, the ranks' rows concatenated
+      in rank order (each column, then the labels), embedded by the same model.
 """
 import json
 import math
@@ -201,7 +204,7 @@ def train(argv):
     model_dir, objectives = argv[0], []
     o = {"lr": 2e-5, "scheduler": "warmuplinear", "warmup-steps": 0, "steps": 0, "weight-decay": 0.01,
          "max-grad-norm": 1.0, "eps": 1e-8, "log": None, "weights": None, "tol": 1e-4, "out": None,
-         "threads": 1, "world": 1, "pool-prompt": 0}
+         "threads": 1, "world": 1, "pool-prompt": 0, "gather": 0}
     i = 1
     while i < len(argv):
         key = argv[i][2:]
@@ -244,7 +247,7 @@ def train(argv):
     lr_used = []
     for s in range(steps):
         for k, (loss_name, batches, loss_opts) in enumerate(objectives):
-            losses = []
+            losses, Es, Ls = [], [], []
             for b in batches[s]:   # one batch per rank
                 ids = torch.tensor(b["input_ids"], dtype=torch.long)      # [C][B][T]
                 lengths = torch.tensor(b["lengths"], dtype=torch.long)    # [C][B]
@@ -252,8 +255,14 @@ def train(argv):
                 E = torch.stack([model.embed(ids[c], lengths[c], None if P is None else P[c])
                                  for c in range(ids.shape[0])])
                 labels = torch.tensor(b["labels"]) if "labels" in b else None
+                Es.append(E)
+                Ls.append(labels)
                 losses.append(loss_ref.LOSSES[loss_name](E, labels, loss_opts))
-            loss = sum(losses) / len(losses)
+            if int(o["gather"]):   # one loss over the global batch: rows of rank 0, then rank 1, ...
+                labels = torch.cat(Ls) if Ls[0] is not None else None
+                loss = loss_ref.LOSSES[loss_name](torch.cat(Es, dim=1), labels, loss_opts)
+            else:
+                loss = sum(losses) / len(losses)
             for t in model.params.values():
                 t.grad = None
             loss.backward()
