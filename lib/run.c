@@ -119,21 +119,71 @@ static int same_file(int fd, const char *path)
 }
 
 extern double st_started;
-/* DIR/failed written after `since` (realtime seconds; the start of this process): its exit status, else -1.
- * The st-step of the same pipeline is started after st-forward and fails after reading its options. */
+
+/* When process PID was forked, in clock ticks after boot (/proc/PID/stat, field 22): exec keeps it, so the stages
+ * of one pipeline, forked by the shell left to right, are ordered by it however slowly each one starts. 0 when
+ * unknown (no /proc). */
+static unsigned long long process_forked(pid_t pid)
+{
+	char path[64], text[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = 0;
+	/* the command name (field 2) is in parentheses and may hold spaces and parentheses: count from the last ')' */
+	char *p = strrchr(text, ')');
+	unsigned long long ticks = 0;
+	if (!p)
+		return 0;
+	p++;
+	for (int field = 3; field < 22 && *p; field++) {
+		while (*p == ' ')
+			p++;
+		while (*p && *p != ' ')
+			p++;
+	}
+	if (sscanf(p, " %llu", &ticks) != 1)
+		return 0;
+	return ticks;
+}
+
+/* DIR/failed, a note by an st-step that exited before publishing the run: its exit status when the note is for
+ * this st-forward, else -1. The note names st-step's process group, pid and fork time. One of our pipeline: the
+ * same process group (a shell pipeline's stages share it), forked after us (the shell forks the stages left to
+ * right; a note of an earlier pipeline of the same script was forked before us), whatever its age: st-step may
+ * fail before a slow st-forward even reaches main(). Else (another process group: `timeout st-step`, mpirun; or
+ * no /proc) a note written since this process started (`since`, realtime seconds), give or take 0.05 s. */
 static int recent_failure(const char *dir, double since)
 {
 	char *p = path_join(dir, "failed");
 	struct stat sb;
 	int status = -1;
-	if (stat(p, &sb) == 0 && (double)sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec * 1e-9 >= since - 0.05) {
-		FILE *f = fopen(p, "r");
-		if (!f || fscanf(f, "st-step exited with status %d", &status) != 1)
-			status = 1;
-		if (f)
-			fclose(f);
-	}
+	FILE *f = fopen(p, "r");
 	free(p);
+	if (!f)
+		return -1;
+	if (fstat(fileno(f), &sb) != 0) {
+		fclose(f);
+		return -1;
+	}
+	double written = (double)sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec * 1e-9;
+	int noted_status, group, pid;
+	unsigned long long forked, own_forked = process_forked(getpid());
+	int have_status = fscanf(f, "st-step exited with status %d", &noted_status) == 1;
+	int have_id = have_status && fscanf(f, " process group %d pid %d forked %llu", &group, &pid, &forked) == 3;
+	fclose(f);
+	int ours;
+	if (have_id && forked && own_forked && group == (int)getpgrp()) {
+		int later = forked > own_forked || (forked == own_forked && pid > (int)getpid());
+		ours = later || written >= since;   /* an earlier-forked st-step of our group that failed meanwhile */
+	} else {
+		ours = written >= since - 0.05;
+	}
+	if (ours)
+		status = have_status ? noted_status : 1;
 	return status;
 }
 
@@ -1021,8 +1071,9 @@ void run_note_failure(const char *shared, int status)
 		free(dir);
 		return;
 	}
-	char text[64], *p = path_join(dir, "failed");
-	int n = snprintf(text, sizeof text, "st-step exited with status %d\n", status);
+	char text[160], *p = path_join(dir, "failed");
+	int n = snprintf(text, sizeof text, "st-step exited with status %d\nprocess group %d pid %d forked %llu\n",
+	                 status, (int)getpgrp(), (int)getpid(), process_forked(getpid()));
 	st_write_file_atomic(p, text, (size_t)n);
 	free(p);
 	free(dir);

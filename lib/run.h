@@ -105,8 +105,10 @@ const char *run_old_state(const char *dir, char *name, size_t len);
 /* Removes st's own files of an earlier run from DIR (checkpoints, states, models, logs, the classifier); nothing
  * else. 0, or -1 + message. */
 int run_clear(const char *dir, char *err, size_t errlen);
-/* st-step failed before publishing the run: a note DIR/failed (the exit status) that a waiting st-forward reads,
- * so that it stops at once instead of waiting for --wait-timeout. Nothing when DIR is absent or a model. */
+/* st-step failed before publishing the run: a note DIR/failed (the exit status; st-step's process group, pid and
+ * fork time, which tell a waiting st-forward that the note is its own pipeline's however late it started) that a
+ * waiting st-forward reads, so that it stops at once instead of waiting for --wait-timeout. Nothing when DIR is
+ * absent or a model. */
 void run_note_failure(const char *dir, int status);
 /* True when DIR looks like a model directory (modules.json, config.json or model.safetensors): not a run. */
 int run_is_model_dir(const char *dir);

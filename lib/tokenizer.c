@@ -825,6 +825,26 @@ static int32_t cp_before(const char *s, size_t i, size_t *start)
 	return cp;
 }
 
+void tok_utf8_strip(const char *s, size_t n, int left, int right, int (*is_space)(int32_t), size_t *start, size_t *end)
+{
+	size_t a = 0, b = n;
+	while (left && a < b) {
+		int32_t cp;
+		int k = tok_utf8_decode((const uint8_t *)s + a, b - a, &cp);
+		if (!is_space(cp))
+			break;
+		a += k;
+	}
+	while (right && b > a) {
+		size_t j;
+		if (!is_space(cp_before(s + a, b - a, &j)))
+			break;
+		b = a + j;
+	}
+	*start = a;
+	*end = b;
+}
+
 static void model_segment(tokenizer *t, const char *s, size_t n)
 {
 	if (!n || t->out_n >= t->out_limit)
@@ -936,21 +956,8 @@ int tokenizer_encode(tokenizer *t, const char *text, size_t len, int max_len, in
 		text = fixed = tok_utf8_repair(text, len, &len);
 	}
 	/* str.strip() */
-	const uint8_t *p = (const uint8_t *)text;
-	size_t a = 0, b = len;
-	while (a < b) {
-		int32_t cp;
-		int k = tok_utf8_decode(p + a, b - a, &cp);
-		if (!py_isspace(cp))
-			break;
-		a += k;
-	}
-	while (b > a) {
-		size_t j;
-		if (!py_isspace(cp_before(text, b, &j)))
-			break;
-		b = j;
-	}
+	size_t a, b;
+	tok_utf8_strip(text, len, 1, 1, py_isspace, &a, &b);
 	char *lowered = NULL;
 	const char *s = text + a;
 	size_t n = b - a;

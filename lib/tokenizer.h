@@ -108,6 +108,8 @@ int tok_utf8_decode(const uint8_t *s, size_t n, int32_t *cp);
 int tok_utf8_encode(int32_t c, char *out);
 size_t tok_utf8_invalid(const char *s, size_t n);
 char *tok_utf8_repair(const char *s, size_t n, size_t *outlen);
+/* s[0..n) without the characters is_space accepts at its start (left) and end (right): [*start, *end). */
+void tok_utf8_strip(const char *s, size_t n, int left, int right, int (*is_space)(int32_t), size_t *start, size_t *end);
 int tok_is_ws(int32_t c);
 void tok_byte_map(int32_t map[256]);
 

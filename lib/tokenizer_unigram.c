@@ -281,24 +281,8 @@ static size_t apply_step(struct tok_unigram *u, const ug_step *st, const char *s
 		}
 		return o;
 	case STEP_STRIP: {
-		size_t a = 0, b = n;
-		while (st->left && a < b) {
-			int32_t cp;
-			int k = tok_utf8_decode((const uint8_t *)s + a, b - a, &cp);
-			if (!is_white_space(cp))
-				break;
-			a += k;
-		}
-		while (st->right && b > a) {
-			size_t j = b - 1;
-			while (j > a && ((uint8_t)s[j] & 0xC0) == 0x80)
-				j--;
-			int32_t cp;
-			tok_utf8_decode((const uint8_t *)s + j, b - j, &cp);
-			if (!is_white_space(cp))
-				break;
-			b = j;
-		}
+		size_t a, b;
+		tok_utf8_strip(s, n, st->left, st->right, is_white_space, &a, &b);
 		reserve(dst, cap, b - a + 1);
 		memcpy(*dst, s + a, b - a);
 		return b - a;

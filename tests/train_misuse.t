@@ -121,6 +121,24 @@ train run --checkpoint-every 2 --overwrite > /dev/null 2>err; ok $? "--overwrite
 [ -f run/notes.txt ] && [ -f run/model/model.safetensors ]; ok $? "... keeping the user's file"
 cmp -s run/model/model.safetensors run/checkpoint-$STEPS/model/model.safetensors; ok $? "... with its own checkpoints"
 
+echo "# $(date +%T) issue 11: st-step refuses before a slow st-forward has started"
+# The st-forward of this pipeline starts 3 s late (as under a slow build): st-step, forked after it by the shell,
+# has refused (a fresh run in a finished run directory) and written RUN/failed before st-forward's main() runs.
+# The note names st-step's process group and fork time: st-forward must take it as its own pipeline's and stop,
+# not wait for --wait-timeout (before: it waited the 30 s, then exit 69 'no st-step published').
+start=$(date +%s)
+st-batch --size 8 < tok.msgpack |
+	{ sleep 3; exec st-forward --model m --run run --threads 1 --wait-timeout 30 2>late.err; } | st-loss mnrl 2>/dev/null |
+	timeout --foreground 60 st-step --model m --run run --threads 1 > /dev/null 2>err
+rcs="${PIPESTATUS[1]} ${PIPESTATUS[3]}"
+is "$rcs $(( $(date +%s) - start < 15 ))" "69 64 1" "st-forward started after st-step's refusal stops at once (69)"
+grep -q 'run failed before it began (exit status 64' late.err; ok $? "... saying st-step failed first, with its status" || cat late.err
+grep -q '^process group [0-9]* pid [0-9]* forked [0-9]*$' run/failed; ok $? "... the note names st-step's pipeline" || cat run/failed
+# a note left by an earlier pipeline of this same script (same process group, forked before) is not ours: the
+# next run in that directory trains
+train run --checkpoint-every 2 --overwrite > /dev/null 2>err; ok $? "an old note of the same process group is ignored" || cat err
+[ ! -e run/failed ]; ok $? "... and removed by the st-step that starts"
+
 echo "# $(date +%T) issue 11.10: only st's own leftovers are removed"
 mkdir -p keep && echo data > keep/data.tmp.1 && echo x > keep/notes.tmp.4194303
 mkdir keep/checkpoint-3.tmp.4194303 && echo x > keep/trainer.json.tmp.4194303

@@ -743,9 +743,11 @@ int main(int argc, char **argv)
 	struct trainer tr;
 	memset(&tr, 0, sizeof tr);
 	struct trainer *t = &tr;
-	for (int i = 1; i + 1 < argc; i++)   /* before parsing: a usage error is a failure st-forward must hear of */
-		if (!strcmp(argv[i], "--run"))
+	for (int i = 1; i < argc; i++)   /* before parsing: a usage error is a failure st-forward must hear of */
+		if (!strcmp(argv[i], "--run") && i + 1 < argc)
 			failure_dir = argv[i + 1];
+		else if (!strncmp(argv[i], "--run=", 6))
+			failure_dir = argv[i] + 6;
 	on_exit(note_failure, NULL);
 	parse(&t->o, argc, argv);
 	t->world = dist_init();   /* before any thread starts */
