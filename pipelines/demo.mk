@@ -213,7 +213,8 @@ $(OUT)/eval/%/sts-test.json: $$(MODEL_$$*)/model.safetensors $(OUT)/eval-data/st
 # ---- the curve: STS-B dev Spearman against CPU minutes of training, from the stages' checkpoints ----
 # x of checkpoint N of a stage = the CPU minutes of the stages before + this stage's minutes x N / its steps
 # (a stage's steps cost about the same); the evaluations themselves are not counted.
-curve: $(OUT)/plots/sts-dev-curve.png
+curve: $(if $(DEMO_STSB),$(OUT)/plots/sts-dev-curve.png)
+	@$(if $(DEMO_STSB),echo "STS-B dev against CPU minutes of training: $(OUT)/plots/sts-dev-curve.png ($(OUT)/curve.csv)",echo "demo: the curve needs STS-B dev, and $(SHARED_DATA)/stsbenchmark is absent" >&2; exit 66)
 $(OUT)/curve.csv: $(foreach s,$(TRAINED),$(MODEL_$(s))/model.safetensors) $(OUT)/eval-data/sts-dev.jsonl
 	echo "epoch,steps,sts-dev_spearman_cosine" > $@.tmp
 	printf -- '-1,0,%s\n' $$(st-eval similarity --model $(MODEL_init) --name s $(threads) < $(OUT)/eval-data/sts-dev.jsonl | jq '.s_spearman_cosine') >> $@.tmp

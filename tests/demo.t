@@ -18,7 +18,7 @@ for t in st-vocab st-init st-tokenize st-batch st-forward st-loss st-step st-eva
 done
 "$BIN/st-forward" --help 2>&1 | grep -q -- '--run' || skip_all "st-forward has no --run yet (docs/training.md)"
 OUT=$TMP/out
-demo() { timeout 300 make -s -C pipelines -f demo.mk SMALL=1 OUT="$OUT" BIN="$BIN" "$@"; }
+demo() { timeout 900 make -s -C pipelines -f demo.mk SMALL=1 OUT="$OUT" BIN="$BIN" "$@"; }
 
 demo > "$TMP/log" 2>&1; ok $? "make -f demo.mk SMALL=1" || tail -30 "$TMP/log" | sed 's/^/# /'
 grep -q '^== st demo' "$TMP/log"; ok $? "the summary is printed"
