@@ -72,6 +72,13 @@ st-plot -o "o'; system 'touch pwned-output'; '.png" --title "t
 system 'touch $TMP/inj/pwned-title'
 set output '$TMP/inj/pwned-output2'" --eval "$bad_csv" "$TMP/log.jsonl" 2> "$TMP/inj.err"
 ok $? "hostile title, column names, file names: plotted" || sed 's/^/#   /' "$TMP/inj.err"
+# --xlabel: a CSV whose "steps" column holds minutes (fractions), drawn in order under the given label; the label
+# reaches gnuplot as data, like the title
+mkdir -p "$TMP/xl" && printf 'epoch,steps,sts-dev\n-1,0,0.6\n-1,1.25,0.66\n-1,0.5,0.64\n' > "$TMP/xl/curve.csv"
+st-plot -o "$TMP/xl/curve.png" --data "$TMP/xl" --size 640x320 --xlabel "CPU minutes'; system 'touch $TMP/xl/pwned'; '" \
+	--eval "$TMP/xl/curve.csv"; ok $? "st-plot --xlabel with fractional x"
+is "$(tail -n +2 "$TMP"/xl/csv.*.tsv | cut -f1 | tr '\n' ' ')" "0 0.5 1.25 " "... the fractions kept, in order"
+[ ! -e "$TMP/xl/pwned" ]; ok $? "... and the label ran no command"
 cd "$ROOT" || exit 1
 is "$(ls "$TMP/inj" "$TMP" | grep -c '^pwned')" 0 "... and no command of theirs ran"
 [ -s "$TMP/inj/o'; system 'touch pwned-output'; '.png" ]; ok $? "... the PNG has the asked name"
