@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "acts.h"
 #include "dist.h"
 #include "hub.h"
 #include "model.h"
@@ -44,7 +45,8 @@ static const char usage[] =
 	"  --max-grad-norm X         clip the global gradient norm (default 1; 0 disables)\n"
 	"  --optimizer NAME          adamw (torch.optim.AdamW, default) or adamw-hf (transformers.AdamW)\n"
 	"  --eps X                   Adam epsilon (default 1e-8 for adamw, 1e-6 for adamw-hf)\n"
-	"  --mini-batch-size N       rows per re-forward and backward chunk (default 32): memory, not results\n"
+	"  --mini-batch-size N       rows per re-forward and backward chunk (default 32): memory, not results;\n"
+	"                            st-forward's activations are used (no re-forward) when its value is the same\n"
 	"  --seed S                  dropout seed, shared with st-forward through the run (default 42)\n"
 	"  --steps N                 total steps for the schedule (default: the batches' \"steps\")\n"
 	"  --max-steps N             stop after N global steps\n"
@@ -97,6 +99,8 @@ struct trainer {
 	int64_t batches;       /* batch records read */
 	int progress;
 	FILE *grad_out;
+	acts_in **kept;        /* [k] the activations st-forward kept (acts.h) */
+	int64_t reforwarded;   /* chunks of the current batch recomputed (GradCache) */
 	int rank, world;       /* data-parallel training (mpirun): rank 0 writes the model, checkpoints and log */
 };
 
@@ -314,8 +318,12 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	/* GradCache: the loss already holds dL/dE for the whole batch; re-forward each chunk of rows with the
 	 * masks st-forward used (keyed by seed, update, column, row) and back-propagate its rows of dL/dE. The
 	 * parameter gradients add up to those of one backward over the full batch. */
-	memset(t->grads, 0, t->n * sizeof(float));
 	int mb = (int)t->o.mini_batch;
+	/* st-forward's activations of this very batch (same run, update, chunks and tokens), where it kept them */
+	acts_key key = { run_id(t->w), update, acts_hash(ST_I32P(ids), ids->count, L, len->count), objective, mb, C, B,
+	                 T, 0 };
+	int per_col = (B + mb - 1) / mb;
+	t->reforwarded = 0;
 	for (int c = 0; c < C; c++)
 		for (int r0 = 0; r0 < B; r0 += mb) {
 			int rows = B - r0 < mb ? B - r0 : mb;
@@ -329,8 +337,15 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 			for (int b = 0; b < rows; b++)
 				memcpy(cids + (size_t)b * Tc, ST_I32P(ids) + ((size_t)c * B + r0 + b) * T, Tc * sizeof(int32_t));
 			enc_dropout drop = { t->o.seed, (int64_t)update, c, r0 };
-			model_embed_backward(t->m, cids, cl, rows, Tc, &drop, ST_F32P(grad) + ((size_t)c * B + r0) * dim,
-			                     t->grads);
+			float *kept = acts_in_find(t->kept[objective], &key, (size_t)c * per_col + r0 / mb);
+			if (kept)
+				model_embed_backward_kept(t->m, cids, cl, rows, Tc, &drop, ST_F32P(grad) + ((size_t)c * B + r0) * dim,
+				                          t->grads, kept);
+			else {
+				t->reforwarded++;
+				model_embed_backward(t->m, cids, cl, rows, Tc, &drop, ST_F32P(grad) + ((size_t)c * B + r0) * dim,
+				                     t->grads);
+			}
 			free(cids);
 		}
 	/* DistributedDataParallel: the mean of the ranks' gradients (each the gradient of its own batch's loss),
@@ -341,13 +356,13 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	}
 	if (t->grad_out && fwrite(t->grads, sizeof(float), t->n, t->grad_out) != t->n)
 		die(EX_IOERR, "cannot write %s", t->o.grad_out);
-	double norm = optim_clip_grad_norm(t->grads, t->n, t->o.max_grad_norm);
+	double norm = optim_grad_norm(t->grads, t->n);   /* the clip coefficient goes into the update's pass */
 	if (!isfinite(norm))
 		die(EX_DATAERR, "step %lld: the parameter gradient is %s (the model's backward overflowed): nothing of this "
 		    "step applied, no final model written; a lower --lr or --max-grad-norm may help (%s)",
 		    (long long)t->st.step, isnan(norm) ? "NaN" : "infinite", where);
 	double lr = t->o.lr * optim_sched_lambda(t->o.sched, t->st.step, t->st.warmup_steps, t->st.total_steps);
-	optim_step(t->opt[objective], model_params(t->m), t->grads, lr);
+	optim_step_clipped(t->opt[objective], model_params(t->m), t->grads, lr, optim_clip_coef(norm, t->o.max_grad_norm));
 	t->st.updates = update + 1;
 	run_publish(t->w, t->st.updates);
 
@@ -370,6 +385,7 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	st_set(log, "lr", st_float(lr));
 	st_set(log, "grad_norm", st_float(norm));
 	st_set(log, "examples_per_s", st_float(eps_rate));
+	st_set(log, "reforwarded", st_int(t->reforwarded));
 	st_write(t->out, log);
 	st_writer_flush(t->out);
 	st_free(log);
@@ -776,7 +792,10 @@ int main(int argc, char **argv)
 		if (run_optim_read(path, t->opt, t->k, err, sizeof err) != 0)
 			die(EX_DATAERR, "%s", err);
 	}
-	t->grads = xcalloc(t->n, sizeof(float));
+	t->grads = xcalloc(t->n, sizeof(float));   /* zeroed again by each optimizer step (optim_step_clipped) */
+	t->kept = xcalloc(t->k, sizeof *t->kept);
+	for (int i = 0; i < t->k; i++)
+		t->kept[i] = acts_in_new(t->o.run_dir, i);
 
 	/* publish the starting weights before waiting for batches: st-forward needs them for the first one */
 	run_settings rs;
