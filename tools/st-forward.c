@@ -13,6 +13,7 @@
 #include "model.h"
 #include "run.h"
 #include "acts.h"
+#include "trainenv.h"
 
 static const char usage[] =
 	"usage: st-forward --model DIR [--train --seed S] [options] < batches > batches\n"
@@ -111,6 +112,8 @@ int main(int argc, char **argv)
 		usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!model_path)
 		usage_error(usage, "--model DIR is required");
+	if (train)
+		train_spin_default(argv);
 	if (run_dir && run_is_model_dir(run_dir))
 		usage_error(usage, "--run %s is a model directory; the run directory is st-step's own: give a new one, e.g. "
 		            "st-forward --model %s --run run and st-step --model %s --run run", run_dir, run_dir, run_dir);

@@ -25,6 +25,7 @@
 #include "run.h"
 #include "st.h"
 #include "stream.h"
+#include "trainenv.h"
 
 static const char usage[] =
 	"usage: st-step --run DIR (--model MODEL | --resume) [options] < batches-with-grad > log\n"
@@ -685,6 +686,7 @@ static void check_same_weights(struct trainer *t)
 int main(int argc, char **argv)
 {
 	st_tool_init("st-step", argc, argv, usage);
+	train_spin_default(argv);
 	struct trainer tr;
 	memset(&tr, 0, sizeof tr);
 	struct trainer *t = &tr;
