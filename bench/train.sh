@@ -103,6 +103,10 @@ rss_sum() { cat "$W/$1".rss.* | awk '{ s += $1 } END { printf "%.0f", s / 1024 }
 rss_each() { for s in batch forward loss step; do printf '%s %.0f MiB  ' "$s" "$(awk '{ print $1 / 1024 }' "$W/$1.rss.$s")"; done; }
 cpu_per_pair() { cat "$W/$1".rss.* | awk -v n="$2" '{ s += $2 + $3 } END { printf "%.3f", s / n }'; }
 reforwarded() { jq -s '[.[] | select(.kind == "log") | .reforwarded // "?"] | if any(. == "?") then "? (an st-step that does not say)" else add end' "$W/$1.log"; }
+get() { sed -n "s/^$1=//p" "$2" | tail -1; }
+# steady-state pairs/s from st-step's log: every step after the warm-up ones, the time since the previous log
+st_rate() { jq -r "select(.kind == \"log\" and .step >= $WARM) | .examples_per_s" "$1" |
+	awk '{ t += 32 / $1; n += 32 } END { printf "%.2f", n / t }'; }
 # one more run of the st pipeline (BIN); its files become NAME.* when it is the fastest of NAME so far
 try_st() {   # try_st NAME [BIN]
 	run_st "$W/pairs32.jsonl" "$1.try" 32 "$2"
