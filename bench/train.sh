@@ -116,10 +116,15 @@ try_st() {   # try_st NAME [BIN]
 }
 
 compare32() {   # the batch-32 comparison; $1 = label
-	"$W/train_sgemm" "$THREADS" > "$W/sgemm"
-	rm -rf "$W"/s32.* "$W"/b32.*
+	rm -rf "$W"/s32.* "$W"/b32.* "$W/sgemm"
 	tt=0
 	for i in $(seq "$REPEAT"); do
+		# the yardstick too is the best of the runs: a number measured in a quiet moment beside others' best
+		"$W/train_sgemm" "$THREADS" > "$W/sgemm.try"
+		if [ ! -f "$W/sgemm" ] || awk -v a="$(get openblas_gflops "$W/sgemm.try")" -v b="$(get openblas_gflops "$W/sgemm")" \
+			'BEGIN { exit !(a > b) }'; then
+			mv "$W/sgemm.try" "$W/sgemm"
+		fi
 		try_st s32
 		[ -n "$BEFORE" ] && try_st b32 "$BEFORE/bin"
 		$PY bench/train_torch.py "$W/model" "$W/batches32.jsonl" "$THREADS" "$WARM" > "$W/torch.try"
@@ -129,7 +134,7 @@ compare32() {   # the batch-32 comparison; $1 = label
 		fi
 	done
 	st=$(st_rate "$W/s32.log")
-	peak=$(echo "$(get openblas_gflops "$W/sgemm") $(get st_sgemm_gflops "$W/sgemm")" | awk '{ print $1 > $2 ? $1 : $2 }')
+	peak=$(echo "$(get openblas_gflops "$W/sgemm") $(get st_sgemm_gflops "$W/sgemm")" | awk '{ print ($1 > $2 ? $1 : $2) }')
 	tokens=$(jq '[.lengths[][]] | add' "$W/batches32.jsonl" | awk '{ s += $1 } END { printf "%.1f", s / NR }')
 	echo
 	echo "== $1: batch 32 pairs, $THREADS threads, $STEPS timed steps after $WARM, mean $tokens tokens per batch," \
