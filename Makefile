@@ -28,6 +28,9 @@ build/lib/%.o: lib/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# AdamW's vector square roots (lib/optim.c): sqrtf of a value never negative sets no errno
+build/lib/optim.o: ST_CFLAGS += -fno-math-errno
+
 build/libst.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -5,8 +5,11 @@
 # st-init), pairs of random token ids with lengths uniform in [16, 32] (special tokens included), against a
 # PyTorch train step of the same model on the same batches (bench/train_torch.py: plain torch BERT, mean
 # pooling, mnrl, backward, clipping, AdamW), on the same threads, in the same run.
-# Prints: pairs/s of both and their ratio (target: st >= 3x); useful GFLOP/s (6 x non-embedding parameters x
-# tokens / time) next to sgemm GFLOP/s on 1024x1536x384 (OpenBLAS and st_sgemm) and OpenBLAS's core name; then
+# Prints: the CPU model; pairs/s of both and their ratio (target: st >= 3x); useful GFLOP/s (6 x non-embedding
+# parameters x tokens / time) next to sgemm GFLOP/s on 1024x1536x384 (OpenBLAS and st_sgemm) and OpenBLAS's core
+# name, and model FLOP utilisation (useful GFLOP/s / the faster sgemm's); CPU seconds per pair of the pipeline's
+# stages (user + system, start-up and warm-up included: less sensitive to a busy machine than time); how many
+# chunks st-step had to re-run forward (0 when st-forward's kept activations were used); then
 # one step of a BIG-pair batch (--mini-batch-size MB in st-forward and st-step) with the peak RSS of every stage
 # (/usr/bin/time -f %M) summed (target < 2 GiB) and its time per pair against batch 32 (target within 1.3x).
 # The main run leaves OPENBLAS_CORETYPE as it is; when OpenBLAS falls back to Prescott on this CPU, a second,
@@ -15,11 +18,17 @@
 #     sh bench/train.sh          THREADS=2 STEPS=4 (timed, after 2 warm-up steps) BIG=4096 MB=32 by default
 #     BIG=0 sh bench/train.sh    skips the large batch (it takes most of the time: ~BIG/32 batch-32 steps)
 #     SECOND=0                   skips the labelled OPENBLAS_CORETYPE run
+#     REPEAT=N                   runs each engine's batch-32 comparison N times, interleaved, and keeps the best
+#                                (a shared machine: the minimum time is the least disturbed)
+#     BEFORE=DIR                 also runs the st pipeline of another build (DIR/bin, e.g. a copy of bin/ made
+#                                before a change) in the same run, interleaved: before/after on the same load
 set -e
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-4}
+REPEAT=${REPEAT:-1}
+BEFORE=${BEFORE:-}
 WARM=2
 BIG=${BIG:-4096}
 MB=${MB:-32}
@@ -75,42 +84,78 @@ print(total)
 EOF
 )
 
-# run_st BATCHES.jsonl NAME: the training pipeline, each stage under /usr/bin/time; leaves NAME.log, NAME.rss.*
+# run_st BATCHES.jsonl NAME SIZE [BIN]: the training pipeline (of BIN, default bin/), each stage under
+# /usr/bin/time; leaves NAME.log, NAME.rss.* (peak RSS KiB, user s, system s)
 run_st() {
+	b=${4:-$ROOT/bin}
+	rm -rf "$W/$2.run"
 	t0=$(date +%s.%N)
-	/usr/bin/time -f %M -o "$W/$2.rss.batch" st-batch --size "$3" < "$1" |
-		/usr/bin/time -f %M -o "$W/$2.rss.forward" st-forward --model "$W/model" --run "$W/$2.run" --threads "$THREADS" \
-			--mini-batch-size "$MB" |
-		/usr/bin/time -f %M -o "$W/$2.rss.loss" st-loss mnrl --threads "$THREADS" |
-		/usr/bin/time -f %M -o "$W/$2.rss.step" st-step --model "$W/model" --run "$W/$2.run" --threads "$THREADS" \
-			--mini-batch-size "$MB" --lr 2e-5 --no-save --json > "$W/$2.log"
+	/usr/bin/time -f '%M %U %S' -o "$W/$2.rss.batch" "$b/st-batch" --size "$3" < "$1" |
+		/usr/bin/time -f '%M %U %S' -o "$W/$2.rss.forward" "$b/st-forward" --model "$W/model" --run "$W/$2.run" \
+			--threads "$THREADS" --mini-batch-size "$MB" |
+		/usr/bin/time -f '%M %U %S' -o "$W/$2.rss.loss" "$b/st-loss" mnrl --threads "$THREADS" |
+		/usr/bin/time -f '%M %U %S' -o "$W/$2.rss.step" "$b/st-step" --model "$W/model" --run "$W/$2.run" \
+			--threads "$THREADS" --mini-batch-size "$MB" --lr 2e-5 --no-save --json > "$W/$2.log"
 	t1=$(date +%s.%N)
 	echo "$t0 $t1" | awk '{ printf "%.3f\n", $2 - $1 }' > "$W/$2.wall"
 }
 rss_sum() { cat "$W/$1".rss.* | awk '{ s += $1 } END { printf "%.0f", s / 1024 }'; }
 rss_each() { for s in batch forward loss step; do printf '%s %.0f MiB  ' "$s" "$(awk '{ print $1 / 1024 }' "$W/$1.rss.$s")"; done; }
+cpu_per_pair() { cat "$W/$1".rss.* | awk -v n="$2" '{ s += $2 + $3 } END { printf "%.3f", s / n }'; }
+reforwarded() { jq -s '[.[] | select(.kind == "log") | .reforwarded // "?"] | if any(. == "?") then "? (an st-step that does not say)" else add end' "$W/$1.log"; }
 get() { sed -n "s/^$1=//p" "$2" | tail -1; }
 # steady-state pairs/s from st-step's log: every step after the warm-up ones, the time since the previous log
 st_rate() { jq -r "select(.kind == \"log\" and .step >= $WARM) | .examples_per_s" "$1" |
 	awk '{ t += 32 / $1; n += 32 } END { printf "%.2f", n / t }'; }
+# one more run of the st pipeline (BIN); its files become NAME.* when it is the fastest of NAME so far
+try_st() {   # try_st NAME [BIN]
+	run_st "$W/pairs32.jsonl" "$1.try" 32 "$2"
+	if [ ! -f "$W/$1.log" ] || awk -v a="$(st_rate "$W/$1.try.log")" -v b="$(st_rate "$W/$1.log")" 'BEGIN { exit !(a > b) }'; then
+		for f in "$W/$1.try".*; do rm -rf "$W/$1${f#"$W/$1.try"}"; mv "$f" "$W/$1${f#"$W/$1.try"}"; done
+	fi
+}
 
 compare32() {   # the batch-32 comparison; $1 = label
-	"$W/train_sgemm" "$THREADS" > "$W/sgemm"
-	run_st "$W/pairs32.jsonl" s32 32
-	$PY bench/train_torch.py "$W/model" "$W/batches32.jsonl" "$THREADS" "$WARM" > "$W/torch"
+	rm -rf "$W"/s32.* "$W"/b32.* "$W/sgemm"
+	tt=0
+	for i in $(seq "$REPEAT"); do
+		# the yardstick too is the best of the runs: a number measured in a quiet moment beside others' best
+		"$W/train_sgemm" "$THREADS" > "$W/sgemm.try"
+		if [ ! -f "$W/sgemm" ] || awk -v a="$(get openblas_gflops "$W/sgemm.try")" -v b="$(get openblas_gflops "$W/sgemm")" \
+			'BEGIN { exit !(a > b) }'; then
+			mv "$W/sgemm.try" "$W/sgemm"
+		fi
+		try_st s32
+		[ -n "$BEFORE" ] && try_st b32 "$BEFORE/bin"
+		$PY bench/train_torch.py "$W/model" "$W/batches32.jsonl" "$THREADS" "$WARM" > "$W/torch.try"
+		if awk -v a="$(get pairs_per_s "$W/torch.try")" -v b="$tt" 'BEGIN { exit !(a > b) }'; then
+			mv "$W/torch.try" "$W/torch"
+			tt=$(get pairs_per_s "$W/torch")
+		fi
+	done
 	st=$(st_rate "$W/s32.log")
-	tt=$(get pairs_per_s "$W/torch")
+	peak=$(echo "$(get openblas_gflops "$W/sgemm") $(get st_sgemm_gflops "$W/sgemm")" | awk '{ print ($1 > $2 ? $1 : $2) }')
 	tokens=$(jq '[.lengths[][]] | add' "$W/batches32.jsonl" | awk '{ s += $1 } END { printf "%.1f", s / NR }')
 	echo
-	echo "== $1: batch 32 pairs, $THREADS threads, $STEPS timed steps after $WARM, mean $tokens tokens per batch"
+	echo "== $1: batch 32 pairs, $THREADS threads, $STEPS timed steps after $WARM, mean $tokens tokens per batch," \
+	     "best of $REPEAT"
+	echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs online"
 	echo "OpenBLAS core $(get corename "$W/sgemm"); sgemm $(get sgemm_shape "$W/sgemm"): OpenBLAS" \
 	     "$(get openblas_gflops "$W/sgemm") GFLOP/s, st_sgemm ($(get st_sgemm_impl "$W/sgemm")) $(get st_sgemm_gflops "$W/sgemm") GFLOP/s"
 	echo "st pipeline:     $st pairs/s (steady state from st-step's log; whole run incl. start-up $(cat "$W/s32.wall") s)"
+	[ -n "$BEFORE" ] && echo "st before ($BEFORE): $(st_rate "$W/b32.log") pairs/s; after / before:" \
+	     "$(echo "$st $(st_rate "$W/b32.log")" | awk '{ printf "%.2f", $1 / $2 }');" \
+	     "CPU s per pair $(cpu_per_pair b32 $(((STEPS + WARM) * 32))) before, $(cpu_per_pair s32 $(((STEPS + WARM) * 32))) after"
 	echo "PyTorch $(get torch_version "$W/torch"): $tt pairs/s"
 	echo "ratio st / PyTorch: $(echo "$st $tt" | awk '{ printf "%.2f", $1 / $2 }')  (target >= 3)"
 	echo "useful GFLOP/s (6 x $nonemb non-embedding params x tokens / time): st" \
 	     "$(echo "$st $nonemb $tokens" | awk '{ printf "%.1f", 6 * $2 * $3 / 32 * $1 / 1e9 }')," \
 	     "PyTorch $(echo "$tt $nonemb $tokens" | awk '{ printf "%.1f", 6 * $2 * $3 / 32 * $1 / 1e9 }')"
+	echo "model FLOP utilisation (useful GFLOP/s / the faster sgemm's $peak GFLOP/s): st" \
+	     "$(echo "$st $nonemb $tokens $peak" | awk '{ printf "%.0f%%", 100 * 6 * $2 * $3 / 32 * $1 / 1e9 / $4 }'), PyTorch" \
+	     "$(echo "$tt $nonemb $tokens $peak" | awk '{ printf "%.0f%%", 100 * 6 * $2 * $3 / 32 * $1 / 1e9 / $4 }')"
+	echo "st CPU seconds per pair (all stages, user + system, start-up included): $(cpu_per_pair s32 $(((STEPS + WARM) * 32)));" \
+	     "chunks st-step re-ran forward: $(reforwarded s32)"
 	echo "first loss: st $(jq -r 'select(.kind == "log") | .loss' "$W/s32.log" | head -1), PyTorch $(get first_loss "$W/torch")" \
 	     "(same model and batch; st has dropout on, the PyTorch step none)"
 	echo "peak RSS per stage: $(rss_each s32) sum $(rss_sum s32) MiB"

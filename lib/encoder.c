@@ -1422,6 +1422,8 @@ struct enc_acts {
 	float *qkv, *att, *ctx, *r1, *mean1, *rstd1, *x1, *hpre, *hact, *r2, *mean2, *rstd2, *xout;
 	/* backward scratch */
 	float *dx, *dx1, *dy, *dh, *dctx, *dqkv, *ones;
+	int view;        /* the forward arrays lie in the caller's memory (enc_acts_view) */
+	int borrowed;    /* the backward scratch is another enc_acts' (enc_acts_view's donor) */
 };
 
 static size_t acts_floats(const enc_config *c, size_t Nmax, size_t attmax, size_t *per_layer)
@@ -1489,14 +1491,102 @@ void enc_acts_free(enc_acts *a)
 		return;
 	if (a->valid)
 		batch_free(&a->bt);
-	float *bufs[] = { a->emb_sum, a->emb_mean, a->emb_rstd, a->x0, a->qkv, a->att, a->ctx, a->r1, a->mean1,
-			  a->rstd1, a->x1, a->hpre, a->hact, a->r2, a->mean2, a->rstd2, a->xout, a->dx, a->dx1,
-			  a->dy, a->dh, a->dctx, a->dqkv, a->ones };
-	for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-		free(bufs[i]);
+	float *fwd[] = { a->emb_sum, a->emb_mean, a->emb_rstd, a->x0, a->qkv, a->att, a->ctx, a->r1, a->mean1,
+			 a->rstd1, a->x1, a->hpre, a->hact, a->r2, a->mean2, a->rstd2, a->xout };
+	float *scratch[] = { a->dx, a->dx1, a->dy, a->dh, a->dctx, a->dqkv, a->ones };
+	for (size_t i = 0; !a->view && i < sizeof fwd / sizeof *fwd; i++)
+		free(fwd[i]);
+	for (size_t i = 0; !a->borrowed && i < sizeof scratch / sizeof *scratch; i++)
+		free(scratch[i]);
 	free(a->ids), free(a->len), free(a->pos);
 	free(a);
 }
+
+/* Activations laid out in the caller's memory, packed to the chunk's real tokens (no padding rows), so that
+ * st-forward can keep a whole batch's for st-step (docs/training.md, "Kept activations"). Every array starts
+ * on a multiple of 16 floats. */
+static void kept_sizes(const enc_config *c, const int32_t *lengths, int B, size_t *Nmax, size_t *attmax)
+{
+	size_t N = 0, att = 0;
+	for (int b = 0; b < B; b++) {
+		N += (size_t)lengths[b];
+		att += (size_t)c->heads * lengths[b] * lengths[b];
+	}
+	*Nmax = (N + 15) & ~(size_t)15;
+	*attmax = (att + 15) & ~(size_t)15;
+}
+
+size_t enc_acts_kept_floats(const enc_config *c, const int32_t *lengths, int B)
+{
+	size_t Nmax, attmax, H = c->hidden;
+	kept_sizes(c, lengths, B, &Nmax, &attmax);
+	size_t layer;
+	acts_floats(c, Nmax, attmax, &layer);
+	return Nmax * (2 * H + 2) + layer * c->layers;
+}
+
+enc_acts *enc_acts_view(const enc_config *c, const int32_t *lengths, int B, int T, float *mem, const enc_acts *donor)
+{
+	enc_acts *a = xcalloc(1, sizeof *a);
+	size_t H = c->hidden, I = c->intermediate, L = c->layers;
+	a->Bmax = B, a->Tmax = T;
+	kept_sizes(c, lengths, B, &a->Nmax, &a->attmax);
+	size_t Nm = a->Nmax;
+	a->ids = xmalloc(xmul((size_t)B * T + 1, sizeof(int32_t)));
+	a->len = xmalloc(xmul(B + 1, sizeof(int32_t)));
+	a->pos = xmalloc(xmul(Nm + 1, sizeof(int)));
+	a->view = 1;
+	float *p = mem;
+#define TAKE(field, n) (a->field = p, p += (n))
+	TAKE(emb_sum, Nm * H);
+	TAKE(emb_mean, Nm);
+	TAKE(emb_rstd, Nm);
+	TAKE(x0, Nm * H);
+	TAKE(qkv, L * Nm * 3 * H);
+	TAKE(att, L * a->attmax);
+	TAKE(ctx, L * Nm * H);
+	TAKE(r1, L * Nm * H);
+	TAKE(mean1, L * Nm);
+	TAKE(rstd1, L * Nm);
+	TAKE(x1, L * Nm * H);
+	TAKE(hpre, L * Nm * I);
+	TAKE(hact, L * Nm * I);
+	TAKE(r2, L * Nm * H);
+	TAKE(mean2, L * Nm);
+	TAKE(rstd2, L * Nm);
+	TAKE(xout, L * Nm * H);
+#undef TAKE
+	a->borrowed = 1;   /* without a donor: no scratch, forward only */
+	if (donor) {
+		if (donor->Nmax < Nm)
+			die(EX_SOFTWARE, "enc_acts_view: scratch for %zu tokens, the chunk has %zu", donor->Nmax, Nm);
+		a->dx = donor->dx, a->dx1 = donor->dx1, a->dy = donor->dy, a->dh = donor->dh;
+		a->dctx = donor->dctx, a->dqkv = donor->dqkv, a->ones = donor->ones;
+	}
+	return a;
+}
+
+enc_acts *enc_acts_scratch(const enc_config *c, size_t tokens)
+{
+	enc_acts *a = xcalloc(1, sizeof *a);
+	size_t H = c->hidden, I = c->intermediate, Nm = tokens;
+	a->Nmax = Nm;
+	a->view = 1;   /* no forward arrays to free */
+#define ALLOC(field, n) a->field = xmalloc(xmul((n) + 1, sizeof(float)))
+	ALLOC(dx, Nm * H);
+	ALLOC(dx1, Nm * H);
+	ALLOC(dy, Nm * H);
+	ALLOC(dh, Nm * I);
+	ALLOC(dctx, Nm * H);
+	ALLOC(dqkv, Nm * 3 * H);
+	ALLOC(ones, Nm);
+#undef ALLOC
+	for (size_t i = 0; i < Nm; i++)
+		a->ones[i] = 1.0f;
+	return a;
+}
+
+size_t enc_acts_tokens(const enc_acts *a) { return a->Nmax; }
 
 static layer_acts acts_layer(const enc_config *c, enc_acts *a, int l)
 {
@@ -1520,30 +1610,19 @@ static layer_acts acts_layer(const enc_config *c, enc_acts *a, int l)
 	return la;
 }
 
+static void acts_setup(const enc_config *c, const enc_w *w, const int32_t *ids, const int32_t *lengths, int B,
+		       int T, const enc_dropout *drop, enc_acts *a);
+
 void enc_forward_train(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths,
 		       int B, int T, float *out, const enc_dropout *drop, enc_acts *a)
 {
-	if (B > a->Bmax || T > a->Tmax)
-		die(EX_SOFTWARE, "enc_forward_train: batch %dx%d exceeds the activations' %dx%d", B, T, a->Bmax, a->Tmax);
 	layout y;
 	make_layout(c, &y);
 	enc_w w;
 	w_flat(c, params, &y, &w);
-	if (a->valid)
-		batch_free(&a->bt);
-	/* keep our own copy of the ids and lengths (the compact [B][T] layout) */
-	memcpy(a->ids, ids, (size_t)B * T * sizeof(int32_t));
-	memcpy(a->len, lengths, (size_t)B * sizeof(int32_t));
-	a->B = B, a->T = T;
-	batch_pack(c, &a->bt, a->ids, a->len, B, T);
-	relpos_setup(c, &w, &a->bt);
-	a->valid = 1;
-	a->has_drop = drop != NULL;
-	if (drop)
-		a->drop = *drop;
+	acts_setup(c, &w, ids, lengths, B, T, drop, a);
 	dropctx d;
 	drop_setup(&d, c, drop);
-	position_ids(c, &a->bt, a->pos);
 	threads_begin();
 	embeddings_forward(c, &w, &a->bt, a->pos, a->emb_sum, a->emb_mean, a->emb_rstd, a->x0, &d);
 	for (int l = 0; l < c->layers; l++) {
@@ -1564,10 +1643,45 @@ void enc_set_grads_done(void (*done)(void *ctx, size_t offset, size_t count), vo
 	grads_done_ctx = ctx;
 }
 
+void enc_acts_resume(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths, int B,
+		     int T, float *out, const enc_dropout *drop, enc_acts *a)
+{
+	layout y;
+	make_layout(c, &y);
+	enc_w w;
+	w_flat(c, params, &y, &w);
+	acts_setup(c, &w, ids, lengths, B, T, drop, a);
+	free(w.layer);
+	unpack_output(c, &a->bt, a->xout + (size_t)(c->layers - 1) * a->Nmax * c->hidden, out);
+}
+
+/* what enc_forward_train records besides the computed activations: ids, lengths, packing, positions, masks */
+static void acts_setup(const enc_config *c, const enc_w *w, const int32_t *ids, const int32_t *lengths, int B,
+		       int T, const enc_dropout *drop, enc_acts *a)
+{
+	if (B > a->Bmax || T > a->Tmax)
+		die(EX_SOFTWARE, "enc_forward_train: batch %dx%d exceeds the activations' %dx%d", B, T, a->Bmax, a->Tmax);
+	if (a->valid)
+		batch_free(&a->bt);
+	/* keep our own copy of the ids and lengths (the compact [B][T] layout) */
+	memcpy(a->ids, ids, (size_t)B * T * sizeof(int32_t));
+	memcpy(a->len, lengths, (size_t)B * sizeof(int32_t));
+	a->B = B, a->T = T;
+	batch_pack(c, &a->bt, a->ids, a->len, B, T);
+	if (a->bt.N > a->Nmax)
+		die(EX_SOFTWARE, "enc_forward_train: %zu tokens exceed the activations' %zu", (size_t)a->bt.N, a->Nmax);
+	relpos_setup(c, w, &a->bt);
+	a->valid = 1;
+	a->has_drop = drop != NULL;
+	if (drop)
+		a->drop = *drop;
+	position_ids(c, &a->bt, a->pos);
+}
+
 void enc_backward(const enc_config *c, const float *params, enc_acts *a, const float *dout, float *grads)
 {
-	if (!a->valid)
-		die(EX_SOFTWARE, "enc_backward without enc_forward_train");
+	if (!a->valid || !a->dx)
+		die(EX_SOFTWARE, "enc_backward without enc_forward_train (or on a view without scratch)");
 	layout y;
 	make_layout(c, &y);
 	const batch *bt = &a->bt;

@@ -88,5 +88,16 @@ void enc_backward(const enc_config *c, const float *params, enc_acts *a, const f
  * count) after each layer with the range of grads that layer has finished, so that its allreduce can start
  * while the layers below are computed. NULL (the default) turns it off. */
 void enc_set_grads_done(void (*done)(void *ctx, size_t offset, size_t count), void *ctx);
+/* Kept activations (st-forward --run hands them to st-step): the floats one chunk's forward arrays take,
+ * packed to its real tokens; enc_acts_view lays them out in mem (which the caller owns and must keep while the
+ * view lives), with the backward scratch of donor (an enc_acts_scratch of at least that many tokens; NULL: a
+ * forward-only view). enc_acts_resume makes a view filled by enc_forward_train (in this or another process,
+ * same weights, ids, lengths and masks) ready for enc_backward and writes the same out, without recomputing. */
+size_t enc_acts_kept_floats(const enc_config *c, const int32_t *lengths, int B);
+enc_acts *enc_acts_view(const enc_config *c, const int32_t *lengths, int B, int T, float *mem, const enc_acts *donor);
+enc_acts *enc_acts_scratch(const enc_config *c, size_t tokens);
+size_t enc_acts_tokens(const enc_acts *a);
+void enc_acts_resume(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths, int B,
+		     int T, float *out, const enc_dropout *drop, enc_acts *a);
 
 #endif

@@ -268,6 +268,7 @@ void model_free(st_model *m)
 		free(m->params);
 	if (m->acts)
 		enc_acts_free(m->acts);
+	enc_acts_free(m->kept_scratch);
 	free(m->pooler);
 	free(m->prompt);
 	free(m->pool_skip_rows);
@@ -363,6 +364,9 @@ void model_embed(st_model *m, const int32_t *ids, const int32_t *lengths, int B,
 	free(tok);
 }
 
+static void heads_backward(st_model *m, enc_acts *a, const float *tok, const int32_t *lengths, int B, int T,
+			   const float *d_emb, float *grads);
+
 void model_embed_backward(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T,
 			  const enc_dropout *drop, const float *d_emb, float *grads)
 {
@@ -377,10 +381,56 @@ void model_embed_backward(st_model *m, const int32_t *ids, const int32_t *length
 		m->acts_T = T > m->acts_T ? T : m->acts_T;
 		m->acts = enc_acts_new(&m->enc, m->acts_B, m->acts_T);
 	}
-	size_t ntok = xmul(xmul((size_t)B, T), m->enc.hidden);
-	float *tok = xmalloc(xmul(ntok, sizeof(float)));
+	float *tok = xmalloc(xmul(xmul(xmul((size_t)B, T), m->enc.hidden), sizeof(float)));
 	enc_forward_train(&m->enc, m->params, ids, lengths, B, T, tok, drop, m->acts);
+	heads_backward(m, m->acts, tok, lengths, B, T, d_emb, grads);
+	free(tok);
+}
 
+size_t model_kept_floats(const st_model *m, const int32_t *lengths, int B)
+{
+	return enc_acts_kept_floats(&m->enc, lengths, B);
+}
+
+void model_embed_keep(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T, float *emb,
+		      const enc_dropout *drop, float *mem)
+{
+	if (B <= 0)
+		return;
+	enc_acts *a = enc_acts_view(&m->enc, lengths, B, T, mem, NULL);
+	float *tok = xmalloc(xmul(xmul(xmul((size_t)B, T), m->enc.hidden), sizeof(float)));
+	enc_forward_train(&m->enc, m->params, ids, lengths, B, T, tok, drop, a);
+	heads_forward(m, tok, lengths, B, T, emb, NULL, NULL);
+	free(tok);
+	enc_acts_free(a);
+}
+
+void model_embed_backward_kept(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T,
+			       const enc_dropout *drop, const float *d_emb, float *grads, float *mem)
+{
+	if (B <= 0)
+		return;
+	size_t tokens = 0;
+	for (int b = 0; b < B; b++)
+		tokens += (size_t)lengths[b];
+	tokens = (tokens + 15) & ~(size_t)15;
+	if (!m->kept_scratch || enc_acts_tokens(m->kept_scratch) < tokens) {
+		enc_acts_free(m->kept_scratch);
+		m->kept_scratch = enc_acts_scratch(&m->enc, tokens + tokens / 4);
+	}
+	enc_acts *a = enc_acts_view(&m->enc, lengths, B, T, mem, m->kept_scratch);
+	float *tok = xmalloc(xmul(xmul(xmul((size_t)B, T), m->enc.hidden), sizeof(float)));
+	enc_acts_resume(&m->enc, m->params, ids, lengths, B, T, tok, drop, a);
+	heads_backward(m, a, tok, lengths, B, T, d_emb, grads);
+	free(tok);
+	enc_acts_free(a);
+}
+
+/* pooling and heads with their inputs kept, then back through heads, pooling and encoder (activations a) */
+static void heads_backward(st_model *m, enc_acts *a, const float *tok, const int32_t *lengths, int B, int T,
+			   const float *d_emb, float *grads)
+{
+	size_t ntok = xmul(xmul((size_t)B, T), m->enc.hidden);
 	float *keep[MODEL_MAX_HEADS + 1], *keep_z[MODEL_MAX_HEADS];
 	for (int k = 0; k <= m->nheads; k++)
 		keep[k] = xmalloc(xmul((size_t)B * head_in_dim(m, k), sizeof(float)));
@@ -411,11 +461,10 @@ void model_embed_backward(st_model *m, const int32_t *ids, const int32_t *length
 	int32_t *skip = pool_skip(m, B);
 	model_pool_backward_skip(m->pool_modes, tok, lengths, skip, B, T, m->enc.hidden, g, dtok);
 	free(skip);
-	enc_backward(&m->enc, m->params, m->acts, dtok, grads);
+	enc_backward(&m->enc, m->params, a, dtok, grads);
 
 	free(g);
 	free(dtok);
-	free(tok);
 	for (int k = 0; k <= m->nheads; k++)
 		free(keep[k]);
 	for (int k = 0; k < m->nheads; k++)

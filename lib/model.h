@@ -34,6 +34,15 @@ void model_embed(st_model *m, const int32_t *ids, const int32_t *lengths, int B,
    back-propagate d_emb [B][dim]; grads (model_num_params floats) +=. */
 void model_embed_backward(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T,
                           const enc_dropout *drop, const float *d_emb, float *grads);
+/* Kept activations (docs/training.md): model_kept_floats is what one chunk's encoder activations take in
+   memory; model_embed_keep is model_embed computed as model_embed_backward computes it (bit for bit), leaving
+   the activations in mem; model_embed_backward_kept is model_embed_backward on a chunk whose activations
+   model_embed_keep left in mem (same weights, ids, lengths, drop), without the forward pass. */
+size_t model_kept_floats(const st_model *m, const int32_t *lengths, int B);
+void model_embed_keep(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T, float *emb,
+                      const enc_dropout *drop, float *mem);
+void model_embed_backward_kept(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T,
+                               const enc_dropout *drop, const float *d_emb, float *grads, float *mem);
 
 /* ---- beyond the agreed interface: building models (st-init) ---- */
 

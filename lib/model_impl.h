@@ -44,6 +44,7 @@ struct st_model {
 	float *pooler;            /* pooler.dense.weight [H][H] then .bias [H]; NULL for DistilBERT (written back, unused) */
 	enc_acts *acts;           /* kept by model_embed_backward */
 	int acts_B, acts_T;
+	enc_acts *kept_scratch;   /* backward scratch of model_embed_backward_kept, grown to the largest chunk */
 };
 
 void model_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

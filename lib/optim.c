@@ -10,6 +10,10 @@
 
 #include "st.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 void optim_config_default(optim_config *c, enum optim_kind kind)
 {
 	memset(c, 0, sizeof *c);
@@ -76,82 +80,158 @@ void optim_free(optim *o)
 	free(o);
 }
 
+/* One pass over the parameters for every tensor at once: each thread takes an equal slice of the flat buffers
+ * and updates the parts of the tensors in it (one parallel region instead of one per tensor, small tensors
+ * threaded too), reading the gradient times the clip coefficient (torch's clip_grad_norm_ multiplies the
+ * gradients in float32 first: the same product), and, with zero, leaving the gradient 0 for the next step
+ * (no separate memset pass). Vector square roots need -fno-math-errno (the Makefile gives it for this file; the
+ * argument is never negative); they round as sqrtf does, so the results are the scalar loops' bit for bit. */
+typedef struct adam_consts {
+	float decay, b1, one_b1, b2, one_b2, bc2_sqrt, neg_step, eps, neg_decay;
+	int hf, wd_on;
+} adam_consts;
+
 /* torch.optim.AdamW, _single_tensor_adamw: every tensor op runs in float32 with its Python-float scalar
  * rounded to float, so we do the same to stay within rounding of PyTorch step after step. */
-static void adamw_torch(float *p, float *m, float *v, const float *g, size_t n, double lr, double wd,
-                        double beta1, double beta2, double eps, int64_t t)
+static void adamw_torch(float *restrict p, float *restrict m, float *restrict v, float *restrict g, size_t n,
+                        const adam_consts *k, float scale, int zero)
 {
-	float decay = (float)(1.0 - lr * wd);
-	float b1 = (float)beta1, one_b1 = (float)(1.0 - beta1);
-	float b2 = (float)beta2, one_b2 = (float)(1.0 - beta2);
-	double bc1 = 1.0 - pow(beta1, (double)t);
-	double bc2 = 1.0 - pow(beta2, (double)t);
-	float bc2_sqrt = (float)sqrt(bc2);
-	float neg_step = (float)(-(lr / bc1));
-	float feps = (float)eps;
-	#pragma omp parallel for schedule(static) if (n > 65536)
+	float decay = k->decay, b1 = k->b1, one_b1 = k->one_b1, b2 = k->b2, one_b2 = k->one_b2;
+	float bc2_sqrt = k->bc2_sqrt, neg_step = k->neg_step, feps = k->eps;
+	#pragma omp simd
 	for (size_t i = 0; i < n; i++) {
+		float gi = scale != 1.0f ? g[i] * scale : g[i];
 		float pi = p[i] * decay;
-		float mi = m[i] * b1 + one_b1 * g[i];
-		float vi = v[i] * b2 + one_b2 * (g[i] * g[i]);
+		float mi = m[i] * b1 + one_b1 * gi;
+		float vi = v[i] * b2 + one_b2 * (gi * gi);
 		float denom = sqrtf(vi) / bc2_sqrt + feps;
 		m[i] = mi;
 		v[i] = vi;
+#ifdef __FMA__
+		p[i] = fmaf(neg_step, mi / denom, pi);   /* the contraction gcc makes of the scalar loop: same bits */
+#else
 		p[i] = pi + neg_step * (mi / denom);
+#endif
+		if (zero)
+			g[i] = 0.0f;
 	}
 }
 
 /* transformers.AdamW (the old fit default): Adam step with sqrt(bc2)/bc1 folded into the step size, then
  * decoupled decay p -= lr*wd*p on the updated weights. */
-static void adamw_hf(float *p, float *m, float *v, const float *g, size_t n, double lr, double wd,
-                     double beta1, double beta2, double eps, int correct_bias, int64_t t)
+static void adamw_hf(float *restrict p, float *restrict m, float *restrict v, float *restrict g, size_t n,
+                     const adam_consts *k, float scale, int zero)
 {
-	float b1 = (float)beta1, one_b1 = (float)(1.0 - beta1);
-	float b2 = (float)beta2, one_b2 = (float)(1.0 - beta2);
-	double step_size = lr;
-	if (correct_bias)
-		step_size = step_size * sqrt(1.0 - pow(beta2, (double)t)) / (1.0 - pow(beta1, (double)t));
-	float neg_step = (float)-step_size;
-	float feps = (float)eps;
-	float neg_decay = (float)(-lr * wd);
-	#pragma omp parallel for schedule(static) if (n > 65536)
+	float b1 = k->b1, one_b1 = k->one_b1, b2 = k->b2, one_b2 = k->one_b2, neg_step = k->neg_step, feps = k->eps;
+	float neg_decay = k->neg_decay;
+	int wd_on = k->wd_on;
+	#pragma omp simd
 	for (size_t i = 0; i < n; i++) {
-		float mi = m[i] * b1 + one_b1 * g[i];
-		float vi = v[i] * b2 + one_b2 * (g[i] * g[i]);
+		float gi = scale != 1.0f ? g[i] * scale : g[i];
+		float mi = m[i] * b1 + one_b1 * gi;
+		float vi = v[i] * b2 + one_b2 * (gi * gi);
 		float pi = p[i] + neg_step * (mi / (sqrtf(vi) + feps));
-		if (wd > 0)
+		if (wd_on)
 			pi = pi + neg_decay * pi;
 		m[i] = mi;
 		v[i] = vi;
 		p[i] = pi;
+		if (zero)
+			g[i] = 0.0f;
 	}
+}
+
+static void adam_setup(const optim_config *c, double lr, double wd, int64_t t, adam_consts *k)
+{
+	memset(k, 0, sizeof *k);
+	k->b1 = (float)c->beta1, k->one_b1 = (float)(1.0 - c->beta1);
+	k->b2 = (float)c->beta2, k->one_b2 = (float)(1.0 - c->beta2);
+	k->eps = (float)c->eps;
+	if (c->kind == OPTIM_ADAMW_HF) {
+		double step_size = lr;
+		if (c->correct_bias)
+			step_size = step_size * sqrt(1.0 - pow(c->beta2, (double)t)) / (1.0 - pow(c->beta1, (double)t));
+		k->hf = 1;
+		k->neg_step = (float)-step_size;
+		k->neg_decay = (float)(-lr * wd);
+		k->wd_on = wd > 0;
+	} else {
+		k->decay = (float)(1.0 - lr * wd);
+		k->bc2_sqrt = (float)sqrt(1.0 - pow(c->beta2, (double)t));
+		k->neg_step = (float)(-(lr / (1.0 - pow(c->beta1, (double)t))));
+	}
+}
+
+static void step_all(optim *o, float *params, float *grads, double lr, float scale, int zero)
+{
+	const optim_config *c = &o->cfg;
+	o->t++;
+	adam_consts kd, knd;   /* decayed tensors, the others */
+	adam_setup(c, lr, c->weight_decay, o->t, &kd);
+	adam_setup(c, lr, 0.0, o->t, &knd);
+	size_t covered = 0;
+	for (int i = 0; i < o->ntensors; i++)
+		if (!o->tensors[i].skip)
+			covered += o->tensors[i].count;
+	size_t n = o->n;
+	int par = n > 65536;
+	#pragma omp parallel if (par)
+	{
+		int nt = 1, id = 0;
+#ifdef _OPENMP
+		nt = omp_get_num_threads(), id = omp_get_thread_num();
+#endif
+		/* slices of whole cache lines */
+		size_t lo = (n * id / nt) & ~(size_t)15, hi = id == nt - 1 ? n : (n * (id + 1) / nt) & ~(size_t)15;
+		for (int i = 0; i < o->ntensors; i++) {
+			const optim_tensor *tp = &o->tensors[i];
+			size_t a = tp->offset > lo ? tp->offset : lo, b = tp->offset + tp->count < hi ? tp->offset + tp->count : hi;
+			if (tp->skip || a >= b)
+				continue;
+			const adam_consts *k = tp->no_decay ? &knd : &kd;
+			if (k->hf)
+				adamw_hf(params + a, o->m + a, o->v + a, grads + a, b - a, k, scale, zero);
+			else
+				adamw_torch(params + a, o->m + a, o->v + a, grads + a, b - a, k, scale, zero);
+		}
+	}
+	/* gradients the loop did not reach (skipped tensors, overlaps or gaps in the table) */
+	if (zero && covered != n)
+		memset(grads, 0, n * sizeof(float));
 }
 
 void optim_step(optim *o, float *params, const float *grads, double lr)
 {
-	const optim_config *c = &o->cfg;
-	o->t++;
-	for (int i = 0; i < o->ntensors; i++) {
-		const optim_tensor *tp = &o->tensors[i];
-		if (tp->skip || tp->count == 0)
-			continue;
-		double wd = tp->no_decay ? 0.0 : c->weight_decay;
-		size_t off = tp->offset;
-		if (c->kind == OPTIM_ADAMW_HF)
-			adamw_hf(params + off, o->m + off, o->v + off, grads + off, tp->count, lr, wd, c->beta1,
-			         c->beta2, c->eps, c->correct_bias, o->t);
-		else
-			adamw_torch(params + off, o->m + off, o->v + off, grads + off, tp->count, lr, wd, c->beta1,
-			            c->beta2, c->eps, o->t);
-	}
+	step_all(o, params, (float *)grads, lr, 1.0f, 0);
 }
 
+void optim_step_clipped(optim *o, float *params, float *grads, double lr, double clip_coef)
+{
+	step_all(o, params, grads, lr, clip_coef < 1.0 ? (float)clip_coef : 1.0f, 1);
+}
+
+/* The sum of squares in double, 8 lanes per thread added in a fixed order (vectorised; the order depends only on
+ * n and the thread count). */
 double optim_grad_norm(const float *grads, size_t n)
 {
 	double sum = 0;
-	#pragma omp parallel for reduction(+ : sum) schedule(static) if (n > 65536)
-	for (size_t i = 0; i < n; i++)
-		sum += (double)grads[i] * grads[i];
+	int par = n > 65536;
+	#pragma omp parallel if (par) reduction(+ : sum)
+	{
+		int nt = 1, id = 0;
+#ifdef _OPENMP
+		nt = omp_get_num_threads(), id = omp_get_thread_num();
+#endif
+		size_t lo = n * id / nt, hi = n * (id + 1) / nt;
+		double acc[8] = { 0 };
+		size_t i = lo;
+		for (; i + 8 <= hi; i += 8)
+			for (int j = 0; j < 8; j++)
+				acc[j] += (double)grads[i + j] * grads[i + j];
+		for (; i < hi; i++)
+			acc[0] += (double)grads[i] * grads[i];
+		sum += ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+	}
 	return sqrt(sum);
 }
 

@@ -57,6 +57,9 @@ void optim_free(optim *o);
 /* One update at learning rate lr (= base lr times the schedule's multiplier): t += 1, then for each tensor
  * not skipped, the AdamW formulas in float32 as torch computes them (single-tensor path). */
 void optim_step(optim *o, float *params, const float *grads, double lr);
+/* optim_step on grads times clip_coef (when < 1; clip_grad_norm_'s float product), in the same pass; the
+   gradients are left 0 for the next step. */
+void optim_step_clipped(optim *o, float *params, float *grads, double lr, double clip_coef);
 
 /* ---- gradient clipping ---- */
 

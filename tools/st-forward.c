@@ -12,6 +12,8 @@
 #include "stream.h"
 #include "model.h"
 #include "run.h"
+#include "acts.h"
+#include "trainenv.h"
 
 static const char usage[] =
 	"usage: st-forward --model DIR [--train --seed S] [options] < batches > batches\n"
@@ -31,6 +33,8 @@ static const char usage[] =
 	"                         waits for, after S seconds (default 600; 0: wait for ever)\n"
 	"  --seed S               dropout seed (default 42)\n"
 	"  --mini-batch-size N    rows per chunk (default 32)\n"
+	"  --keep-activations MIB with --run: keep a batch's activations for st-step (no second forward pass there)\n"
+	"                         when they take at most MIB MiB (default 1024; 0: never)\n"
 	"  --json                 write JSON Lines instead of msgpack\n"
 	"  --threads N            threads (default all cores)\n"
 	"  --help                 this text\n";
@@ -80,6 +84,10 @@ static void check_batch(const st_model *m, const st_tensor *ids, const st_tensor
 	}
 }
 
+/* the note naming the kept activations goes with st-forward, however it exits */
+static acts_out *kept_at_exit;
+static void close_kept(void) { acts_out_close(kept_at_exit); kept_at_exit = NULL; }
+
 int main(int argc, char **argv)
 {
 	struct timespec now;
@@ -89,14 +97,15 @@ int main(int argc, char **argv)
 	const char *model_path = NULL, *run_dir = NULL;
 	int train = 0, json = 0;
 	long seed = 42, mini = 32, objective = 0;
-	double wait_timeout = 600;
-	enum { O_MODEL = 256, O_TRAIN, O_RUN, O_OBJECTIVE, O_WAIT, O_SEED, O_MINI, O_JSON, O_THREADS };
+	double wait_timeout = 600, keep_mib = 1024;
+	enum { O_MODEL = 256, O_TRAIN, O_RUN, O_OBJECTIVE, O_WAIT, O_SEED, O_MINI, O_JSON, O_THREADS, O_KEEP };
 	static const struct option opts[] = {
 		{ "model", required_argument, 0, O_MODEL }, { "train", no_argument, 0, O_TRAIN },
 		{ "run", required_argument, 0, O_RUN }, { "objective", required_argument, 0, O_OBJECTIVE },
 		{ "wait-timeout", required_argument, 0, O_WAIT }, { "seed", required_argument, 0, O_SEED },
 		{ "mini-batch-size", required_argument, 0, O_MINI }, { "json", no_argument, 0, O_JSON },
-		{ "threads", required_argument, 0, O_THREADS }, { 0 } };
+		{ "threads", required_argument, 0, O_THREADS }, { "keep-activations", required_argument, 0, O_KEEP },
+		{ 0 } };
 	int c;
 	while ((c = st_getopt(argc, argv, opts, usage)) != -1) {
 		const char *a = argv[optind - 1];
@@ -112,6 +121,10 @@ int main(int argc, char **argv)
 				usage_error(usage, "--mini-batch-size must be positive");
 			break;
 		case O_JSON: json = 1; break;
+		case O_KEEP:
+			if ((keep_mib = st_parse_double(a, optarg)) < 0)
+				usage_error(usage, "--keep-activations must be 0 or more (MiB)");
+			break;
 		case O_THREADS: st_set_threads((int)st_parse_long(a, optarg)); break;
 		}
 	}
@@ -119,6 +132,8 @@ int main(int argc, char **argv)
 		usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	if (!model_path)
 		usage_error(usage, "--model DIR is required");
+	if (train)
+		train_spin_default(argv);
 	if (run_dir && run_is_model_dir(run_dir))
 		usage_error(usage, "--run %s is a model directory; the run directory is st-step's own: give a new one, e.g. "
 		            "st-forward --model %s --run run and st-step --model %s --run run", run_dir, run_dir, run_dir);
@@ -136,6 +151,14 @@ int main(int argc, char **argv)
 		model_bind_params(m, run_params(run));
 		seed = (long)run_seed(run);
 	}
+	/* the activations of each batch for st-step, within the budget (acts.h); without them st-step recomputes */
+	acts_out *keep = NULL;
+	if (run && keep_mib > 0 && !(keep = acts_out_create(run_dir, (int)objective, (size_t)(keep_mib * 1048576.0), err,
+	                                                    sizeof err)))
+		warn("%s: st-step will recompute the forward pass", err);
+	kept_at_exit = keep;
+	atexit(close_kept);
+	uint64_t *kept_table = NULL;
 
 	st_reader *r = st_reader_open(0, "stdin");
 	st_writer *w = st_writer_open(1, json);
@@ -191,6 +214,17 @@ int main(int argc, char **argv)
 		int64_t eshape[3] = { C, B, dim };
 		st_val *embv = st_tensor_new(ST_F32, 3, eshape);
 		float *emb = ST_F32P(&embv->t);
+		/* room for every chunk's activations, or none (over the budget) */
+		int per_col = (B + (int)mini - 1) / (int)mini;
+		float *kept = NULL;
+		if (keep) {
+			size_t floats = 0;
+			for (int c = 0; c < C; c++)
+				for (int r0 = 0; r0 < B; r0 += mini)
+					floats += model_kept_floats(m, ST_I32P(lens) + (size_t)c * B + r0, B - r0 < mini ? B - r0 : (int)mini);
+			kept = acts_out_begin(keep, (size_t)C * per_col, floats, &kept_table);
+		}
+		size_t kept_off = 0;
 		for (int c = 0; c < C; c++) {
 			for (int r0 = 0; r0 < B; r0 += mini) {
 				int rows = B - r0 < mini ? B - r0 : (int)mini;
@@ -215,11 +249,28 @@ int main(int argc, char **argv)
 				enc_dropout drop = { (uint64_t)seed, drop_step, c, r0 };
 				/* prompt tokens leave pooling when the model says include_prompt: false */
 				model_set_prompt_lengths(m, prompt ? prompt + (size_t)c * B + r0 : NULL, rows);
-				model_embed(m, chunk_ids, chunk_lens, rows, Tc, emb + ((size_t)c * B + r0) * dim,
-					    train ? &drop : NULL);
+				size_t chunk = (size_t)c * per_col + r0 / mini;
+				size_t need = kept ? model_kept_floats(m, chunk_lens, rows) : 0;
+				if (kept && need > 0) {   /* chunks without tokens: st-step skips them */
+					kept_table[chunk] = kept_off;
+					model_embed_keep(m, chunk_ids, chunk_lens, rows, Tc, emb + ((size_t)c * B + r0) * dim, &drop,
+					                 kept + kept_off);
+					kept_off += need;
+				} else {
+					if (kept)
+						kept_table[chunk] = UINT64_MAX;
+					model_embed(m, chunk_ids, chunk_lens, rows, Tc, emb + ((size_t)c * B + r0) * dim,
+						    train ? &drop : NULL);
+				}
 			}
 		}
 		st_set(rec, "embeddings", embv);
+		if (kept) {
+			acts_key key = { run_id(run), (uint64_t)drop_step,
+			                 acts_hash(ST_I32P(ids), ids->count, ST_I32P(lens), lens->count),
+			                 (int32_t)objective, (int32_t)mini, C, B, T, 0 };
+			acts_out_commit(keep, &key);
+		}
 		if (run) {   /* st-step checks that these embeddings come from its weights at this update */
 			st_set(rec, "run_id", st_str(run_stamp));
 			st_set(rec, "update", st_int((int64_t)drop_step));
@@ -233,6 +284,7 @@ int main(int argc, char **argv)
 	free(chunk_ids);
 	free(chunk_lens);
 	model_free(m);
+	close_kept();
 	if (run)
 		run_close(run);
 	return 0;

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "acts.h"
 #include "dist.h"
 #include "encoder.h"
 #include "hub.h"
@@ -25,6 +26,7 @@
 #include "run.h"
 #include "st.h"
 #include "stream.h"
+#include "trainenv.h"
 
 static const char usage[] =
 	"usage: st-step --run DIR (--model MODEL | --resume) [options] < batches-with-grad > log\n"
@@ -45,7 +47,8 @@ static const char usage[] =
 	"  --max-grad-norm X         clip the global gradient norm (default 1; 0 disables)\n"
 	"  --optimizer NAME          adamw (torch.optim.AdamW, default) or adamw-hf (transformers.AdamW)\n"
 	"  --eps X                   Adam epsilon (default 1e-8 for adamw, 1e-6 for adamw-hf)\n"
-	"  --mini-batch-size N       rows per re-forward and backward chunk (default 32): memory, not results\n"
+	"  --mini-batch-size N       rows per re-forward and backward chunk (default 32): memory, not results;\n"
+	"                            st-forward's activations are used (no re-forward) when its value is the same\n"
 	"  --seed S                  dropout seed, shared with st-forward through the run (default 42)\n"
 	"  --steps N                 total steps for the schedule (default: the batches' \"steps\")\n"
 	"  --max-steps N             stop after N global steps\n"
@@ -101,6 +104,8 @@ struct trainer {
 	int64_t batches;       /* batch records read */
 	int progress;
 	FILE *grad_out;
+	acts_in **kept;        /* [k] the activations st-forward kept (acts.h) */
+	int64_t reforwarded;   /* chunks of the current batch recomputed (GradCache) */
 	int rank, world;       /* data-parallel training (mpirun): rank 0 writes the model, checkpoints and log */
 };
 
@@ -370,9 +375,13 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	/* GradCache: the loss already holds dL/dE for the whole batch; re-forward each chunk of rows with the
 	 * masks st-forward used (keyed by seed, update, column, row) and back-propagate its rows of dL/dE. The
 	 * parameter gradients add up to those of one backward over the full batch. */
-	memset(t->grads, 0, t->n * sizeof(float));
 	const float *G = own ? own : ST_F32P(grad);
 	int mb = (int)t->o.mini_batch;
+	/* st-forward's activations of this very batch (same run, update, chunks and tokens), where it kept them */
+	acts_key key = { run_id(t->w), update, acts_hash(ST_I32P(ids), ids->count, L, len->count), objective, mb, C, B,
+	                 T, 0 };
+	int per_col = (B + mb - 1) / mb;
+	t->reforwarded = 0;
 	/* under mpirun the last chunk's backward starts the gradient's allreduce, bucket by bucket */
 	dist_reduce_begin(t->grads, t->n, (size_t)(t->o.bucket_mb * 1e6 / sizeof(float)));
 	int last_c = -1, last_r0 = -1;
@@ -395,7 +404,14 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 				memcpy(cids + (size_t)b * Tc, ST_I32P(ids) + ((size_t)c * B + r0 + b) * T, Tc * sizeof(int32_t));
 			enc_dropout drop = { t->o.seed, (int64_t)update, c, r0 };
 			model_set_prompt_lengths(t->m, P ? P + (size_t)c * B + r0 : NULL, rows);
-			model_embed_backward(t->m, cids, cl, rows, Tc, &drop, G + ((size_t)c * B + r0) * dim, t->grads);
+			float *kept = acts_in_find(t->kept[objective], &key, (size_t)c * per_col + r0 / mb);
+			if (kept)
+				model_embed_backward_kept(t->m, cids, cl, rows, Tc, &drop, G + ((size_t)c * B + r0) * dim, t->grads,
+				                          kept);
+			else {
+				t->reforwarded++;
+				model_embed_backward(t->m, cids, cl, rows, Tc, &drop, G + ((size_t)c * B + r0) * dim, t->grads);
+			}
 			enc_set_grads_done(NULL, NULL);
 			free(cids);
 		}
@@ -409,13 +425,13 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	}
 	if (t->grad_out && fwrite(t->grads, sizeof(float), t->n, t->grad_out) != t->n)
 		die(EX_IOERR, "cannot write %s", t->o.grad_out);
-	double norm = optim_clip_grad_norm(t->grads, t->n, t->o.max_grad_norm);
+	double norm = optim_grad_norm(t->grads, t->n);   /* the clip coefficient goes into the update's pass */
 	if (!isfinite(norm))
 		die(EX_DATAERR, "step %lld: the parameter gradient is %s (the model's backward overflowed): nothing of this "
 		    "step applied, no final model written; a lower --lr or --max-grad-norm may help (%s)",
 		    (long long)t->st.step, isnan(norm) ? "NaN" : "infinite", where);
 	double lr = t->o.lr * optim_sched_lambda(t->o.sched, t->st.step, t->st.warmup_steps, t->st.total_steps);
-	optim_step(t->opt[objective], model_params(t->m), t->grads, lr);
+	optim_step_clipped(t->opt[objective], model_params(t->m), t->grads, lr, optim_clip_coef(norm, t->o.max_grad_norm));
 	t->st.updates = update + 1;
 	run_publish(t->w, t->st.updates);
 
@@ -438,6 +454,7 @@ static void train_batch(struct trainer *t, const st_val *rec, int objective, con
 	st_set(log, "lr", st_float(lr));
 	st_set(log, "grad_norm", st_float(norm));
 	st_set(log, "examples_per_s", st_float(eps_rate));
+	st_set(log, "reforwarded", st_int(t->reforwarded));
 	st_write(t->out, log);
 	st_writer_flush(t->out);
 	st_free(log);
@@ -740,6 +757,7 @@ static void check_same_weights(struct trainer *t)
 int main(int argc, char **argv)
 {
 	st_tool_init("st-step", argc, argv, usage);
+	train_spin_default(argv);
 	struct trainer tr;
 	memset(&tr, 0, sizeof tr);
 	struct trainer *t = &tr;
@@ -850,7 +868,10 @@ int main(int argc, char **argv)
 		if (run_optim_read(path, t->opt, t->k, err, sizeof err) != 0)
 			die(EX_DATAERR, "%s", err);
 	}
-	t->grads = xcalloc(t->n, sizeof(float));
+	t->grads = xcalloc(t->n, sizeof(float));   /* zeroed again by each optimizer step (optim_step_clipped) */
+	t->kept = xcalloc(t->k, sizeof *t->kept);
+	for (int i = 0; i < t->k; i++)
+		t->kept[i] = acts_in_new(t->o.run_dir, i);
 
 	/* publish the starting weights before waiting for batches: st-forward needs them for the first one */
 	run_settings rs;
