@@ -14,10 +14,12 @@
 #include "gemm.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -114,17 +116,18 @@ TARGET_AVX512 static inline __attribute__((always_inline)) __mmask16 mask16(int 
 	return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
 
-/* C[mr x nr] = alpha A B + beta C for one tile. In A_COLS mode mr must be MR512 (rows past mr would be read). */
-TARGET_AVX512 static inline __attribute__((always_inline)) void micro512(const int amode, const int bdirect,
-	int kc, const float *restrict a, size_t lda, const float *restrict b, size_t ldb, float *C, size_t ldc,
-	int mr, int nr, float alpha, float beta)
+/* tile[r][0..31] = sum over k of op(A)(r, k) op(B)(k, 0..31), r < MR512, in 24 zmm accumulators. Kept apart
+ * from the update of C (and not inlined into it): with alpha, beta, masks and C's row pointers live as well,
+ * GCC ran out of the 32 zmm registers and re-read both B vectors from the stack for every FMA (half speed).
+ * In A_COLS mode MR512 rows of op(A) are read (the caller guarantees them). */
+TARGET_AVX512 static inline __attribute__((always_inline)) void micro512_sum(const int amode, const int bdirect,
+	int kc, const float *restrict a, size_t lda, const float *restrict b, size_t ldb, int mr, __mmask16 m0,
+	__mmask16 m1, float (*restrict tile)[NR512])
 {
 	__m512 acc[MR512][2];
 #pragma GCC unroll 12
 	for (int r = 0; r < MR512; r++)
 		acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-	/* masked loads and stores: lanes beyond nr are neither read nor written (and cannot fault) */
-	__mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
 	const float *row[MR512];
 	if (amode == A_ROWS)   /* rows past mr repeat the last one; their sums are not stored */
 #pragma GCC unroll 12
@@ -132,7 +135,7 @@ TARGET_AVX512 static inline __attribute__((always_inline)) void micro512(const i
 			row[r] = a + (r < mr ? r : mr - 1) * lda;
 	for (int k = 0; k < kc; k++) {
 		__m512 b0, b1;
-		if (bdirect) {
+		if (bdirect) {   /* masked loads: lanes beyond nr are neither read nor can fault */
 			b0 = _mm512_maskz_loadu_ps(m0, b);
 			b1 = _mm512_maskz_loadu_ps(m1, b + 16);
 			b += ldb;
@@ -152,13 +155,44 @@ TARGET_AVX512 static inline __attribute__((always_inline)) void micro512(const i
 		else if (amode == A_COLS)
 			a += lda;
 	}
-	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 12
 	for (int r = 0; r < MR512; r++) {
-		if (r >= mr)
-			break;
+		_mm512_store_ps(tile[r], acc[r][0]);
+		_mm512_store_ps(tile[r] + 16, acc[r][1]);
+	}
+}
+
+#define SUM512(NAME, AMODE, BDIRECT)                                                                           \
+	TARGET_AVX512 __attribute__((noinline)) static void NAME(int kc, const float *restrict a, size_t lda,   \
+		const float *restrict b, size_t ldb, int mr, __mmask16 m0, __mmask16 m1,                        \
+		float (*restrict tile)[NR512])                                                                 \
+	{                                                                                                      \
+		micro512_sum(AMODE, BDIRECT, kc, a, lda, b, ldb, mr, m0, m1, tile);                            \
+	}
+SUM512(sum512_pp, A_PACKED, 0)
+SUM512(sum512_pd, A_PACKED, 1)
+SUM512(sum512_rp, A_ROWS, 0)
+SUM512(sum512_rd, A_ROWS, 1)
+SUM512(sum512_cp, A_COLS, 0)
+SUM512(sum512_cd, A_COLS, 1)
+
+/* C[mr x nr] = alpha A B + beta C for one tile (masked loads and stores: nothing outside C is touched). */
+TARGET_AVX512 static inline __attribute__((always_inline)) void micro512(const int amode, const int bdirect,
+	int kc, const float *restrict a, size_t lda, const float *restrict b, size_t ldb, float *C, size_t ldc,
+	int mr, int nr, float alpha, float beta)
+{
+	__attribute__((aligned(64))) float tile[MR512][NR512];
+	__mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
+	if (amode == A_PACKED)
+		(bdirect ? sum512_pd : sum512_pp)(kc, a, lda, b, ldb, mr, m0, m1, tile);
+	else if (amode == A_ROWS)
+		(bdirect ? sum512_rd : sum512_rp)(kc, a, lda, b, ldb, mr, m0, m1, tile);
+	else
+		(bdirect ? sum512_cd : sum512_cp)(kc, a, lda, b, ldb, mr, m0, m1, tile);
+	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+	for (int r = 0; r < mr; r++) {
 		float *c = C + r * ldc;
-		__m512 x0 = _mm512_mul_ps(acc[r][0], va), x1 = _mm512_mul_ps(acc[r][1], va);
+		__m512 x0 = _mm512_mul_ps(_mm512_load_ps(tile[r]), va), x1 = _mm512_mul_ps(_mm512_load_ps(tile[r] + 16), va);
 		if (beta != 0) {   /* beta == 0: C may be garbage (NaN) and is not read */
 			x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), x0);
 			x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), x1);
@@ -439,13 +473,15 @@ static float *gemm_buffer(size_t floats)
 
 /* Row-major, arguments checked. Returns 0 when done, -1 when the buffer could not be allocated. */
 static int gemm_own(const struct gemm_kernel *kern, int ta, int tb, int M, int N, int K, float alpha,
-	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, int max_threads)
 {
 	int threads = 1;
 #ifdef _OPENMP
 	if (!omp_in_parallel())   /* inside a parallel region the caller already uses the cores */
 		threads = omp_get_max_threads();
 #endif
+	if (max_threads > 0 && threads > max_threads)
+		threads = max_threads;
 	double work = (double)M * N * K;
 	if (threads > 1 && work / threads < GEMM_MIN_WORK_PER_THREAD)
 		threads = work < 2.0 * GEMM_MIN_WORK_PER_THREAD ? 1 : (int)(work / GEMM_MIN_WORK_PER_THREAD);
@@ -479,50 +515,172 @@ static int gemm_own(const struct gemm_kernel *kern, int ta, int tb, int M, int N
 
 /* ---- dispatch ---- */
 
-static enum st_gemm_impl own_impl = ST_GEMM_BLAS, chosen_impl = ST_GEMM_BLAS;
+/* own_impl: the best own kernel the CPU runs. chosen[class]: what st_sgemm uses for small products (attention
+ * per head) and large ones (projections), decided by timing both candidates once per process (calibrate). */
+enum { CLASS_SMALL, CLASS_LARGE };
+static enum st_gemm_impl own_impl = ST_GEMM_BLAS, chosen[2] = { ST_GEMM_BLAS, ST_GEMM_BLAS };
+static double calib_gflops[2][2];   /* [class][0: OpenBLAS, 1: own], 0 when not measured */
+static const char *choice_reason = "no own kernel for this CPU";
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
-/* OpenBLAS cores whose sgemm kernels use AVX2 or better (or that are not x86); any other name is an
- * SSE-era fallback (Prescott, Core2, Nehalem, Atom, Sandybridge's AVX without FMA, ...). */
-static int openblas_core_is_modern(const char *name)
+/* Products of fewer multiply-adds than this count as small (attention per head up to L = 128 and hs = 32:
+ * 524288); the smallest projection (16 tokens x 384 x 384) has 2.4M. */
+#define GEMM_SMALL_WORK (1 << 20)
+
+static int work_class(int M, int N, int K)
 {
-	static const char *const modern[] = { "haswell", "skylakex", "cooperlake", "sapphirerapids", "zen",
-		"dhyana", "excavator" };
-	if (!name)
-		return 0;
-	for (size_t i = 0; i < sizeof modern / sizeof *modern; i++)
-		if (!strncasecmp(name, modern[i], strlen(modern[i])))
-			return 1;
-	return 0;
+	return (double)M * N * K < GEMM_SMALL_WORK ? CLASS_SMALL : CLASS_LARGE;
+}
+
+static double seconds_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* One calibration product, row-major C (m x n) = op(A) op(B), on one thread: OpenBLAS (own == 0) or the own
+ * kernel. */
+static void calib_run(int own, const struct gemm_kernel *kern, int ta, int tb, int m, int n, int k, const float *A,
+	const float *B, float *C)
+{
+	int lda = ta ? m : k, ldb = tb ? k : n;
+	if (own)
+		gemm_own(kern, ta, tb, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, n, 1);
+	else
+		cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
+			1.0f, A, lda, B, ldb, 0.0f, C, n);
+}
+
+/* Times OpenBLAS and the own kernel on the shapes the encoder runs, on one thread (the encoder calls st_sgemm
+ * from each of its threads), and keeps the faster per class. About 3 ms of CPU time with fast kernels (6 ms where
+ * OpenBLAS falls back to SSE3), paid once per process on the first product rather than cached on disk: a cache would
+ * go stale with the library, the CPU (a migrated VM), OPENBLAS_CORETYPE or the thread settings, and every
+ * process would need a writable place to keep it. Candidates take turns and the fastest of several rounds
+ * counts, so a busy machine slows both alike and does not decide. */
+static void calibrate(const struct gemm_kernel *kern)
+{
+	/* large: a row block of a projection x W^T (N T) and its FFN sibling; small: attention's q k^T (N T) and
+	 * p v (N N) for a sequence of 32 tokens, head size 32 */
+	static const struct { int cls, ta, tb, m, n, k, reps; } shapes[] = {
+		{ CLASS_LARGE, 0, 1, 192, 384, 384, 1 },
+		{ CLASS_SMALL, 0, 1, 32, 32, 32, 20 },
+		{ CLASS_SMALL, 0, 0, 32, 32, 32, 20 },
+	};
+	enum { NSHAPES = sizeof shapes / sizeof *shapes, ROUNDS = 4 };
+	size_t most = 0;
+	for (int i = 0; i < NSHAPES; i++) {
+		size_t f = (size_t)shapes[i].m * shapes[i].k + (size_t)shapes[i].k * shapes[i].n +
+			   (size_t)shapes[i].m * shapes[i].n;
+		most = f > most ? f : most;
+	}
+	float *mem = malloc(most * sizeof(float));
+	if (!mem) {
+		choice_reason = "OpenBLAS (no memory to time the kernels)";
+		return;
+	}
+	uint32_t x = 12345;
+	for (size_t i = 0; i < most; i++) {   /* values in [-0.5, 0.5): no denormals, no overflow */
+		x = x * 1664525u + 1013904223u;
+		mem[i] = (float)(x >> 8) / (1 << 24) - 0.5f;
+	}
+	/* OpenBLAS on one thread too (a pthreads build threads by itself) */
+	int blas_threads = openblas_get_num_threads();
+	if (blas_threads != 1)
+		openblas_set_num_threads(1);
+	double best[NSHAPES][2];
+	for (int i = 0; i < NSHAPES; i++)
+		best[i][0] = best[i][1] = 1e30;
+	for (int round = -1; round < ROUNDS; round++)   /* round -1 warms up (buffers, pages, thread setup) */
+		for (int i = 0; i < NSHAPES; i++)
+			for (int own = 0; own < 2; own++) {
+				const float *A = mem, *B = A + (size_t)shapes[i].m * shapes[i].k;
+				float *C = (float *)B + (size_t)shapes[i].k * shapes[i].n;
+				double t0 = seconds_now();
+				for (int r = 0; r < shapes[i].reps; r++)
+					calib_run(own, kern, shapes[i].ta, shapes[i].tb, shapes[i].m, shapes[i].n, shapes[i].k,
+						A, B, C);
+				double t = (seconds_now() - t0) / shapes[i].reps;
+				if (round >= 0 && t < best[i][own])
+					best[i][own] = t;
+			}
+	if (blas_threads != 1)
+		openblas_set_num_threads(blas_threads);
+	free(mem);
+	for (int cls = 0; cls < 2; cls++) {
+		double flops = 0, t[2] = { 0, 0 };
+		for (int i = 0; i < NSHAPES; i++)
+			if (shapes[i].cls == cls) {
+				flops += 2.0 * shapes[i].m * shapes[i].n * shapes[i].k;
+				t[0] += best[i][0];
+				t[1] += best[i][1];
+			}
+		calib_gflops[cls][0] = flops / t[0] * 1e-9;
+		calib_gflops[cls][1] = flops / t[1] * 1e-9;
+		/* a tie goes to the own kernel: it is the one that runs the same everywhere */
+		chosen[cls] = t[0] < 0.97 * t[1] ? ST_GEMM_BLAS : own_impl;
+	}
+	choice_reason = "timed";
 }
 
 static void choose(void)
 {
+	const struct gemm_kernel *kern = NULL;
 #ifdef GEMM_X86
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx512f"))
-		own_impl = ST_GEMM_AVX512;
+		own_impl = ST_GEMM_AVX512, kern = &kernel512;
 	else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-		own_impl = ST_GEMM_AVX2;
+		own_impl = ST_GEMM_AVX2, kern = &kernel256;
 #endif
-	chosen_impl = openblas_core_is_modern(openblas_get_corename()) ? ST_GEMM_BLAS : own_impl;
 	const char *force = getenv("ST_GEMM");
 	if (force && *force) {
+		enum st_gemm_impl f = ST_GEMM_BLAS;
+		int known = 1;
 		if (!strcmp(force, "blas"))
-			chosen_impl = ST_GEMM_BLAS;
+			f = ST_GEMM_BLAS;
 		else if (!strcmp(force, "own"))
-			chosen_impl = own_impl;
-		else if (!strcmp(force, "avx2") && own_impl != ST_GEMM_BLAS)
-			chosen_impl = ST_GEMM_AVX2;   /* every AVX-512F CPU we run on has AVX2 + FMA */
-		else if (!strcmp(force, "avx512") && own_impl == ST_GEMM_AVX512)
-			chosen_impl = ST_GEMM_AVX512;
+			f = own_impl;
+		else if (!strcmp(force, "avx2"))   /* every AVX-512F CPU we run on has AVX2 + FMA */
+			f = own_impl != ST_GEMM_BLAS ? ST_GEMM_AVX2 : ST_GEMM_BLAS;
+		else if (!strcmp(force, "avx512"))
+			f = own_impl == ST_GEMM_AVX512 ? ST_GEMM_AVX512 : ST_GEMM_BLAS;
+		else
+			known = 0;
+		if (known) {
+			chosen[CLASS_SMALL] = chosen[CLASS_LARGE] = f;
+			choice_reason = "forced by ST_GEMM";
+			return;
+		}
 	}
+	if (kern)
+		calibrate(kern);
 }
 
 enum st_gemm_impl st_gemm_impl(void)
 {
 	pthread_once(&choose_once, choose);
-	return chosen_impl;
+	return chosen[CLASS_LARGE];
+}
+
+enum st_gemm_impl st_gemm_impl_for(int M, int N, int K)
+{
+	pthread_once(&choose_once, choose);
+	return chosen[work_class(M, N, K)];
+}
+
+const char *st_gemm_choice(char *buf, size_t len)
+{
+	pthread_once(&choose_once, choose);
+	if (calib_gflops[CLASS_LARGE][0] > 0)
+		snprintf(buf, len, "projections %s (OpenBLAS %.0f, own %.0f GFLOP/s), attention %s (OpenBLAS %.0f, own "
+			"%.0f GFLOP/s), timed on one thread", st_gemm_impl_name(chosen[CLASS_LARGE]),
+			calib_gflops[CLASS_LARGE][0], calib_gflops[CLASS_LARGE][1], st_gemm_impl_name(chosen[CLASS_SMALL]),
+			calib_gflops[CLASS_SMALL][0], calib_gflops[CLASS_SMALL][1]);
+	else
+		snprintf(buf, len, "projections %s, attention %s (%s)", st_gemm_impl_name(chosen[CLASS_LARGE]),
+			st_gemm_impl_name(chosen[CLASS_SMALL]), choice_reason);
+	return buf;
 }
 
 enum st_gemm_impl st_gemm_own_impl(void)
@@ -576,7 +734,7 @@ void st_sgemm_with(enum st_gemm_impl impl, enum CBLAS_ORDER order, enum CBLAS_TR
 		gemm_scale(M, N, beta, C, ldc);
 		return;
 	}
-	if (gemm_own(kern, tra, trb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+	if (gemm_own(kern, tra, trb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0))
 		cblas_sgemm(CblasRowMajor, tra ? CblasTrans : CblasNoTrans, trb ? CblasTrans : CblasNoTrans, M, N,
 			K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -590,5 +748,5 @@ void st_sgemm_own(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TR
 void st_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K,
 	float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-	st_sgemm_with(st_gemm_impl(), order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+	st_sgemm_with(st_gemm_impl_for(M, N, K), order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
