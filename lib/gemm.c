@@ -274,6 +274,51 @@ TARGET_AVX512 static inline __attribute__((always_inline)) void pack512_copy(con
 	}
 }
 
+/* dst[k * 32 + c] = src[c * ld + k] for c < n (zero for n <= c < 32), k < kc: the transposing B pack (op(B) =
+ * B^T, the x W^T of every projection). Blocks of 16 rows x 16 k are transposed in registers (unpack, shuffle,
+ * two 128-bit lane shuffles) and stored as whole 64-byte half rows of the panel. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void pack512_transpose32(int n, int kc, const float *src,
+	size_t ld, float *restrict dst)
+{
+	for (int c0 = 0; c0 < 32; c0 += 16) {
+		const float *s0 = src + (size_t)c0 * ld;
+		for (int k0 = 0; k0 < kc; k0 += 16) {
+			__mmask16 km = mask16(kc - k0);
+			__m512 r[16], t[16], u[16];
+#pragma GCC unroll 16
+			for (int i = 0; i < 16; i++)
+				r[i] = c0 + i < n ? _mm512_maskz_loadu_ps(km, s0 + i * ld + k0) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+			for (int i = 0; i < 16; i += 2) {
+				t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+				t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+			}
+			/* u[4 g + j], lane l: rows 4 g .. 4 g + 3 at k = 4 l + j */
+#pragma GCC unroll 4
+			for (int g = 0; g < 4; g++) {
+				u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+				u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
+				u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+				u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+			}
+			float *d = dst + (size_t)k0 * 32 + c0;
+			int kn = kc - k0 < 16 ? kc - k0 : 16;
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++) {
+				__m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);
+				__m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+				__m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
+				__m512 o[4] = { _mm512_shuffle_f32x4(v0, w0, 0x88), _mm512_shuffle_f32x4(v1, w1, 0x88),
+					_mm512_shuffle_f32x4(v0, w0, 0xdd), _mm512_shuffle_f32x4(v1, w1, 0xdd) };
+#pragma GCC unroll 4
+				for (int l = 0; l < 4; l++)   /* o[l] holds k = k0 + 4 l + j */
+					if (4 * l + j < kn)
+						_mm512_store_ps(d + (size_t)(4 * l + j) * 32, o[l]);
+			}
+		}
+	}
+}
+
 TARGET_AVX512 static void pack_a512(int mr, int kc, const float *A, size_t lda, int trans, float *Ap)
 {
 	if (trans)
@@ -287,7 +332,7 @@ TARGET_AVX512 static void pack_b512(int kc, int nc, const float *B, size_t ldb, 
 	for (int j = 0; j < nc; j += NR512) {
 		int nr = min_int(NR512, nc - j);
 		if (trans)
-			pack512_transpose(NR512, nr, kc, B + j * ldb, ldb, Bp + (size_t)j * kc);
+			pack512_transpose32(nr, kc, B + j * ldb, ldb, Bp + (size_t)j * kc);
 		else
 			pack512_copy(NR512, nr, kc, B + j, ldb, Bp + (size_t)j * kc);
 	}
@@ -412,7 +457,7 @@ static void gemm_part(const struct gemm_kernel *kern, int ta, int tb, int m, int
 	for (int jc = 0; jc < n; jc += p.nc) {
 		int nc = min_int(p.nc, n - jc);
 		/* few B panels per A panel: packing A would cost about as much as using it */
-		int a_mode = nc > GEMM_DIRECT_A_MAX_N ? A_PACKED : ta ? A_COLS : A_ROWS;
+		int a_mode = !ta ? A_ROWS : nc > GEMM_DIRECT_A_MAX_N ? A_PACKED : A_COLS;
 		if (!kern->macro[a_mode][p.b_direct])
 			a_mode = A_PACKED;
 		for (int pc = 0; pc < k; pc += p.kc) {
