@@ -52,6 +52,7 @@ get() { sed -n "s/^$1=//p" "$2" | tail -1; }
 best() { printf '%s\n' "$@" | sort -g | tail -1; }
 ratio() { echo "$1 $2" | awk '{ if ($2 > 0) printf "%.2f", $1 / $2; else printf "-" }'; }
 now() { date +%s.%N; }
+TIME=; [ -x /usr/bin/time ] && TIME="/usr/bin/time -f %U:%S"   # CPU seconds, user:system
 
 # ---- whole process ----
 # The model: st-init's MiniLM-L6-H384 shape with a vocabulary in which word wN is token N, so that the anchors
@@ -74,20 +75,21 @@ whole() {   # whole LO HI: texts of LO..HI tokens, [CLS] and [SEP] included
 	# useful FLOPs: projections 2 (4 H^2 + 2 H I) per token and layer, attention 4 L^2 H per text and layer
 	flops=$(awk '{ L = NF + 2; f += 6 * (2 * (4 * 384 * 384 + 2 * 384 * 1536) * L + 4 * L * L * 384) } END { printf "%.0f", f }' "$t")
 	mean=$(awk '{ s += NF + 2 } END { printf "%.1f", s / NR }' "$t")
-	s_runs= b_runs= o_runs= p_runs=
+	s_runs= b_runs= o_runs= p_runs= s_cpu= o_cpu= p_cpu=
 	r=0
 	while [ $r -lt "$ROUNDS" ]; do
-		t0=$(now); bin/st-encode --model "$W/m" --threads "$THREADS" --format f32 < "$t" > "$W/st.f32"; t1=$(now)
+		t0=$(now); $TIME bin/st-encode --model "$W/m" --threads "$THREADS" --format f32 < "$t" > "$W/st.f32" 2> "$W/time"; t1=$(now)
 		s_runs="$s_runs $(echo "$TEXTS $t0 $t1" | awk '{ printf "%.1f", $1 / ($3 - $2) }')"
+		[ -z "$TIME" ] || s_cpu="$s_cpu $(tail -1 "$W/time" | awk -F: -v n="$TEXTS" '{ printf "%.1f", n / ($1 + $2) }')"
 		t0=$(now); ST_GEMM=blas bin/st-encode --model "$W/m" --threads "$THREADS" --format f32 < "$t" > /dev/null; t1=$(now)
 		b_runs="$b_runs $(echo "$TEXTS $t0 $t1" | awk '{ printf "%.1f", $1 / ($3 - $2) }')"
 		if [ "$ort_model" = 1 ]; then
 			node bench/encode_texts_onnx.js "$W/m.onnx" "$t" "$THREADS" 32 1 > "$W/o" &&
-				o_runs="$o_runs $(get sentences_per_s "$W/o")"
+				o_runs="$o_runs $(get sentences_per_s "$W/o")" && o_cpu="$o_cpu $(get sentences_per_cpu_s "$W/o")"
 		fi
 		if [ "$have_torch" = 1 ] && [ $r = 0 ]; then   # PyTorch is far behind: one round is enough to place it
 			$PY bench/encode_torch.py --texts "$W/m" "$t" "$THREADS" 32 1 > "$W/p" 2>/dev/null &&
-				p_runs="$p_runs $(get sentences_per_s "$W/p")"
+				p_runs="$p_runs $(get sentences_per_s "$W/p")" && p_cpu="$p_cpu $(get sentences_per_cpu_s "$W/p")"
 		fi
 		r=$((r + 1))
 	done
@@ -109,6 +111,13 @@ whole() {   # whole LO HI: texts of LO..HI tokens, [CLS] and [SEP] included
 	if [ -n "$p_runs" ]; then
 		pb=$(best $p_runs)
 		echo "PyTorch $(get torch_version "$W/p") forward + pooling: $pb sentences/s; ratio st-encode / PyTorch: $(ratio "$sb" "$pb")"
+	fi
+	if [ -n "$s_cpu" ]; then   # on a shared machine wall time follows the load; CPU time much less so
+		line="per CPU-second (user + system, all threads; st-encode's whole process, the anchors' runs only):"
+		line="$line st-encode $(best $s_cpu)"
+		[ -z "$o_cpu" ] || line="$line, ONNX Runtime $(best $o_cpu) (ratio $(ratio "$(best $s_cpu)" "$(best $o_cpu)"))"
+		[ -z "$p_cpu" ] || line="$line, PyTorch $(best $p_cpu)"
+		echo "$line sentences"
 	fi
 }
 whole 16 32

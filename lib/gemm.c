@@ -5,11 +5,11 @@
  * in MR * NR/W vector registers. Loops, outermost first:
  *   jc: op(B)'s columns in blocks of nc   (the packed block kc x nc stays in L2)
  *   pc: K in blocks of kc                 (pack op(B)[pc.., jc..] into NR-column panels)
- *   ir: op(A)'s rows in panels of MR      (pack op(A)[ir.., pc..]: MR x kc, stays in L1)
+ *   ir: op(A)'s rows in panels of MR      (MR rows of A in place, or a packed MR x kc panel; stays in L1)
  *   jr: the NR-column panels of the block (the micro-kernel: C[ir.., jc+jr..] += A panel x B panel)
- * Packing only pays when a panel is reused many times, so small products (attention: L x L x 32,
- * L x 32 x L) read op(A) in place when few B panels use it and op(B) in place when few A panels do and it is
- * not transposed (the "direct" modes of the AVX-512 kernel).
+ * Packing only pays when a panel is reused many times and reading in place would be slow: the AVX-512 kernel
+ * broadcasts from MR rows of A in place (op(A) not transposed), or from its columns when few B panels use
+ * them, and reads op(B) in place when few A panels use it and it is not transposed (the "direct" modes).
  * Threads take disjoint row (or column) ranges of C and run the loops above on their own packed copies. */
 #include "gemm.h"
 
@@ -33,8 +33,8 @@
 #define GEMM_KC 384
 /* L2 bytes assumed when sysconf cannot tell; the packed B block takes half of L2. */
 #define GEMM_L2_DEFAULT (1 << 20)
-/* op(A) is read in place when at most this many columns of C use each panel (a packed panel would be
- * reused fewer than 4 times). */
+/* A transposed op(A) is read in place when at most this many columns of C use each panel (a packed panel
+ * would be reused fewer than 4 times); op(A) not transposed is always read in place (12 row streams). */
 #define GEMM_DIRECT_A_MAX_N 128
 /* op(B) (not transposed) is read in place when a thread has at most this many rows of C. */
 #define GEMM_DIRECT_B_MAX_M 48
@@ -456,7 +456,7 @@ static void gemm_part(const struct gemm_kernel *kern, int ta, int tb, int m, int
 	float *Ap = buf, *Bp = buf + p.a_floats;
 	for (int jc = 0; jc < n; jc += p.nc) {
 		int nc = min_int(p.nc, n - jc);
-		/* few B panels per A panel: packing A would cost about as much as using it */
+		/* rows of A are read in place (MR streams through L1); columns only when few B panels use them */
 		int a_mode = !ta ? A_ROWS : nc > GEMM_DIRECT_A_MAX_N ? A_PACKED : A_COLS;
 		if (!kern->macro[a_mode][p.b_direct])
 			a_mode = A_PACKED;
