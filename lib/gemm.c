@@ -629,8 +629,10 @@ static void calibrate(const struct gemm_kernel *kern)
 		x = x * 1664525u + 1013904223u;
 		mem[i] = (float)(x >> 8) / (1 << 24) - 0.5f;
 	}
-	/* OpenBLAS on one thread too (a pthreads build threads by itself) */
-	int blas_threads = openblas_get_num_threads();
+	/* OpenBLAS on one thread too. A pthreads build threads by itself; in an OpenMP build,
+	 * openblas_set_num_threads would set OpenMP's count for the whole process, so it is left alone there
+	 * (where it runs threaded, the comparison leans to OpenBLAS: the choice of st before timing existed). */
+	int blas_threads = openblas_get_parallel() == 1 ? openblas_get_num_threads() : 1;
 	if (blas_threads != 1)
 		openblas_set_num_threads(1);
 	double best[NSHAPES][2];
