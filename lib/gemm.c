@@ -598,8 +598,8 @@ static void calib_run(int own, const struct gemm_kernel *kern, int ta, int tb, i
 }
 
 /* Times OpenBLAS and the own kernel on the shapes the encoder runs, on one thread (the encoder calls st_sgemm
- * from each of its threads), and keeps the faster per class. About 3 ms of CPU time with fast kernels (6 ms where
- * OpenBLAS falls back to SSE3), paid once per process on the first product rather than cached on disk: a cache would
+ * from each of its threads), and keeps the faster per class. About 8-15 ms of CPU time (OpenBLAS's first-call
+ * setup and page faults of the scratch matrices included), paid once per process on the first product rather than cached on disk: a cache would
  * go stale with the library, the CPU (a migrated VM), OPENBLAS_CORETYPE or the thread settings, and every
  * process would need a writable place to keep it. Candidates take turns and the fastest of several rounds
  * counts, so a busy machine slows both alike and does not decide. */
@@ -608,11 +608,11 @@ static void calibrate(const struct gemm_kernel *kern)
 	/* large: a row block of a projection x W^T (N T) and its FFN sibling; small: attention's q k^T (N T) and
 	 * p v (N N) for a sequence of 32 tokens, head size 32 */
 	static const struct { int cls, ta, tb, m, n, k, reps; } shapes[] = {
-		{ CLASS_LARGE, 0, 1, 192, 384, 384, 1 },
-		{ CLASS_SMALL, 0, 1, 32, 32, 32, 20 },
-		{ CLASS_SMALL, 0, 0, 32, 32, 32, 20 },
+		{ CLASS_LARGE, 0, 1, 96, 384, 384, 1 },
+		{ CLASS_SMALL, 0, 1, 32, 32, 32, 10 },
+		{ CLASS_SMALL, 0, 0, 32, 32, 32, 10 },
 	};
-	enum { NSHAPES = sizeof shapes / sizeof *shapes, ROUNDS = 4 };
+	enum { NSHAPES = sizeof shapes / sizeof *shapes, ROUNDS = 3 };
 	size_t most = 0;
 	for (int i = 0; i < NSHAPES; i++) {
 		size_t f = (size_t)shapes[i].m * shapes[i].k + (size_t)shapes[i].k * shapes[i].n +
@@ -624,11 +624,8 @@ static void calibrate(const struct gemm_kernel *kern)
 		choice_reason = "OpenBLAS (no memory to time the kernels)";
 		return;
 	}
-	uint32_t x = 12345;
-	for (size_t i = 0; i < most; i++) {   /* values in [-0.5, 0.5): no denormals, no overflow */
-		x = x * 1664525u + 1013904223u;
-		mem[i] = (float)(x >> 8) / (1 << 24) - 0.5f;
-	}
+	for (size_t i = 0; i < most; i++)   /* values in [-0.5, 0.5]: no denormals, no overflow */
+		mem[i] = (float)(int)(i * 37 % 101) * 0.01f - 0.5f;
 	/* OpenBLAS on one thread too. A pthreads build threads by itself; in an OpenMP build,
 	 * openblas_set_num_threads would set OpenMP's count for the whole process, so it is left alone there
 	 * (where it runs threaded, the comparison leans to OpenBLAS: the choice of st before timing existed). */
