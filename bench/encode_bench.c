@@ -158,7 +158,9 @@ int main(int argc, char **argv)
 	printf("projection_gflop=%.2f\nattention_gflop=%.2f\n", flops / 1e9, att / 1e9);
 	printf("effective_gflops=%.1f\n", (flops + att) / best / 1e9);
 	printf("sgemm_gflops=%.1f\n", layer_flops / gbest / 1e9);
-	printf("st_sgemm_gflops=%.1f\ngemm_impl=%s\n", layer_flops / obest / 1e9, st_gemm_impl_name(st_gemm_impl()));
+	char choice[300];
+	printf("st_sgemm_gflops=%.1f\ngemm_impl=%s\ngemm_choice=%s\n", layer_flops / obest / 1e9,
+	       st_gemm_impl_name(st_gemm_impl()), st_gemm_choice(choice, sizeof choice));
 	free(a), free(wt), free(o), free(params), free(ids), free(len), free(out), free(all_ids), free(all_len);
 	return 0;
 }

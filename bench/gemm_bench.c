@@ -20,6 +20,11 @@ struct shape {
 };
 
 static const struct shape shapes[] = {
+	{ "x W^T, out proj, 768 tok", 0, 1, 768, 384, 384 },
+	{ "x W^T, qkv, 768 tok", 0, 1, 768, 1152, 384 },
+	{ "x W^T, ffn up, 768 tok", 0, 1, 768, 1536, 384 },
+	{ "x W^T, ffn down, 768 tok", 0, 1, 768, 384, 1536 },
+	{ "x W^T, qkv, 96 tok", 0, 1, 96, 1152, 384 },
 	{ "x W^T, qkv/out proj", 0, 1, 1024, 384, 384 },
 	{ "x W^T, ffn up", 0, 1, 1024, 1536, 384 },
 	{ "x W^T, ffn down", 0, 1, 1024, 384, 1536 },

@@ -5,19 +5,21 @@
  * in MR * NR/W vector registers. Loops, outermost first:
  *   jc: op(B)'s columns in blocks of nc   (the packed block kc x nc stays in L2)
  *   pc: K in blocks of kc                 (pack op(B)[pc.., jc..] into NR-column panels)
- *   ir: op(A)'s rows in panels of MR      (pack op(A)[ir.., pc..]: MR x kc, stays in L1)
+ *   ir: op(A)'s rows in panels of MR      (MR rows of A in place, or a packed MR x kc panel; stays in L1)
  *   jr: the NR-column panels of the block (the micro-kernel: C[ir.., jc+jr..] += A panel x B panel)
- * Packing only pays when a panel is reused many times, so small products (attention: L x L x 32,
- * L x 32 x L) read op(A) in place when few B panels use it and op(B) in place when few A panels do and it is
- * not transposed (the "direct" modes of the AVX-512 kernel).
+ * Packing only pays when a panel is reused many times and reading in place would be slow: the AVX-512 kernel
+ * broadcasts from MR rows of A in place (op(A) not transposed), or from its columns when few B panels use
+ * them, and reads op(B) in place when few A panels use it and it is not transposed (the "direct" modes).
  * Threads take disjoint row (or column) ranges of C and run the loops above on their own packed copies. */
 #include "gemm.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -31,8 +33,8 @@
 #define GEMM_KC 384
 /* L2 bytes assumed when sysconf cannot tell; the packed B block takes half of L2. */
 #define GEMM_L2_DEFAULT (1 << 20)
-/* op(A) is read in place when at most this many columns of C use each panel (a packed panel would be
- * reused fewer than 4 times). */
+/* A transposed op(A) is read in place when at most this many columns of C use each panel (a packed panel
+ * would be reused fewer than 4 times); op(A) not transposed is always read in place (12 row streams). */
 #define GEMM_DIRECT_A_MAX_N 128
 /* op(B) (not transposed) is read in place when a thread has at most this many rows of C. */
 #define GEMM_DIRECT_B_MAX_M 48
@@ -114,17 +116,18 @@ TARGET_AVX512 static inline __attribute__((always_inline)) __mmask16 mask16(int 
 	return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
 
-/* C[mr x nr] = alpha A B + beta C for one tile. In A_COLS mode mr must be MR512 (rows past mr would be read). */
-TARGET_AVX512 static inline __attribute__((always_inline)) void micro512(const int amode, const int bdirect,
-	int kc, const float *restrict a, size_t lda, const float *restrict b, size_t ldb, float *C, size_t ldc,
-	int mr, int nr, float alpha, float beta)
+/* tile[r][0..31] = sum over k of op(A)(r, k) op(B)(k, 0..31), r < MR512, in 24 zmm accumulators. Kept apart
+ * from the update of C (and not inlined into it): with alpha, beta, masks and C's row pointers live as well,
+ * GCC ran out of the 32 zmm registers and re-read both B vectors from the stack for every FMA (half speed).
+ * In A_COLS mode MR512 rows of op(A) are read (the caller guarantees them). */
+TARGET_AVX512 static inline __attribute__((always_inline)) void micro512_sum(const int amode, const int bdirect,
+	int kc, const float *restrict a, size_t lda, const float *restrict b, size_t ldb, int mr, __mmask16 m0,
+	__mmask16 m1, float (*restrict tile)[NR512])
 {
 	__m512 acc[MR512][2];
 #pragma GCC unroll 12
 	for (int r = 0; r < MR512; r++)
 		acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-	/* masked loads and stores: lanes beyond nr are neither read nor written (and cannot fault) */
-	__mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
 	const float *row[MR512];
 	if (amode == A_ROWS)   /* rows past mr repeat the last one; their sums are not stored */
 #pragma GCC unroll 12
@@ -132,7 +135,7 @@ TARGET_AVX512 static inline __attribute__((always_inline)) void micro512(const i
 			row[r] = a + (r < mr ? r : mr - 1) * lda;
 	for (int k = 0; k < kc; k++) {
 		__m512 b0, b1;
-		if (bdirect) {
+		if (bdirect) {   /* masked loads: lanes beyond nr are neither read nor can fault */
 			b0 = _mm512_maskz_loadu_ps(m0, b);
 			b1 = _mm512_maskz_loadu_ps(m1, b + 16);
 			b += ldb;
@@ -152,13 +155,44 @@ TARGET_AVX512 static inline __attribute__((always_inline)) void micro512(const i
 		else if (amode == A_COLS)
 			a += lda;
 	}
-	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 12
 	for (int r = 0; r < MR512; r++) {
-		if (r >= mr)
-			break;
+		_mm512_store_ps(tile[r], acc[r][0]);
+		_mm512_store_ps(tile[r] + 16, acc[r][1]);
+	}
+}
+
+#define SUM512(NAME, AMODE, BDIRECT)                                                                           \
+	TARGET_AVX512 __attribute__((noinline)) static void NAME(int kc, const float *restrict a, size_t lda,   \
+		const float *restrict b, size_t ldb, int mr, __mmask16 m0, __mmask16 m1,                        \
+		float (*restrict tile)[NR512])                                                                 \
+	{                                                                                                      \
+		micro512_sum(AMODE, BDIRECT, kc, a, lda, b, ldb, mr, m0, m1, tile);                            \
+	}
+SUM512(sum512_pp, A_PACKED, 0)
+SUM512(sum512_pd, A_PACKED, 1)
+SUM512(sum512_rp, A_ROWS, 0)
+SUM512(sum512_rd, A_ROWS, 1)
+SUM512(sum512_cp, A_COLS, 0)
+SUM512(sum512_cd, A_COLS, 1)
+
+/* C[mr x nr] = alpha A B + beta C for one tile (masked loads and stores: nothing outside C is touched). */
+TARGET_AVX512 static inline __attribute__((always_inline)) void micro512(const int amode, const int bdirect,
+	int kc, const float *restrict a, size_t lda, const float *restrict b, size_t ldb, float *C, size_t ldc,
+	int mr, int nr, float alpha, float beta)
+{
+	__attribute__((aligned(64))) float tile[MR512][NR512];
+	__mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
+	if (amode == A_PACKED)
+		(bdirect ? sum512_pd : sum512_pp)(kc, a, lda, b, ldb, mr, m0, m1, tile);
+	else if (amode == A_ROWS)
+		(bdirect ? sum512_rd : sum512_rp)(kc, a, lda, b, ldb, mr, m0, m1, tile);
+	else
+		(bdirect ? sum512_cd : sum512_cp)(kc, a, lda, b, ldb, mr, m0, m1, tile);
+	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+	for (int r = 0; r < mr; r++) {
 		float *c = C + r * ldc;
-		__m512 x0 = _mm512_mul_ps(acc[r][0], va), x1 = _mm512_mul_ps(acc[r][1], va);
+		__m512 x0 = _mm512_mul_ps(_mm512_load_ps(tile[r]), va), x1 = _mm512_mul_ps(_mm512_load_ps(tile[r] + 16), va);
 		if (beta != 0) {   /* beta == 0: C may be garbage (NaN) and is not read */
 			x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), x0);
 			x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), x1);
@@ -240,6 +274,51 @@ TARGET_AVX512 static inline __attribute__((always_inline)) void pack512_copy(con
 	}
 }
 
+/* dst[k * 32 + c] = src[c * ld + k] for c < n (zero for n <= c < 32), k < kc: the transposing B pack (op(B) =
+ * B^T, the x W^T of every projection). Blocks of 16 rows x 16 k are transposed in registers (unpack, shuffle,
+ * two 128-bit lane shuffles) and stored as whole 64-byte half rows of the panel. */
+TARGET_AVX512 static inline __attribute__((always_inline)) void pack512_transpose32(int n, int kc, const float *src,
+	size_t ld, float *restrict dst)
+{
+	for (int c0 = 0; c0 < 32; c0 += 16) {
+		const float *s0 = src + (size_t)c0 * ld;
+		for (int k0 = 0; k0 < kc; k0 += 16) {
+			__mmask16 km = mask16(kc - k0);
+			__m512 r[16], t[16], u[16];
+#pragma GCC unroll 16
+			for (int i = 0; i < 16; i++)
+				r[i] = c0 + i < n ? _mm512_maskz_loadu_ps(km, s0 + i * ld + k0) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+			for (int i = 0; i < 16; i += 2) {
+				t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+				t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+			}
+			/* u[4 g + j], lane l: rows 4 g .. 4 g + 3 at k = 4 l + j */
+#pragma GCC unroll 4
+			for (int g = 0; g < 4; g++) {
+				u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+				u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
+				u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+				u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+			}
+			float *d = dst + (size_t)k0 * 32 + c0;
+			int kn = kc - k0 < 16 ? kc - k0 : 16;
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++) {
+				__m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);
+				__m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+				__m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
+				__m512 o[4] = { _mm512_shuffle_f32x4(v0, w0, 0x88), _mm512_shuffle_f32x4(v1, w1, 0x88),
+					_mm512_shuffle_f32x4(v0, w0, 0xdd), _mm512_shuffle_f32x4(v1, w1, 0xdd) };
+#pragma GCC unroll 4
+				for (int l = 0; l < 4; l++)   /* o[l] holds k = k0 + 4 l + j */
+					if (4 * l + j < kn)
+						_mm512_store_ps(d + (size_t)(4 * l + j) * 32, o[l]);
+			}
+		}
+	}
+}
+
 TARGET_AVX512 static void pack_a512(int mr, int kc, const float *A, size_t lda, int trans, float *Ap)
 {
 	if (trans)
@@ -253,7 +332,7 @@ TARGET_AVX512 static void pack_b512(int kc, int nc, const float *B, size_t ldb, 
 	for (int j = 0; j < nc; j += NR512) {
 		int nr = min_int(NR512, nc - j);
 		if (trans)
-			pack512_transpose(NR512, nr, kc, B + j * ldb, ldb, Bp + (size_t)j * kc);
+			pack512_transpose32(nr, kc, B + j * ldb, ldb, Bp + (size_t)j * kc);
 		else
 			pack512_copy(NR512, nr, kc, B + j, ldb, Bp + (size_t)j * kc);
 	}
@@ -377,8 +456,8 @@ static void gemm_part(const struct gemm_kernel *kern, int ta, int tb, int m, int
 	float *Ap = buf, *Bp = buf + p.a_floats;
 	for (int jc = 0; jc < n; jc += p.nc) {
 		int nc = min_int(p.nc, n - jc);
-		/* few B panels per A panel: packing A would cost about as much as using it */
-		int a_mode = nc > GEMM_DIRECT_A_MAX_N ? A_PACKED : ta ? A_COLS : A_ROWS;
+		/* rows of A are read in place (MR streams through L1); columns only when few B panels use them */
+		int a_mode = !ta ? A_ROWS : nc > GEMM_DIRECT_A_MAX_N ? A_PACKED : A_COLS;
 		if (!kern->macro[a_mode][p.b_direct])
 			a_mode = A_PACKED;
 		for (int pc = 0; pc < k; pc += p.kc) {
@@ -439,13 +518,15 @@ static float *gemm_buffer(size_t floats)
 
 /* Row-major, arguments checked. Returns 0 when done, -1 when the buffer could not be allocated. */
 static int gemm_own(const struct gemm_kernel *kern, int ta, int tb, int M, int N, int K, float alpha,
-	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, int max_threads)
 {
 	int threads = 1;
 #ifdef _OPENMP
 	if (!omp_in_parallel())   /* inside a parallel region the caller already uses the cores */
 		threads = omp_get_max_threads();
 #endif
+	if (max_threads > 0 && threads > max_threads)
+		threads = max_threads;
 	double work = (double)M * N * K;
 	if (threads > 1 && work / threads < GEMM_MIN_WORK_PER_THREAD)
 		threads = work < 2.0 * GEMM_MIN_WORK_PER_THREAD ? 1 : (int)(work / GEMM_MIN_WORK_PER_THREAD);
@@ -479,50 +560,171 @@ static int gemm_own(const struct gemm_kernel *kern, int ta, int tb, int M, int N
 
 /* ---- dispatch ---- */
 
-static enum st_gemm_impl own_impl = ST_GEMM_BLAS, chosen_impl = ST_GEMM_BLAS;
+/* own_impl: the best own kernel the CPU runs. chosen[class]: what st_sgemm uses for small products (attention
+ * per head) and large ones (projections), decided by timing both candidates once per process (calibrate). */
+enum { CLASS_SMALL, CLASS_LARGE };
+static enum st_gemm_impl own_impl = ST_GEMM_BLAS, chosen[2] = { ST_GEMM_BLAS, ST_GEMM_BLAS };
+static double calib_gflops[2][2];   /* [class][0: OpenBLAS, 1: own], 0 when not measured */
+static const char *choice_reason = "no own kernel for this CPU";
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
-/* OpenBLAS cores whose sgemm kernels use AVX2 or better (or that are not x86); any other name is an
- * SSE-era fallback (Prescott, Core2, Nehalem, Atom, Sandybridge's AVX without FMA, ...). */
-static int openblas_core_is_modern(const char *name)
+/* Products of fewer multiply-adds than this count as small (attention per head up to L = 128 and hs = 32:
+ * 524288); the smallest projection (16 tokens x 384 x 384) has 2.4M. */
+#define GEMM_SMALL_WORK (1 << 20)
+
+static int work_class(int M, int N, int K)
 {
-	static const char *const modern[] = { "haswell", "skylakex", "cooperlake", "sapphirerapids", "zen",
-		"dhyana", "excavator" };
-	if (!name)
-		return 0;
-	for (size_t i = 0; i < sizeof modern / sizeof *modern; i++)
-		if (!strncasecmp(name, modern[i], strlen(modern[i])))
-			return 1;
-	return 0;
+	return (double)M * N * K < GEMM_SMALL_WORK ? CLASS_SMALL : CLASS_LARGE;
+}
+
+static double seconds_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* One calibration product, row-major C (m x n) = op(A) op(B), on one thread: OpenBLAS (own == 0) or the own
+ * kernel. */
+static void calib_run(int own, const struct gemm_kernel *kern, int ta, int tb, int m, int n, int k, const float *A,
+	const float *B, float *C)
+{
+	int lda = ta ? m : k, ldb = tb ? k : n;
+	if (own)
+		gemm_own(kern, ta, tb, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, n, 1);
+	else
+		cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
+			1.0f, A, lda, B, ldb, 0.0f, C, n);
+}
+
+/* Times OpenBLAS and the own kernel on the shapes the encoder runs, on one thread (the encoder calls st_sgemm
+ * from each of its threads), and keeps the faster per class. About 8-15 ms of CPU time (OpenBLAS's first-call
+ * setup and page faults of the scratch matrices included), paid once per process on the first product rather than cached on disk: a cache would
+ * go stale with the library, the CPU (a migrated VM), OPENBLAS_CORETYPE or the thread settings, and every
+ * process would need a writable place to keep it. Candidates take turns and the fastest of several rounds
+ * counts, so a busy machine slows both alike and does not decide. */
+static void calibrate(const struct gemm_kernel *kern)
+{
+	/* large: a row block of a projection x W^T (N T) and its FFN sibling; small: attention's q k^T (N T) and
+	 * p v (N N) for a sequence of 32 tokens, head size 32 */
+	static const struct { int cls, ta, tb, m, n, k, reps; } shapes[] = {
+		{ CLASS_LARGE, 0, 1, 96, 384, 384, 1 },
+		{ CLASS_SMALL, 0, 1, 32, 32, 32, 10 },
+		{ CLASS_SMALL, 0, 0, 32, 32, 32, 10 },
+	};
+	enum { NSHAPES = sizeof shapes / sizeof *shapes, ROUNDS = 3 };
+	size_t most = 0;
+	for (int i = 0; i < NSHAPES; i++) {
+		size_t f = (size_t)shapes[i].m * shapes[i].k + (size_t)shapes[i].k * shapes[i].n +
+			   (size_t)shapes[i].m * shapes[i].n;
+		most = f > most ? f : most;
+	}
+	float *mem = malloc(most * sizeof(float));
+	if (!mem) {
+		choice_reason = "OpenBLAS (no memory to time the kernels)";
+		return;
+	}
+	for (size_t i = 0; i < most; i++)   /* values in [-0.5, 0.5]: no denormals, no overflow */
+		mem[i] = (float)(int)(i * 37 % 101) * 0.01f - 0.5f;
+	/* OpenBLAS on one thread too. A pthreads build threads by itself; in an OpenMP build,
+	 * openblas_set_num_threads would set OpenMP's count for the whole process, so it is left alone there
+	 * (where it runs threaded, the comparison leans to OpenBLAS: the choice of st before timing existed). */
+	int blas_threads = openblas_get_parallel() == 1 ? openblas_get_num_threads() : 1;
+	if (blas_threads != 1)
+		openblas_set_num_threads(1);
+	double best[NSHAPES][2];
+	for (int i = 0; i < NSHAPES; i++)
+		best[i][0] = best[i][1] = 1e30;
+	for (int round = -1; round < ROUNDS; round++)   /* round -1 warms up (buffers, pages, thread setup) */
+		for (int i = 0; i < NSHAPES; i++)
+			for (int own = 0; own < 2; own++) {
+				const float *A = mem, *B = A + (size_t)shapes[i].m * shapes[i].k;
+				float *C = (float *)B + (size_t)shapes[i].k * shapes[i].n;
+				double t0 = seconds_now();
+				for (int r = 0; r < shapes[i].reps; r++)
+					calib_run(own, kern, shapes[i].ta, shapes[i].tb, shapes[i].m, shapes[i].n, shapes[i].k,
+						A, B, C);
+				double t = (seconds_now() - t0) / shapes[i].reps;
+				if (round >= 0 && t < best[i][own])
+					best[i][own] = t;
+			}
+	if (blas_threads != 1)
+		openblas_set_num_threads(blas_threads);
+	free(mem);
+	for (int cls = 0; cls < 2; cls++) {
+		double flops = 0, t[2] = { 0, 0 };
+		for (int i = 0; i < NSHAPES; i++)
+			if (shapes[i].cls == cls) {
+				flops += 2.0 * shapes[i].m * shapes[i].n * shapes[i].k;
+				t[0] += best[i][0];
+				t[1] += best[i][1];
+			}
+		calib_gflops[cls][0] = flops / t[0] * 1e-9;
+		calib_gflops[cls][1] = flops / t[1] * 1e-9;
+		/* a tie goes to the own kernel: it is the one that runs the same everywhere */
+		chosen[cls] = t[0] < 0.97 * t[1] ? ST_GEMM_BLAS : own_impl;
+	}
+	choice_reason = "timed";
 }
 
 static void choose(void)
 {
+	const struct gemm_kernel *kern = NULL;
 #ifdef GEMM_X86
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx512f"))
-		own_impl = ST_GEMM_AVX512;
+		own_impl = ST_GEMM_AVX512, kern = &kernel512;
 	else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-		own_impl = ST_GEMM_AVX2;
+		own_impl = ST_GEMM_AVX2, kern = &kernel256;
 #endif
-	chosen_impl = openblas_core_is_modern(openblas_get_corename()) ? ST_GEMM_BLAS : own_impl;
 	const char *force = getenv("ST_GEMM");
 	if (force && *force) {
+		enum st_gemm_impl f = ST_GEMM_BLAS;
+		int known = 1;
 		if (!strcmp(force, "blas"))
-			chosen_impl = ST_GEMM_BLAS;
+			f = ST_GEMM_BLAS;
 		else if (!strcmp(force, "own"))
-			chosen_impl = own_impl;
-		else if (!strcmp(force, "avx2") && own_impl != ST_GEMM_BLAS)
-			chosen_impl = ST_GEMM_AVX2;   /* every AVX-512F CPU we run on has AVX2 + FMA */
-		else if (!strcmp(force, "avx512") && own_impl == ST_GEMM_AVX512)
-			chosen_impl = ST_GEMM_AVX512;
+			f = own_impl;
+		else if (!strcmp(force, "avx2"))   /* every AVX-512F CPU we run on has AVX2 + FMA */
+			f = own_impl != ST_GEMM_BLAS ? ST_GEMM_AVX2 : ST_GEMM_BLAS;
+		else if (!strcmp(force, "avx512"))
+			f = own_impl == ST_GEMM_AVX512 ? ST_GEMM_AVX512 : ST_GEMM_BLAS;
+		else
+			known = 0;
+		if (known) {
+			chosen[CLASS_SMALL] = chosen[CLASS_LARGE] = f;
+			choice_reason = "forced by ST_GEMM";
+			return;
+		}
 	}
+	if (kern)
+		calibrate(kern);
 }
 
 enum st_gemm_impl st_gemm_impl(void)
 {
 	pthread_once(&choose_once, choose);
-	return chosen_impl;
+	return chosen[CLASS_LARGE];
+}
+
+enum st_gemm_impl st_gemm_impl_for(int M, int N, int K)
+{
+	pthread_once(&choose_once, choose);
+	return chosen[work_class(M, N, K)];
+}
+
+const char *st_gemm_choice(char *buf, size_t len)
+{
+	pthread_once(&choose_once, choose);
+	if (calib_gflops[CLASS_LARGE][0] > 0)
+		snprintf(buf, len, "projections %s (OpenBLAS %.0f, own %.0f GFLOP/s), attention %s (OpenBLAS %.0f, own "
+			"%.0f GFLOP/s), timed on one thread", st_gemm_impl_name(chosen[CLASS_LARGE]),
+			calib_gflops[CLASS_LARGE][0], calib_gflops[CLASS_LARGE][1], st_gemm_impl_name(chosen[CLASS_SMALL]),
+			calib_gflops[CLASS_SMALL][0], calib_gflops[CLASS_SMALL][1]);
+	else
+		snprintf(buf, len, "projections %s, attention %s (%s)", st_gemm_impl_name(chosen[CLASS_LARGE]),
+			st_gemm_impl_name(chosen[CLASS_SMALL]), choice_reason);
+	return buf;
 }
 
 enum st_gemm_impl st_gemm_own_impl(void)
@@ -576,7 +778,7 @@ void st_sgemm_with(enum st_gemm_impl impl, enum CBLAS_ORDER order, enum CBLAS_TR
 		gemm_scale(M, N, beta, C, ldc);
 		return;
 	}
-	if (gemm_own(kern, tra, trb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+	if (gemm_own(kern, tra, trb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0))
 		cblas_sgemm(CblasRowMajor, tra ? CblasTrans : CblasNoTrans, trb ? CblasTrans : CblasNoTrans, M, N,
 			K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -590,5 +792,5 @@ void st_sgemm_own(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TR
 void st_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K,
 	float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-	st_sgemm_with(st_gemm_impl(), order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+	st_sgemm_with(st_gemm_impl_for(M, N, K), order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

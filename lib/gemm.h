@@ -3,16 +3,17 @@
  *
  * OpenBLAS built with DYNAMIC_ARCH picks its kernels from the CPU model; on a model newer than the library
  * (Debian 12's 0.3.21 on a recent Xeon, say) it falls back to the "Prescott" SSE3 kernels, 4-5x slower
- * than its AVX-512 ones. st_sgemm calls cblas_sgemm when OpenBLAS runs a modern core (Haswell, SkylakeX,
- * Cooperlake, SapphireRapids, Zen, ...) and otherwise, when the CPU has AVX-512F or AVX2+FMA, its own packed,
- * cache-blocked kernel (docs/gemm.md). The choice is made once, on first use; ST_GEMM=blas|own|avx512|avx2
- * in the environment forces it.
+ * than its AVX-512 ones, and OPENBLAS_CORETYPE may pin an older core. st_sgemm has its own packed,
+ * cache-blocked AVX-512 / AVX2 kernel (docs/gemm.md) and, once per process on first use, times it against
+ * cblas_sgemm on the encoder's shapes (small: attention per head; large: projections) and keeps the faster
+ * for each. ST_GEMM=blas|own|avx512|avx2 in the environment forces the choice.
  *
  * Switching a caller: include "gemm.h" and replace cblas_sgemm( with st_sgemm(. */
 #ifndef ST_GEMM_H
 #define ST_GEMM_H
 
 #include <cblas.h>
+#include <stddef.h>
 
 /* C = alpha * op(A) op(B) + beta * C, op(A) M x K, op(B) K x N, C M x N, in ORDER's layout; exactly
  * cblas_sgemm (CblasConjTrans means CblasTrans). With beta == 0, C is only written, never read (it may
@@ -28,8 +29,12 @@ enum st_gemm_impl {
 	ST_GEMM_AVX512,   /* own kernel, 12 x 32 tile of zmm FMAs */
 };
 
-/* What st_sgemm uses (decided on the first call of either function). */
+/* What st_sgemm uses for large products (projections; decided on the first call of any function here). */
 enum st_gemm_impl st_gemm_impl(void);
+/* What st_sgemm uses for an M x N x K product. */
+enum st_gemm_impl st_gemm_impl_for(int M, int N, int K);
+/* The choice in words, with the timings behind it, into buf; returns buf. */
+const char *st_gemm_choice(char *buf, size_t len);
 /* "blas", "avx2", "avx512". */
 const char *st_gemm_impl_name(enum st_gemm_impl impl);
 /* The best own kernel this CPU runs (ST_GEMM_BLAS when it has neither AVX-512F nor AVX2+FMA). */
