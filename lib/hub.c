@@ -13,6 +13,7 @@
  * complete and, for LFS files, when its sha256 is the ETag. */
 #define _GNU_SOURCE
 #include "hub.h"
+#include "errbuf.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -61,15 +62,6 @@ static const char *const canonical_models[] = {
 	"xlm-roberta-large-finetuned-conll03-english", "xlm-roberta-large-finetuned-conll03-german",
 	"xlm-roberta-large", "xlnet-base-cased", "xlnet-large-cased",
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- names ---- */
 
@@ -524,42 +516,42 @@ static int request_error(hub_ctx *h, int net, const response *r, const char *wha
 	switch (net) {
 	case NET_NOTFOUND:
 		if (!strcmp(r->error_code, "RevisionNotFound"))
-			seterr(err, errlen, "%s: no revision %s of %s on the Hub (%s)", h->arg, h->name.revision,
+			errbuf_set(err, errlen, "%s: no revision %s of %s on the Hub (%s)", h->arg, h->name.revision,
 			       h->name.repo, h->endpoint);
 		else if (!strcmp(r->error_code, "EntryNotFound"))
-			seterr(err, errlen, "%s: %s is not in %s on the Hub (%s)", h->arg, what, h->name.repo,
+			errbuf_set(err, errlen, "%s: %s is not in %s on the Hub (%s)", h->arg, what, h->name.repo,
 			       h->endpoint);
 		else
-			seterr(err, errlen, "%s: no such model directory, and no model %s on the Hub (%s)%s", h->arg,
+			errbuf_set(err, errlen, "%s: no such model directory, and no model %s on the Hub (%s)%s", h->arg,
 			       h->name.repo, h->endpoint,
 			       h->token ? "" : " (a private model needs a token: HF_TOKEN, docs/hub.md)");
 		return EX_NOINPUT;
 	case NET_AUTH:
 		if (!strcmp(r->error_code, "GatedRepo"))
-			seterr(err, errlen, "%s: %s is gated: accept its conditions on the Hub, then give a token of that "
+			errbuf_set(err, errlen, "%s: %s is gated: accept its conditions on the Hub, then give a token of that "
 			       "account (HF_TOKEN or the file $HF_HOME/token; docs/hub.md)", h->arg, h->name.repo);
 		else if (h->token)
-			seterr(err, errlen, "%s: the Hub (%s) refused the token given for %s (HTTP %ld): it has no access "
+			errbuf_set(err, errlen, "%s: the Hub (%s) refused the token given for %s (HTTP %ld): it has no access "
 			       "to this model", h->arg, h->endpoint, h->name.repo, r->status);
 		else
-			seterr(err, errlen, "%s: the Hub (%s) wants a token for %s (HTTP %ld: private or gated): set "
+			errbuf_set(err, errlen, "%s: the Hub (%s) wants a token for %s (HTTP %ld: private or gated): set "
 			       "HF_TOKEN or write the token to $HF_HOME/token (docs/hub.md)", h->arg, h->endpoint,
 			       h->name.repo, r->status);
 		return EX_NOINPUT;
 	case NET_DOWN:
 		if (r->status >= 500)
-			seterr(err, errlen, "%s: the Hub (%s) answered HTTP %ld for %s", h->arg, h->endpoint, r->status,
+			errbuf_set(err, errlen, "%s: the Hub (%s) answered HTTP %ld for %s", h->arg, h->endpoint, r->status,
 			       what);
 		else
-			seterr(err, errlen, "%s: cannot reach the Hub (%s: %s) for %s", h->arg, h->endpoint, h->curl_error,
+			errbuf_set(err, errlen, "%s: cannot reach the Hub (%s: %s) for %s", h->arg, h->endpoint, h->curl_error,
 			       what);
 		return EX_IOERR;
 	default:
 		if (r->status >= 400)
-			seterr(err, errlen, "%s: the Hub (%s) answered HTTP %ld for %s%s%s", h->arg, h->endpoint,
+			errbuf_set(err, errlen, "%s: the Hub (%s) answered HTTP %ld for %s%s%s", h->arg, h->endpoint,
 			       r->status, what, r->error_message[0] ? ": " : "", r->error_message);
 		else
-			seterr(err, errlen, "%s: downloading %s failed (%s)", h->arg, what,
+			errbuf_set(err, errlen, "%s: downloading %s failed (%s)", h->arg, what,
 			       h->curl_error[0] ? h->curl_error : strerror(errno));
 		return EX_IOERR;
 	}
@@ -714,7 +706,7 @@ static int download_blob(hub_ctx *h, const char *file, const char *url, int auth
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 		if (fd < 0) {
-			seterr(err, errlen, "%s: cannot write %s (%s)", h->arg, path, strerror(errno));
+			errbuf_set(err, errlen, "%s: cannot write %s (%s)", h->arg, path, strerror(errno));
 			return EX_IOERR;
 		}
 		off_t have = lseek(fd, 0, SEEK_END);
@@ -743,28 +735,28 @@ static int download_blob(hub_ctx *h, const char *file, const char *url, int auth
 		struct stat st;
 		if (stat(path, &st) < 0 || (expected >= 0 && st.st_size != expected)) {
 			unlink(path);
-			seterr(err, errlen, "%s: %s came with %lld bytes, %lld expected: not kept", h->arg, file,
+			errbuf_set(err, errlen, "%s: %s came with %lld bytes, %lld expected: not kept", h->arg, file,
 			       (long long)st.st_size, expected);
 			return EX_IOERR;
 		}
 		if (is_sha256(etag)) {
 			char hex[65];
 			if (file_sha256(path, hex) < 0) {
-				seterr(err, errlen, "%s: cannot read %s (%s)", h->arg, path, strerror(errno));
+				errbuf_set(err, errlen, "%s: cannot read %s (%s)", h->arg, path, strerror(errno));
 				return EX_IOERR;
 			}
 			if (strcasecmp(hex, etag)) {
 				unlink(path);
 				if (have > 0)   /* the part we continued may have been bad: once more from the start */
 					continue;
-				seterr(err, errlen, "%s: %s: the download's sha256 is %s, the Hub says %s: refused, not kept",
+				errbuf_set(err, errlen, "%s: %s: the download's sha256 is %s, the Hub says %s: refused, not kept",
 				       h->arg, file, hex, etag);
 				return EX_IOERR;
 			}
 		}
 		return 0;
 	}
-	seterr(err, errlen, "%s: %s: the download's sha256 does not match the Hub's twice: refused, not kept", h->arg,
+	errbuf_set(err, errlen, "%s: %s: the download's sha256 does not match the Hub's twice: refused, not kept", h->arg,
 	       file);
 	return EX_IOERR;
 }
@@ -784,7 +776,7 @@ static int link_pointer(hub_ctx *h, const char *commit, const char *file, const 
 	snprintf(target + o, sizeof target - o, "blobs/%s", etag);
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", pointer, (long)getpid());
 	if (mkdirs_parent(pointer) < 0 || (unlink(tmp), symlink(target, tmp)) < 0 || rename(tmp, pointer) < 0) {
-		seterr(err, errlen, "%s: cannot link %s (%s)", h->arg, pointer, strerror(errno));
+		errbuf_set(err, errlen, "%s: cannot link %s (%s)", h->arg, pointer, strerror(errno));
 		unlink(tmp);
 		return EX_IOERR;
 	}
@@ -824,7 +816,7 @@ static int fetch_file(hub_ctx *h, const char *commit, const char *file, char *er
 	for (const char *p = etag; *p && usable; p++)
 		usable = isalnum((unsigned char)*p) || strchr("-_.", *p);
 	if (!usable) {
-		seterr(err, errlen, "%s: the Hub (%s) gave no usable ETag for %s", h->arg, h->endpoint, file);
+		errbuf_set(err, errlen, "%s: the Hub (%s) gave no usable ETag for %s", h->arg, h->endpoint, file);
 		return EX_IOERR;
 	}
 	long long expected = r.linked_size >= 0 ? r.linked_size : r.content_length;
@@ -841,7 +833,7 @@ static int fetch_file(hub_ctx *h, const char *commit, const char *file, char *er
 		int lfd = -1;
 		if (mkdirs_parent(blob) < 0 || mkdirs_parent(lock) < 0 ||
 		    (lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0 || flock(lfd, LOCK_EX) < 0) {
-			seterr(err, errlen, "%s: cannot lock %s (%s)", h->arg, lock, strerror(errno));
+			errbuf_set(err, errlen, "%s: cannot lock %s (%s)", h->arg, lock, strerror(errno));
 			if (lfd >= 0)
 				close(lfd);
 			return EX_IOERR;
@@ -851,7 +843,7 @@ static int fetch_file(hub_ctx *h, const char *commit, const char *file, char *er
 			snprintf(incomplete, sizeof incomplete, "%s.incomplete", blob);
 			rc = download_blob(h, file, where, !from_cdn, etag, expected, incomplete, err, errlen);
 			if (rc == 0 && rename(incomplete, blob) < 0) {
-				seterr(err, errlen, "%s: cannot rename %s (%s)", h->arg, incomplete, strerror(errno));
+				errbuf_set(err, errlen, "%s: cannot rename %s (%s)", h->arg, incomplete, strerror(errno));
 				rc = EX_IOERR;
 			}
 		}
@@ -878,7 +870,7 @@ static int write_ref(hub_ctx *h, const char *commit, char *err, size_t errlen)
 	if (same)
 		return 0;
 	if (mkdirs_parent(path) < 0 || st_write_file_atomic(path, commit, strlen(commit)) < 0) {
-		seterr(err, errlen, "%s: cannot write %s (%s)", h->arg, path, strerror(errno));
+		errbuf_set(err, errlen, "%s: cannot write %s (%s)", h->arg, path, strerror(errno));
 		return EX_IOERR;
 	}
 	return 0;
@@ -901,7 +893,7 @@ static char *resolve_online(hub_ctx *h, int *code, char *err, size_t errlen)
 		}
 		request_error(h, net, &r, "the model's file list", err, errlen);
 		size_t n = strlen(err);
-		seterr(err + n, errlen - n, ", and %s is not in the cache %s (once downloaded, HF_HUB_OFFLINE=1 "
+		errbuf_set(err + n, errlen - n, ", and %s is not in the cache %s (once downloaded, HF_HUB_OFFLINE=1 "
 		       "reads the cache without the network)", h->name.repo, h->cache);
 		free(r.body);
 		*code = EX_IOERR;
@@ -918,7 +910,7 @@ static char *resolve_online(hub_ctx *h, int *code, char *err, size_t errlen)
 	const char *sha = json_string_value(json_object_get(info, "sha"));
 	json_t *siblings = json_object_get(info, "siblings");
 	if (!sha || !is_commit(sha) || !json_is_array(siblings)) {
-		seterr(err, errlen, "%s: the Hub (%s) answered something else than a model's revision (%s)", h->arg,
+		errbuf_set(err, errlen, "%s: the Hub (%s) answered something else than a model's revision (%s)", h->arg,
 		       h->endpoint, info ? "no sha or siblings" : je.text);
 		json_decref(info);
 		*code = EX_IOERR;
@@ -937,7 +929,7 @@ static char *resolve_online(hub_ctx *h, int *code, char *err, size_t errlen)
 	json_array_foreach(siblings, i, s)
 		if (!strcmp(json_string_value(json_object_get(s, "rfilename")) ?: "", "modules.json")) {
 			if (mkdirs(snap) < 0) {
-				seterr(err, errlen, "%s: cannot create %s (%s)", h->arg, snap, strerror(errno));
+				errbuf_set(err, errlen, "%s: cannot create %s (%s)", h->arg, snap, strerror(errno));
 				rc = EX_IOERR;
 				break;
 			}
@@ -957,12 +949,12 @@ static char *resolve_online(hub_ctx *h, int *code, char *err, size_t errlen)
 	for (i = 0; i < n; i++)
 		have_config |= !strcmp(files[i], "modules.json") || !strcmp(files[i], "config.json");
 	if (!rc && !have_config) {
-		seterr(err, errlen, "%s: %s on the Hub (%s) is not a sentence-transformers or transformers model (no "
+		errbuf_set(err, errlen, "%s: %s on the Hub (%s) is not a sentence-transformers or transformers model (no "
 		       "modules.json or config.json)", h->arg, h->name.repo, h->endpoint);
 		rc = EX_NOINPUT;
 	}
 	if (!rc && mkdirs(snap) < 0) {
-		seterr(err, errlen, "%s: cannot create %s (%s)", h->arg, snap, strerror(errno));
+		errbuf_set(err, errlen, "%s: cannot create %s (%s)", h->arg, snap, strerror(errno));
 		rc = EX_IOERR;
 	}
 	if (!rc)
@@ -985,13 +977,13 @@ char *hub_resolve(const char *arg, int *code, char *err, size_t errlen)
 		return xstrdup(arg);
 	hub_ctx h = {.arg = arg};
 	if (hub_parse_name(arg, &h.name) < 0) {
-		seterr(err, errlen, "%s: no such model directory", arg);
+		errbuf_set(err, errlen, "%s: no such model directory", arg);
 		*code = EX_NOINPUT;
 		return NULL;
 	}
 	hub_cache_dir(h.cache, sizeof h.cache);
 	if (strlen(h.cache) >= 2048) {
-		seterr(err, errlen, "%s: the cache folder's name is too long", arg);
+		errbuf_set(err, errlen, "%s: the cache folder's name is too long", arg);
 		*code = EX_IOERR;
 		return NULL;
 	}
@@ -1009,7 +1001,7 @@ char *hub_resolve(const char *arg, int *code, char *err, size_t errlen)
 	if (env_true("HF_HUB_OFFLINE")) {
 		char *snap = cached_snapshot(h.storage, h.name.revision);
 		if (!snap) {
-			seterr(err, errlen, "%s: no such model directory, and %s%s%s is not in the cache %s "
+			errbuf_set(err, errlen, "%s: no such model directory, and %s%s%s is not in the cache %s "
 			       "(HF_HUB_OFFLINE=1: no download)", arg, h.name.repo, strcmp(h.name.revision, "main") ? "@" : "",
 			       strcmp(h.name.revision, "main") ? h.name.revision : "", h.cache);
 			*code = EX_NOINPUT;
@@ -1026,7 +1018,7 @@ char *hub_resolve(const char *arg, int *code, char *err, size_t errlen)
 	if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == 0)
 		curl_ready = 1;
 	if (!curl_ready || !(h.curl = curl_easy_init())) {
-		seterr(err, errlen, "%s: cannot start libcurl", arg);
+		errbuf_set(err, errlen, "%s: cannot start libcurl", arg);
 		*code = EX_IOERR;
 		return NULL;
 	}

@@ -1,6 +1,7 @@
 /* mapfile.c: read-only maps of whole files, and a clear message instead of a bare SIGBUS when one shrinks. */
 #define _GNU_SOURCE
 #include "mapfile.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -81,17 +82,6 @@ static void unwatch(const void *map)
 		}
 }
 
-static void map_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void map_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 const void *st_map_file(const char *path, size_t min_len, const char *too_short, size_t *len, char *err,
 			size_t errlen)
 {
@@ -100,19 +90,19 @@ const void *st_map_file(const char *path, size_t min_len, const char *too_short,
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		map_err(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return NULL;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		map_err(err, errlen, "%s: not a regular file", path);
+		errbuf_set(err, errlen, "%s: not a regular file", path);
 		close(fd);
 		return NULL;
 	}
 	size_t n = (size_t)st.st_size;
 	if (n < min_len || n == 0) {
-		map_err(err, errlen, "%s: file is %zu bytes, %s", path, n, too_short);
+		errbuf_set(err, errlen, "%s: file is %zu bytes, %s", path, n, too_short);
 		close(fd);
 		return NULL;
 	}
@@ -121,7 +111,7 @@ const void *st_map_file(const char *path, size_t min_len, const char *too_short,
 	int mmap_errno = errno;
 	close(fd);
 	if (map == MAP_FAILED) {
-		map_err(err, errlen, "%s: mmap: %s", path, strerror(mmap_errno));
+		errbuf_set(err, errlen, "%s: mmap: %s", path, strerror(mmap_errno));
 		return NULL;
 	}
 	watch(path, map, n);

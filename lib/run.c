@@ -2,6 +2,7 @@
  * trainer and optimizer state, checkpoints, all written under temporary names and renamed. */
 #define _GNU_SOURCE
 #include "run.h"
+#include "errbuf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -53,16 +54,6 @@ struct run_weights {
 	float *params;
 	char *path;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (err && errlen)
-		vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static char *path_join(const char *dir, const char *name)
 {
@@ -227,7 +218,7 @@ static run_weights *open_weights_in(const char *dir, size_t nparams, double time
 	for (double pause = 0.001;; pause = pause < 0.1 ? pause * 2 : 0.1) {
 		int failed = recent_failure(dir, st_started);
 		if (failed >= 0) {
-			set_err(err, errlen, "st-step --run %s failed before it began (exit status %d; its message says why)",
+			errbuf_set(err, errlen, "st-step --run %s failed before it began (exit status %d; its message says why)",
 			        dir, failed);
 			free(path);
 			return NULL;
@@ -242,7 +233,7 @@ static run_weights *open_weights_in(const char *dir, size_t nparams, double time
 			if (good) {
 				if (h.nparams != nparams || h.header_bytes != RUN_HEADER_BYTES ||
 				    (uint64_t)sb.st_size != RUN_HEADER_BYTES + h.nparams * sizeof(float)) {
-					set_err(err, errlen, "%s holds %llu parameters, the model has %zu (another model?)", path,
+					errbuf_set(err, errlen, "%s holds %llu parameters, the model has %zu (another model?)", path,
 					        (unsigned long long)h.nparams, nparams);
 					close(fd);
 					free(path);
@@ -251,7 +242,7 @@ static run_weights *open_weights_in(const char *dir, size_t nparams, double time
 				size_t bytes = (size_t)sb.st_size;
 				void *map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
 				if (map == MAP_FAILED) {
-					set_err(err, errlen, "cannot map %s: %s", path, strerror(errno));
+					errbuf_set(err, errlen, "cannot map %s: %s", path, strerror(errno));
 					close(fd);
 					free(path);
 					return NULL;
@@ -270,7 +261,7 @@ static run_weights *open_weights_in(const char *dir, size_t nparams, double time
 		}
 		double waited = st_now() - start;
 		if (timeout_s > 0 && waited > timeout_s) {
-			set_err(err, errlen, "no st-step published %s within %.0f s (--wait-timeout): start st-step --run %s "
+			errbuf_set(err, errlen, "no st-step published %s within %.0f s (--wait-timeout): start st-step --run %s "
 			        "in the same pipeline, and see its messages", path, timeout_s, dir);
 			free(path);
 			return NULL;
@@ -345,7 +336,7 @@ int run_wait(run_weights *w, uint64_t updates, double timeout_s, char *err, size
 			return 0;
 		}
 		if (__atomic_load_n(&w->h->state, __ATOMIC_ACQUIRE) == RUN_FINISHED) {
-			set_err(err, errlen, "st-step finished after %llu updates; update %llu will not come",
+			errbuf_set(err, errlen, "st-step finished after %llu updates; update %llu will not come",
 			        (unsigned long long)run_published(w), (unsigned long long)updates);
 			return 1;
 		}
@@ -355,13 +346,13 @@ int run_wait(run_weights *w, uint64_t updates, double timeout_s, char *err, size
 			last_check = now;
 			if (!live_trainer(w->fd) &&
 			    __atomic_load_n(&w->h->updates, __ATOMIC_ACQUIRE) < updates) {
-				set_err(err, errlen, "st-step of %s went away after %llu updates (waiting for %llu)", w->path,
+				errbuf_set(err, errlen, "st-step of %s went away after %llu updates (waiting for %llu)", w->path,
 				        (unsigned long long)run_published(w), (unsigned long long)updates);
 				return -1;
 			}
 		}
 		if (timeout_s > 0 && waited > timeout_s) {
-			set_err(err, errlen, "gave up after %.0f s (--wait-timeout) waiting for st-step to apply update %llu "
+			errbuf_set(err, errlen, "gave up after %.0f s (--wait-timeout) waiting for st-step to apply update %llu "
 			        "(it has applied %llu): %s", timeout_s, (unsigned long long)updates,
 			        (unsigned long long)run_published(w), buffering_hint);
 			return -2;
@@ -473,7 +464,7 @@ run_weights *run_create(const char *dir, const float *params, size_t nparams, ui
                         uint64_t updates, int clear, const struct run_settings *settings, char *err, size_t errlen)
 {
 	if (run_rank(NULL) > 0 && mkdir(dir, 0777) != 0 && errno != EEXIST) {   /* DIR, then DIR/rank-R */
-		set_err(err, errlen, "cannot create run directory %s: %s", dir, strerror(errno));
+		errbuf_set(err, errlen, "cannot create run directory %s: %s", dir, strerror(errno));
 		return NULL;
 	}
 	char *own = run_rank_dir(dir);
@@ -487,13 +478,13 @@ static run_weights *create_in(const char *dir, const float *params, size_t npara
                               size_t errlen)
 {
 	if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-		set_err(err, errlen, "cannot create run directory %s: %s", dir, strerror(errno));
+		errbuf_set(err, errlen, "cannot create run directory %s: %s", dir, strerror(errno));
 		return NULL;
 	}
 	char *lock_path = path_join(dir, ".lock");
 	int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		set_err(err, errlen, lock_fd < 0 ? "cannot open %s: %s" : "%s: another st-step is training in this run (%s)",
+		errbuf_set(err, errlen, lock_fd < 0 ? "cannot open %s: %s" : "%s: another st-step is training in this run (%s)",
 		        lock_path, strerror(errno));
 		if (lock_fd >= 0)
 			close(lock_fd);
@@ -543,7 +534,7 @@ static run_weights *create_in(const char *dir, const float *params, size_t npara
 		int rc = run_remove_tree(p);
 		free(p);
 		if (rc != 0) {
-			set_err(err, errlen, "cannot remove %s/%s: %s", dir, unfinished[i], strerror(errno));
+			errbuf_set(err, errlen, "cannot remove %s/%s: %s", dir, unfinished[i], strerror(errno));
 			goto fail;
 		}
 	}
@@ -552,19 +543,19 @@ static run_weights *create_in(const char *dir, const float *params, size_t npara
 	size_t bytes = RUN_HEADER_BYTES + nparams * sizeof(float);
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0) {
-		set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		errbuf_set(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
 	/* the blocks are reserved now: a full file system is an error here, not a SIGBUS when the map is written */
 	int rc = posix_fallocate(fd, 0, (off_t)bytes);
 	if (rc != 0) {
-		set_err(err, errlen, "cannot create %s (%zu bytes): %s", tmp, bytes, strerror(rc));
+		errbuf_set(err, errlen, "cannot create %s (%zu bytes): %s", tmp, bytes, strerror(rc));
 		errno = rc;
 		goto fail;
 	}
 	void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
-		set_err(err, errlen, "cannot map %s: %s", tmp, strerror(errno));
+		errbuf_set(err, errlen, "cannot map %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
 	struct run_header *h = map;
@@ -581,7 +572,7 @@ static run_weights *create_in(const char *dir, const float *params, size_t npara
 	memcpy(p, params, nparams * sizeof(float));
 	/* lock before the file appears under its name, so it is never seen there without a live owner */
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, path) != 0) {
-		set_err(err, errlen, "cannot publish %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "cannot publish %s: %s", path, strerror(errno));
 		munmap(map, bytes);
 		goto fail;
 	}
@@ -668,7 +659,7 @@ int run_state_write(const char *path, const run_state *s, char *err, size_t errl
 	text[len++] = '\n';
 	int rc = st_write_file_atomic(path, text, len);
 	if (rc != 0)
-		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
 	free(text);
 	return rc;
 }
@@ -684,14 +675,14 @@ int run_state_read(const char *path, run_state *s, char *err, size_t errlen)
 	json_error_t je;
 	json_t *o = json_load_file(path, 0, &je);
 	if (!o || !json_is_object(o)) {
-		set_err(err, errlen, "cannot read %s: %s (line %d)", path, o ? "not an object" : je.text, je.line);
+		errbuf_set(err, errlen, "cannot read %s: %s (line %d)", path, o ? "not an object" : je.text, je.line);
 		json_decref(o);
 		return -1;
 	}
 	run_state_init(s);
 	json_t *step = json_object_get(o, "step"), *seed = json_object_get(o, "seed");
 	if (!json_is_integer(step) || !json_is_string(seed)) {
-		set_err(err, errlen, "%s: \"step\" or \"seed\" missing", path);
+		errbuf_set(err, errlen, "%s: \"step\" or \"seed\" missing", path);
 		json_decref(o);
 		return -1;
 	}
@@ -730,7 +721,7 @@ static int write_parts_atomic(const char *path, int n, const void *const *ptr, c
 	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0) {
-		set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		errbuf_set(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
@@ -741,7 +732,7 @@ static int write_parts_atomic(const char *path, int n, const void *const *ptr, c
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w <= 0) {
-				set_err(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+				errbuf_set(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
 				close(fd);
 				unlink(tmp);
 				return -1;
@@ -751,7 +742,7 @@ static int write_parts_atomic(const char *path, int n, const void *const *ptr, c
 		}
 	}
 	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		unlink(tmp);
 		return -1;
 	}
@@ -798,17 +789,17 @@ int run_optim_read(const char *path, optim *const *opts, int k, char *err, size_
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	uint64_t head[3];
 	if (!read_full(f, head, sizeof head) || memcmp(head, OPTIM_MAGIC, 8) != 0) {
-		set_err(err, errlen, "%s is not an optimizer state file", path);
+		errbuf_set(err, errlen, "%s is not an optimizer state file", path);
 		fclose(f);
 		return -1;
 	}
 	if (head[1] != opts[0]->n || head[2] != (uint64_t)k) {
-		set_err(err, errlen, "%s holds %llu objectives of %llu parameters, the run has %d of %zu", path,
+		errbuf_set(err, errlen, "%s holds %llu objectives of %llu parameters, the run has %d of %zu", path,
 		        (unsigned long long)head[2], (unsigned long long)head[1], k, opts[0]->n);
 		fclose(f);
 		return -1;
@@ -817,7 +808,7 @@ int run_optim_read(const char *path, optim *const *opts, int k, char *err, size_
 		int64_t t;
 		if (!read_full(f, &t, sizeof t) || !read_full(f, opts[i]->m, opts[i]->n * sizeof(float)) ||
 		    !read_full(f, opts[i]->v, opts[i]->n * sizeof(float))) {
-			set_err(err, errlen, "%s is truncated (objective %d)", path, i);
+			errbuf_set(err, errlen, "%s is truncated (objective %d)", path, i);
 			fclose(f);
 			return -1;
 		}
@@ -965,7 +956,7 @@ int run_write_dir(const char *final, int (*fill)(const char *tmpdir, void *ctx, 
 	snprintf(tmp, sizeof tmp, "%s.tmp.%d", final, (int)getpid());
 	run_remove_tree(tmp);
 	if (mkdir(tmp, 0777) != 0) {
-		set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		errbuf_set(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		return -1;
 	}
 	if (fill(tmp, ctx, err, errlen) != 0) {
@@ -989,18 +980,18 @@ int run_write_dir(const char *final, int (*fill)(const char *tmpdir, void *ctx, 
 		char old[PATH_MAX];
 		snprintf(old, sizeof old, "%s.old.%d", final, (int)getpid());   /* run_create puts it back if need be */
 		if (rename(final, old) != 0) {
-			set_err(err, errlen, "cannot replace %s: %s", final, strerror(errno));
+			errbuf_set(err, errlen, "cannot replace %s: %s", final, strerror(errno));
 			run_remove_tree(tmp);
 			return -1;
 		}
 		if (rename(tmp, final) != 0) {
-			set_err(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+			errbuf_set(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
 			rename(old, final);
 			return -1;
 		}
 		run_remove_tree(old);
 	} else if (rename(tmp, final) != 0) {
-		set_err(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+		errbuf_set(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
 		run_remove_tree(tmp);
 		return -1;
 	}
@@ -1040,7 +1031,7 @@ int run_clear(const char *dir, char *err, size_t errlen)
 	                                     "model", "best", "current", "start", NULL };
 	DIR *d = opendir(dir);
 	if (!d)
-		return errno == ENOENT ? 0 : (set_err(err, errlen, "cannot read %s: %s", dir, strerror(errno)), -1);
+		return errno == ENOENT ? 0 : (errbuf_set(err, errlen, "cannot read %s: %s", dir, strerror(errno)), -1);
 	struct dirent *e;
 	int rc = 0;
 	int64_t step;
@@ -1052,7 +1043,7 @@ int run_clear(const char *dir, char *err, size_t errlen)
 			continue;
 		char *p = path_join(dir, e->d_name);
 		if (run_remove_tree(p) != 0 && !rc) {
-			set_err(err, errlen, "cannot remove %s: %s", p, strerror(errno));
+			errbuf_set(err, errlen, "cannot remove %s: %s", p, strerror(errno));
 			rc = -1;
 		}
 		free(p);
@@ -1116,7 +1107,7 @@ int run_settings_write(const char *dir, const run_settings *s, char *err, size_t
 	char *path = path_join(dir, "training.json");
 	int rc = st_write_file_atomic(path, text, len);
 	if (rc != 0)
-		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
 	free(path);
 	free(text);
 	return rc;
@@ -1136,7 +1127,7 @@ int run_settings_read(const char *dir, run_settings *s, char *err, size_t errlen
 	const char *opt = json_string_value(json_object_get(o, "optimizer"));
 	const char *seed = json_string_value(json_object_get(o, "seed"));
 	if (!o || !sched || !warm || !opt || !seed || !json_is_number(json_object_get(o, "lr"))) {
-		set_err(err, errlen, "cannot read %s: %s", path, o ? "a setting is missing" : je.text);
+		errbuf_set(err, errlen, "cannot read %s: %s", path, o ? "a setting is missing" : je.text);
 		json_decref(o);
 		free(path);
 		return -1;

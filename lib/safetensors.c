@@ -6,6 +6,7 @@
  * the header), so values are always copied out with memcpy, never by casting the mapped pointer.
  * This file depends only on libc, jansson and lib/mapfile.c so that the fuzz target can build it alone. */
 #include "safetensors.h"
+#include "errbuf.h"
 #include "mapfile.h"
 
 #include <errno.h>
@@ -61,17 +62,6 @@ size_t sft_dtype_size(const char *dtype)
     return bits % 8 ? 0 : bits / 8;
 }
 
-static void sft_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void sft_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void sft_free(safetensors *f)
 {
     if (!f)
@@ -123,27 +113,27 @@ static int sft_cmp_name(const void *a, const void *b)
 static int sft_parse_entry(const char *what, const char *name, const json_t *v, sft_entry *e, char *err, size_t errlen)
 {
     if (!json_is_object(v)) {
-        sft_err(err, errlen, "%s: tensor '%s': header entry is not an object", what, name);
+        errbuf_set(err, errlen, "%s: tensor '%s': header entry is not an object", what, name);
         return -1;
     }
     const json_t *dtype = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape"),
                  *offsets = json_object_get(v, "data_offsets");
     if (!json_is_string(dtype) || !json_is_array(shape) || !json_is_array(offsets)) {
-        sft_err(err, errlen, "%s: tensor '%s': needs \"dtype\" (string), \"shape\" and \"data_offsets\" (arrays)",
+        errbuf_set(err, errlen, "%s: tensor '%s': needs \"dtype\" (string), \"shape\" and \"data_offsets\" (arrays)",
                 what, name);
         return -1;
     }
     const char *dt = json_string_value(dtype);
     unsigned bits = sft_dtype_bits(dt);
     if (!bits) {
-        sft_err(err, errlen, "%s: tensor '%s': unknown dtype \"%.20s\"", what, name, dt);
+        errbuf_set(err, errlen, "%s: tensor '%s': unknown dtype \"%.20s\"", what, name, dt);
         return -1;
     }
     snprintf(e->dtype, sizeof e->dtype, "%s", dt);
 
     size_t ndim = json_array_size(shape);
     if (ndim > SFT_MAX_DIMS) {
-        sft_err(err, errlen, "%s: tensor '%s': %zu dimensions, at most %d are supported", what, name, ndim,
+        errbuf_set(err, errlen, "%s: tensor '%s': %zu dimensions, at most %d are supported", what, name, ndim,
                 SFT_MAX_DIMS);
         return -1;
     }
@@ -152,22 +142,22 @@ static int sft_parse_entry(const char *what, const char *name, const json_t *v, 
     for (size_t d = 0; d < ndim; d++) {
         uint64_t dim;
         if (sft_json_size(json_array_get(shape, d), &dim) < 0) {
-            sft_err(err, errlen, "%s: tensor '%s': shape[%zu] is not a non-negative integer", what, name, d);
+            errbuf_set(err, errlen, "%s: tensor '%s': shape[%zu] is not a non-negative integer", what, name, d);
             return -1;
         }
         if (__builtin_mul_overflow(numel, dim, &numel)) {
-            sft_err(err, errlen, "%s: tensor '%s': shape product overflows", what, name);
+            errbuf_set(err, errlen, "%s: tensor '%s': shape product overflows", what, name);
             return -1;
         }
         e->shape[d] = (int64_t)dim;
     }
     uint64_t nbits;
     if (__builtin_mul_overflow(numel, (uint64_t)bits, &nbits)) {
-        sft_err(err, errlen, "%s: tensor '%s': shape product times dtype size overflows", what, name);
+        errbuf_set(err, errlen, "%s: tensor '%s': shape product times dtype size overflows", what, name);
         return -1;
     }
     if (nbits % 8) {
-        sft_err(err, errlen, "%s: tensor '%s': %s data of %llu elements is not a whole number of bytes", what,
+        errbuf_set(err, errlen, "%s: tensor '%s': %s data of %llu elements is not a whole number of bytes", what,
                 name, dt, (unsigned long long)numel);
         return -1;
     }
@@ -175,22 +165,22 @@ static int sft_parse_entry(const char *what, const char *name, const json_t *v, 
     uint64_t begin, end;
     if (json_array_size(offsets) != 2 || sft_json_size(json_array_get(offsets, 0), &begin) < 0 ||
         sft_json_size(json_array_get(offsets, 1), &end) < 0) {
-        sft_err(err, errlen, "%s: tensor '%s': data_offsets must be [begin, end], two non-negative integers", what,
+        errbuf_set(err, errlen, "%s: tensor '%s': data_offsets must be [begin, end], two non-negative integers", what,
                 name);
         return -1;
     }
     if (end < begin) {
-        sft_err(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] end before begin", what, name,
+        errbuf_set(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] end before begin", what, name,
                 (unsigned long long)begin, (unsigned long long)end);
         return -1;
     }
     if (end - begin != nbits / 8) {
-        sft_err(err, errlen, "%s: tensor '%s': data_offsets span %llu bytes but %s shape needs %llu", what, name,
+        errbuf_set(err, errlen, "%s: tensor '%s': data_offsets span %llu bytes but %s shape needs %llu", what, name,
                 (unsigned long long)(end - begin), dt, (unsigned long long)(nbits / 8));
         return -1;
     }
     if (end > SIZE_MAX) {
-        sft_err(err, errlen, "%s: tensor '%s': data_offsets too large", what, name);
+        errbuf_set(err, errlen, "%s: tensor '%s': data_offsets too large", what, name);
         return -1;
     }
     e->begin = (size_t)begin;
@@ -203,20 +193,20 @@ static int sft_parse_metadata(safetensors *f, const char *what, const json_t *m,
     if (json_is_null(m))   /* the reference reader accepts "__metadata__": null as no metadata */
         return 0;
     if (!json_is_object(m)) {
-        sft_err(err, errlen, "%s: __metadata__ is not an object", what);
+        errbuf_set(err, errlen, "%s: __metadata__ is not an object", what);
         return -1;
     }
     size_t n = json_object_size(m);
     f->meta = calloc(2 * n + 1, sizeof *f->meta);
     if (!f->meta) {
-        sft_err(err, errlen, "%s: out of memory", what);
+        errbuf_set(err, errlen, "%s: out of memory", what);
         return -1;
     }
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)m, key, v) {
         if (!json_is_string(v)) {
-            sft_err(err, errlen, "%s: __metadata__ value of '%s' is not a string", what, key);
+            errbuf_set(err, errlen, "%s: __metadata__ value of '%s' is not a string", what, key);
             return -1;
         }
         char *k = strdup(key), *s = strdup(json_string_value(v));
@@ -224,7 +214,7 @@ static int sft_parse_metadata(safetensors *f, const char *what, const json_t *m,
         f->meta[2 * f->n_meta + 1] = s;
         f->n_meta++;
         if (!k || !s) {
-            sft_err(err, errlen, "%s: out of memory", what);
+            errbuf_set(err, errlen, "%s: out of memory", what);
             return -1;
         }
     }
@@ -237,38 +227,38 @@ safetensors *sft_open_mem(const void *buf, size_t len, const char *what, char *e
     if (!what)
         what = "safetensors";
     if (len < 8) {
-        sft_err(err, errlen, "%s: file is %zu bytes, too short for the 8-byte header length", what, len);
+        errbuf_set(err, errlen, "%s: file is %zu bytes, too short for the 8-byte header length", what, len);
         return NULL;
     }
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = n << 8 | p[i];
     if (n > SFT_MAX_HEADER) {
-        sft_err(err, errlen, "%s: header length %llu exceeds the %u-byte limit", what, (unsigned long long)n,
+        errbuf_set(err, errlen, "%s: header length %llu exceeds the %u-byte limit", what, (unsigned long long)n,
                 SFT_MAX_HEADER);
         return NULL;
     }
     if (n > len - 8) {
-        sft_err(err, errlen, "%s: header length %llu is larger than the %zu bytes after it (truncated file?)", what,
+        errbuf_set(err, errlen, "%s: header length %llu is larger than the %zu bytes after it (truncated file?)", what,
                 (unsigned long long)n, len - 8);
         return NULL;
     }
     const char *header = (const char *)p + 8;
     if (n == 0 || header[0] != '{') {
-        sft_err(err, errlen, "%s: header does not start with '{'", what);
+        errbuf_set(err, errlen, "%s: header does not start with '{'", what);
         return NULL;
     }
 
     json_error_t jerr;
     json_t *root = json_loadb(header, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        sft_err(err, errlen, "%s: header is not valid JSON: %s (header byte %d)", what, jerr.text, jerr.position);
+        errbuf_set(err, errlen, "%s: header is not valid JSON: %s (header byte %d)", what, jerr.text, jerr.position);
         return NULL;
     }
     safetensors *f = calloc(1, sizeof *f);
     size_t cap = json_object_size(root);
     if (!f || !(f->entries = calloc(cap + 1, sizeof *f->entries))) {
-        sft_err(err, errlen, "%s: out of memory", what);
+        errbuf_set(err, errlen, "%s: out of memory", what);
         goto fail;
     }
     f->map = p;
@@ -276,7 +266,7 @@ safetensors *sft_open_mem(const void *buf, size_t len, const char *what, char *e
     f->data = p + 8 + n;
     f->data_len = len - 8 - (size_t)n;
     if (!json_is_object(root)) {   /* the '{' check above makes this unreachable; kept for safety */
-        sft_err(err, errlen, "%s: header is not a JSON object", what);
+        errbuf_set(err, errlen, "%s: header is not a JSON object", what);
         goto fail;
     }
 
@@ -289,7 +279,7 @@ safetensors *sft_open_mem(const void *buf, size_t len, const char *what, char *e
             continue;
         }
         if (f->n >= INT_MAX - 1) {
-            sft_err(err, errlen, "%s: too many tensors", what);
+            errbuf_set(err, errlen, "%s: too many tensors", what);
             goto fail;
         }
         sft_entry *e = &f->entries[f->n];
@@ -297,7 +287,7 @@ safetensors *sft_open_mem(const void *buf, size_t len, const char *what, char *e
         if (sft_parse_entry(what, key, v, e, err, errlen) < 0)
             goto fail;
         if (!(e->name = strdup(key))) {
-            sft_err(err, errlen, "%s: out of memory", what);
+            errbuf_set(err, errlen, "%s: out of memory", what);
             goto fail;
         }
         f->n++;
@@ -312,10 +302,10 @@ safetensors *sft_open_mem(const void *buf, size_t len, const char *what, char *e
         const sft_entry *e = &f->entries[i];
         if (e->begin != pos) {
             if (e->begin < pos)
-                sft_err(err, errlen, "%s: tensor '%s' (bytes %zu..%zu) overlaps the tensor before it (ends at %zu)",
+                errbuf_set(err, errlen, "%s: tensor '%s' (bytes %zu..%zu) overlaps the tensor before it (ends at %zu)",
                         what, e->name, e->begin, e->end, pos);
             else
-                sft_err(err, errlen, "%s: gap of %zu bytes before tensor '%s' (starts at %zu, previous end %zu)",
+                errbuf_set(err, errlen, "%s: gap of %zu bytes before tensor '%s' (starts at %zu, previous end %zu)",
                         what, e->begin - pos, e->name, e->begin, pos);
             goto fail;
         }
@@ -323,17 +313,17 @@ safetensors *sft_open_mem(const void *buf, size_t len, const char *what, char *e
     }
     if (pos != f->data_len) {
         if (pos > f->data_len)
-            sft_err(err, errlen, "%s: tensors need %zu data bytes but the file has %zu (truncated file?)", what, pos,
+            errbuf_set(err, errlen, "%s: tensors need %zu data bytes but the file has %zu (truncated file?)", what, pos,
                     f->data_len);
         else
-            sft_err(err, errlen, "%s: %zu bytes after the last tensor (tensors end at %zu of %zu)", what,
+            errbuf_set(err, errlen, "%s: %zu bytes after the last tensor (tensors end at %zu of %zu)", what,
                     f->data_len - pos, pos, f->data_len);
         goto fail;
     }
 
     f->by_name = calloc(f->n + 1, sizeof *f->by_name);
     if (!f->by_name) {
-        sft_err(err, errlen, "%s: out of memory", what);
+        errbuf_set(err, errlen, "%s: out of memory", what);
         goto fail;
     }
     for (int i = 0; i < f->n; i++)
@@ -447,7 +437,7 @@ int sft_convert_f32(const char *dtype, const void *from, size_t n, float *out)
 int sft_read_f32(const safetensors *f, const sft_entry *e, float *out, char *err, size_t errlen)
 {
     if (sft_convert_f32(e->dtype, f->data + e->begin, sft_numel(e), out) < 0) {
-        sft_err(err, errlen, "tensor '%s': unsupported dtype %s for float read (F32, F16, BF16, F64 are)", e->name,
+        errbuf_set(err, errlen, "tensor '%s': unsupported dtype %s for float read (F32, F16, BF16, F64 are)", e->name,
                 e->dtype);
         return -1;
     }
@@ -466,14 +456,14 @@ int sft_read_i32(const safetensors *f, const sft_entry *e, int32_t *out, char *e
             int64_t v;
             memcpy(&v, src + 8 * i, 8);
             if (v < INT32_MIN || v > INT32_MAX) {
-                sft_err(err, errlen, "tensor '%s': I64 value %lld at index %zu does not fit in int32", e->name,
+                errbuf_set(err, errlen, "tensor '%s': I64 value %lld at index %zu does not fit in int32", e->name,
                         (long long)v, i);
                 return -1;
             }
             out[i] = (int32_t)v;
         }
     } else {
-        sft_err(err, errlen, "tensor '%s': unsupported dtype %s for integer read (I32, I64 are)", e->name, e->dtype);
+        errbuf_set(err, errlen, "tensor '%s': unsupported dtype %s for integer read (I32, I64 are)", e->name, e->dtype);
         return -1;
     }
     return 0;
@@ -547,23 +537,23 @@ int sft_write_f32(const char *path, const sft_tensor_f32 *t, int n, const char *
     int ret = -1;
 
     if (n < 0 || !(order = calloc((size_t)n + 1, sizeof *order)) || !(nbytes = calloc((size_t)n + 1, sizeof *nbytes))) {
-        sft_err(err, errlen, "%s: out of memory", path);
+        errbuf_set(err, errlen, "%s: out of memory", path);
         goto out;
     }
     for (int i = 0; i < n; i++) {
         const sft_tensor_f32 *x = &t[i];
         if (!x->name || strcmp(x->name, "__metadata__") == 0 || x->ndim < 0 || x->ndim > SFT_MAX_DIMS) {
-            sft_err(err, errlen, "%s: tensor %d: bad name or ndim", path, i);
+            errbuf_set(err, errlen, "%s: tensor %d: bad name or ndim", path, i);
             goto out;
         }
         size_t numel = 1;
         for (int d = 0; d < x->ndim; d++)
             if (x->shape[d] < 0 || __builtin_mul_overflow(numel, (size_t)x->shape[d], &numel)) {
-                sft_err(err, errlen, "%s: tensor '%s': bad shape", path, x->name);
+                errbuf_set(err, errlen, "%s: tensor '%s': bad shape", path, x->name);
                 goto out;
             }
         if (__builtin_mul_overflow(numel, (size_t)4, &nbytes[i]) || (numel && !x->data)) {
-            sft_err(err, errlen, "%s: tensor '%s': bad size or no data", path, x->name);
+            errbuf_set(err, errlen, "%s: tensor '%s': bad size or no data", path, x->name);
             goto out;
         }
         order[i] = x;
@@ -572,7 +562,7 @@ int sft_write_f32(const char *path, const sft_tensor_f32 *t, int n, const char *
     qsort(order, n, sizeof *order, sft_cmp_tensor_name);
     for (int i = 1; i < n; i++)
         if (strcmp(order[i - 1]->name, order[i]->name) == 0) {
-            sft_err(err, errlen, "%s: duplicate tensor name '%s'", path, order[i]->name);
+            errbuf_set(err, errlen, "%s: duplicate tensor name '%s'", path, order[i]->name);
             goto out;
         }
 
@@ -583,12 +573,12 @@ int sft_write_f32(const char *path, const sft_tensor_f32 *t, int n, const char *
         sft_puts(&h, ":{");
         for (int k = 0; meta[k]; k += 2) {
             if (!meta[k + 1]) {
-                sft_err(err, errlen, "%s: metadata key '%s' has no value", path, meta[k]);
+                errbuf_set(err, errlen, "%s: metadata key '%s' has no value", path, meta[k]);
                 goto out;
             }
             for (int j = 0; j < k; j += 2)
                 if (strcmp(meta[j], meta[k]) == 0) {
-                    sft_err(err, errlen, "%s: duplicate metadata key '%s'", path, meta[k]);
+                    errbuf_set(err, errlen, "%s: duplicate metadata key '%s'", path, meta[k]);
                     goto out;
                 }
             if (k)
@@ -615,7 +605,7 @@ int sft_write_f32(const char *path, const sft_tensor_f32 *t, int n, const char *
             sft_puts(&h, num);
         }
         if (__builtin_add_overflow(offset, bytes, &(size_t){0})) {
-            sft_err(err, errlen, "%s: total size overflows", path);
+            errbuf_set(err, errlen, "%s: total size overflows", path);
             goto out;
         }
         snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", offset, offset + bytes);
@@ -626,22 +616,22 @@ int sft_write_f32(const char *path, const sft_tensor_f32 *t, int n, const char *
     while (h.len % 8)   /* pad so the data section starts 8-byte aligned */
         sft_puts(&h, " ");
     if (h.oom) {
-        sft_err(err, errlen, "%s: out of memory", path);
+        errbuf_set(err, errlen, "%s: out of memory", path);
         goto out;
     }
     if (h.len > SFT_MAX_HEADER) {
-        sft_err(err, errlen, "%s: header of %zu bytes exceeds the %u-byte limit", path, h.len, SFT_MAX_HEADER);
+        errbuf_set(err, errlen, "%s: header of %zu bytes exceeds the %u-byte limit", path, h.len, SFT_MAX_HEADER);
         goto out;
     }
 
     size_t tlen = strlen(path) + 32;
     if (!(tmp = malloc(tlen))) {
-        sft_err(err, errlen, "%s: out of memory", path);
+        errbuf_set(err, errlen, "%s: out of memory", path);
         goto out;
     }
     snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
     if (!(fp = fopen(tmp, "wb"))) {
-        sft_err(err, errlen, "%s: %s", tmp, strerror(errno));
+        errbuf_set(err, errlen, "%s: %s", tmp, strerror(errno));
         goto out;
     }
     unsigned char len8[8];
@@ -651,17 +641,17 @@ int sft_write_f32(const char *path, const sft_tensor_f32 *t, int n, const char *
     for (int i = 0; i < n && !bad; i++)
         bad = nbytes[order[i] - t] && fwrite(order[i]->data, 1, nbytes[order[i] - t], fp) != nbytes[order[i] - t];
     if (bad || fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
-        sft_err(err, errlen, "%s: write: %s", tmp, strerror(errno));
+        errbuf_set(err, errlen, "%s: write: %s", tmp, strerror(errno));
         goto out;
     }
     int rc = fclose(fp);
     fp = NULL;
     if (rc != 0) {
-        sft_err(err, errlen, "%s: close: %s", tmp, strerror(errno));
+        errbuf_set(err, errlen, "%s: close: %s", tmp, strerror(errno));
         goto out;
     }
     if (rename(tmp, path) != 0) {
-        sft_err(err, errlen, "%s: rename: %s", path, strerror(errno));
+        errbuf_set(err, errlen, "%s: rename: %s", path, strerror(errno));
         goto out;
     }
     ret = 0;

@@ -3,6 +3,7 @@
  * them builds a plain record (a dict, a tensor view of a storage). Everything else is refused.
  * Depends on libc, libzip and lib/safetensors.c (dtype conversion) only, so the fuzz target builds it alone. */
 #include "torch_load.h"
+#include "errbuf.h"
 #include "safetensors.h"
 #include "mapfile.h"
 
@@ -46,17 +47,6 @@ struct torch_file {
     int cached;                 /* zip: the storage whose bytes are in cache (-1 none): tensors sharing one */
     unsigned char *cache;       /* storage (tied or flattened weights) read it once */
 };
-
-static void tch_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void tch_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- the restricted unpickler ---- */
 
@@ -122,7 +112,7 @@ static int fail(unpickler *u, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    tch_err(u->err, u->errlen, "%s: %s, byte %zu: %s", u->what, u->part, (size_t)(u->p - u->origin), msg);
+    errbuf_set(u->err, u->errlen, "%s: %s, byte %zu: %s", u->what, u->part, (size_t)(u->p - u->origin), msg);
     return -1;
 }
 
@@ -793,7 +783,7 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
     zip_error_init(&ze);
     zip_source_t *src = zip_source_buffer_create(f->buf, f->len, 0, &ze);
     if (!src || !(f->zip = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze))) {
-        tch_err(err, errlen, "%s: not a readable zip archive: %s", f->what, zip_error_strerror(&ze));
+        errbuf_set(err, errlen, "%s: not a readable zip archive: %s", f->what, zip_error_strerror(&ze));
         if (src)
             zip_source_free(src);
         zip_error_fini(&ze);
@@ -809,7 +799,7 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
         const char *slash = name ? strchr(name, '/') : NULL;
         if (slash && !strcmp(slash, "/data.pkl") && slash - name < (int)sizeof prefix) {
             if (pkl >= 0) {
-                tch_err(err, errlen, "%s: more than one data.pkl in the archive", f->what);
+                errbuf_set(err, errlen, "%s: more than one data.pkl in the archive", f->what);
                 return -1;
             }
             pkl = i;
@@ -817,7 +807,7 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
         }
     }
     if (pkl < 0) {
-        tch_err(err, errlen, "%s: zip archive without PREFIX/data.pkl: not a torch.save file", f->what);
+        errbuf_set(err, errlen, "%s: zip archive without PREFIX/data.pkl: not a torch.save file", f->what);
         return -1;
     }
     char path[512];
@@ -830,14 +820,14 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
         if (zf)
             zip_fclose(zf);
         if (got < 0 || strncmp(order, "little", 6)) {
-            tch_err(err, errlen, "%s: %s is not \"little\": only little-endian storages are read", f->what, path);
+            errbuf_set(err, errlen, "%s: %s is not \"little\": only little-endian storages are read", f->what, path);
             return -1;
         }
     }
 
     zip_stat_t zs;
     if (zip_stat_index(f->zip, (zip_uint64_t)pkl, 0, &zs) < 0 || !(zs.valid & ZIP_STAT_SIZE) || zs.size > TCH_MAX_PICKLE) {
-        tch_err(err, errlen, "%s: %s/data.pkl is missing its size or larger than %u bytes", f->what, prefix,
+        errbuf_set(err, errlen, "%s: %s/data.pkl is missing its size or larger than %u bytes", f->what, prefix,
                 TCH_MAX_PICKLE);
         return -1;
     }
@@ -845,7 +835,7 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
     zip_file_t *zf = pickle ? zip_fopen_index(f->zip, (zip_uint64_t)pkl, 0) : NULL;
     zip_int64_t got = zf ? zip_fread(zf, pickle, zs.size) : -1;
     if (!zf || got != (zip_int64_t)zs.size) {
-        tch_err(err, errlen, "%s: cannot read %s/data.pkl: %s", f->what, prefix,
+        errbuf_set(err, errlen, "%s: cannot read %s/data.pkl: %s", f->what, prefix,
                 zf ? zip_error_strerror(zip_file_get_error(zf)) : zip_error_strerror(zip_get_error(f->zip)));
         if (zf)
             zip_fclose(zf);
@@ -873,15 +863,15 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
         snprintf(path, sizeof path, "%s/data/%s", prefix, s->key);
         s->zindex = zip_name_locate(f->zip, path, ZIP_FL_ENC_RAW);
         if (s->zindex < 0 || zip_stat_index(f->zip, (zip_uint64_t)s->zindex, 0, &zs) < 0) {
-            tch_err(err, errlen, "%s: storage %s is missing from the archive", f->what, path);
+            errbuf_set(err, errlen, "%s: storage %s is missing from the archive", f->what, path);
             return -1;
         }
         if (!(zs.valid & ZIP_STAT_COMP_METHOD) || zs.comp_method != ZIP_CM_STORE) {
-            tch_err(err, errlen, "%s: %s is compressed; torch.save stores storages uncompressed", f->what, path);
+            errbuf_set(err, errlen, "%s: %s is compressed; torch.save stores storages uncompressed", f->what, path);
             return -1;
         }
         if (zs.size != s->numel * s->esize) {
-            tch_err(err, errlen, "%s: %s holds %llu bytes but the pickle says %llu elements of %s (%llu bytes)",
+            errbuf_set(err, errlen, "%s: %s holds %llu bytes but the pickle says %llu elements of %s (%llu bytes)",
                     f->what, path, (unsigned long long)zs.size, (unsigned long long)s->numel, s->dtype,
                     (unsigned long long)(s->numel * s->esize));
             return -1;
@@ -897,7 +887,7 @@ static int open_legacy(torch_file *f, char *err, size_t errlen)
     static const unsigned char magic[] = { 0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8,
                                            0x50, 0x19, '.' };
     if (f->len < sizeof magic || memcmp(f->buf, magic, sizeof magic)) {
-        tch_err(err, errlen, "%s: neither a zip archive nor torch's legacy format (wrong magic number)", f->what);
+        errbuf_set(err, errlen, "%s: neither a zip archive nor torch's legacy format (wrong magic number)", f->what);
         return -1;
     }
     unpickler u = {.p = f->buf + sizeof magic, .origin = f->buf, .end = f->buf + f->len, .what = f->what, .part = "legacy header",
@@ -944,14 +934,15 @@ static int open_legacy(torch_file *f, char *err, size_t errlen)
         for (k = 0; k < f->nstorage && (key->kind != P_STR || strcmp(f->storages[k].key, key->s)); k++)
             ;
         if (k == f->nstorage || seen[k]) {
-            tch_err(err, errlen, "%s: storage key %zu of the list is unknown or repeated", f->what, i);
+            errbuf_set(err, errlen, "%s: storage key %zu of the list is unknown or repeated", f->what, i);
             free(seen);
             goto out;
         }
         seen[k] = 1;
         tch_storage *s = &f->storages[k];
         if (f->len - pos < 8 || le(f->buf + pos, 8) != s->numel || (f->len - pos - 8) / s->esize < s->numel) {
-            tch_err(err, errlen, "%s: storage %s: size record wrong or data truncated (byte %zu)", f->what, s->key, pos);
+            errbuf_set(err, errlen,
+                       "%s: storage %s: size record wrong or data truncated (byte %zu)", f->what, s->key, pos);
             free(seen);
             goto out;
         }
@@ -960,13 +951,13 @@ static int open_legacy(torch_file *f, char *err, size_t errlen)
     }
     for (int k = 0; k < f->nstorage; k++)
         if (!seen[k]) {
-            tch_err(err, errlen, "%s: storage %s has no data", f->what, f->storages[k].key);
+            errbuf_set(err, errlen, "%s: storage %s has no data", f->what, f->storages[k].key);
             free(seen);
             goto out;
         }
     free(seen);
     if (pos != f->len) {
-        tch_err(err, errlen, "%s: %zu bytes after the last storage", f->what, f->len - pos);
+        errbuf_set(err, errlen, "%s: %zu bytes after the last storage", f->what, f->len - pos);
         goto out;
     }
     rc = take_dict(&u, root);
@@ -998,7 +989,7 @@ torch_file *tch_open_mem(const void *buf, size_t len, const char *what, char *er
     torch_file *f = calloc(1, sizeof *f);
     if (!f || !(f->what = strdup(what ? what : "pytorch_model.bin"))) {
         free(f);
-        tch_err(err, errlen, "%s: out of memory", what ? what : "pytorch_model.bin");
+        errbuf_set(err, errlen, "%s: out of memory", what ? what : "pytorch_model.bin");
         return NULL;
     }
     f->buf = buf;
@@ -1052,7 +1043,7 @@ int tch_read_f32(torch_file *f, const tch_tensor *t, float *out, char *err, size
     const tch_storage *s = &f->storages[t->storage];
     size_t n = tch_numel(t), es = s->esize;
     if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "F16") && strcmp(t->dtype, "BF16") && strcmp(t->dtype, "F64")) {
-        tch_err(err, errlen, "%s: tensor '%s': dtype %s is not a floating type (F32, F16, BF16, F64 are read)",
+        errbuf_set(err, errlen, "%s: tensor '%s': dtype %s is not a floating type (F32, F16, BF16, F64 are read)",
                 f->what, t->name, t->dtype);
         return -1;
     }
@@ -1071,7 +1062,7 @@ int tch_read_f32(torch_file *f, const tch_tensor *t, float *out, char *err, size
         if (got == (zip_int64_t)nbytes && zip_fread(zf, &probe, 1) != 0)   /* reading to the end checks the CRC */
             got = -1;
         if (got != (zip_int64_t)nbytes) {
-            tch_err(err, errlen, "%s: storage %s of tensor '%s': %s", f->what, s->key, t->name,
+            errbuf_set(err, errlen, "%s: storage %s of tensor '%s': %s", f->what, s->key, t->name,
                     zf ? zip_error_strerror(zip_file_get_error(zf)) : "cannot open");
             if (zf)
                 zip_fclose(zf);
@@ -1097,7 +1088,7 @@ int tch_read_f32(torch_file *f, const tch_tensor *t, float *out, char *err, size
         unsigned char *tmp = malloc(n * es);
         int64_t idx[TCH_MAX_DIMS] = {0};
         if (!tmp) {
-            tch_err(err, errlen, "%s: tensor '%s': out of memory", f->what, t->name);
+            errbuf_set(err, errlen, "%s: tensor '%s': out of memory", f->what, t->name);
             return -1;
         }
         for (size_t i = 0; i < n; i++) {

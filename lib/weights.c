@@ -1,5 +1,6 @@
 /* weights.c: one tensor table over model.safetensors, pytorch_model.bin and their sharded forms (weights.h). */
 #include "weights.h"
+#include "errbuf.h"
 #include "safetensors.h"
 #include "torch_load.h"
 
@@ -27,17 +28,6 @@ struct weights {
     int n;
     const wt_tensor **by_name;
 };
-
-static void wt_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void wt_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void wt_join(char *out, const char *dir, const char *name)
 {
@@ -75,7 +65,7 @@ static int add_part(weights *w, const char *path, int torch, char *err, size_t e
 {
     wt_part *parts = realloc(w->parts, (size_t)(w->nparts + 1) * sizeof *parts);
     if (!parts) {
-        wt_err(err, errlen, "%s: out of memory", path);
+        errbuf_set(err, errlen, "%s: out of memory", path);
         return -1;
     }
     w->parts = parts;
@@ -95,7 +85,7 @@ static int add_part(weights *w, const char *path, int torch, char *err, size_t e
     int part = w->nparts++;
     wt_tensor *t = realloc(w->t, (size_t)(w->n + count + 1) * sizeof *t);
     if (!t) {
-        wt_err(err, errlen, "%s: out of memory", path);
+        errbuf_set(err, errlen, "%s: out of memory", path);
         return -1;
     }
     w->t = t;
@@ -119,13 +109,13 @@ static int add_index(weights *w, const char *dir, const char *path, int torch, c
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        wt_err(err, errlen, "%s: bad JSON at line %d: %s", path, je.line, je.text);
+        errbuf_set(err, errlen, "%s: bad JSON at line %d: %s", path, je.line, je.text);
         return -1;
     }
     int rc = -1;
     json_t *map = json_object_get(root, "weight_map");
     if (!json_is_object(map) || !json_object_size(map)) {
-        wt_err(err, errlen, "%s: no \"weight_map\" object of tensor name -> shard file", path);
+        errbuf_set(err, errlen, "%s: no \"weight_map\" object of tensor name -> shard file", path);
         goto out;
     }
     const char *name;
@@ -133,7 +123,7 @@ static int add_index(weights *w, const char *dir, const char *path, int torch, c
     json_object_foreach(map, name, v) {
         const char *shard = json_string_value(v);
         if (!shard || !*shard || strchr(shard, '/') || !strcmp(shard, ".") || !strcmp(shard, "..")) {
-            wt_err(err, errlen, "%s: shard of tensor %s is not a file name in the same folder", path, name);
+            errbuf_set(err, errlen, "%s: shard of tensor %s is not a file name in the same folder", path, name);
             goto out;
         }
         char spath[PATH_MAX];
@@ -154,7 +144,8 @@ out:
             for (int i = 0; i < w->n && !found; i++)
                 found = !strcmp(w->t[i].name, name) && !strcmp(w->parts[w->t[i].part].path, spath);
             if (!found) {
-                wt_err(err, errlen, "%s: tensor %s is not in %s, the shard the weight_map names", path, name, spath);
+                errbuf_set(err, errlen,
+                           "%s: tensor %s is not in %s, the shard the weight_map names", path, name, spath);
                 rc = -1;
                 break;
             }
@@ -172,7 +163,7 @@ weights *weights_open(const char *dir, char *err, size_t errlen)
     };
     weights *w = calloc(1, sizeof *w);
     if (!w) {
-        wt_err(err, errlen, "%s: out of memory", dir);
+        errbuf_set(err, errlen, "%s: out of memory", dir);
         return NULL;
     }
     int k;
@@ -183,7 +174,7 @@ weights *weights_open(const char *dir, char *err, size_t errlen)
     }
     if (k == 4) {
         wt_join(w->path, dir, "model.safetensors");
-        wt_err(err, errlen, "%s: missing (nor pytorch_model.bin, nor a sharded index of either)", w->path);
+        errbuf_set(err, errlen, "%s: missing (nor pytorch_model.bin, nor a sharded index of either)", w->path);
         weights_close(w);
         errno = ENOENT;
         return NULL;
@@ -191,7 +182,7 @@ weights *weights_open(const char *dir, char *err, size_t errlen)
     int rc = kinds[k].index ? add_index(w, dir, w->path, kinds[k].torch, err, errlen)
                             : add_part(w, w->path, kinds[k].torch, err, errlen);
     if (rc == 0 && !(w->by_name = calloc((size_t)w->n + 1, sizeof *w->by_name))) {
-        wt_err(err, errlen, "%s: out of memory", w->path);
+        errbuf_set(err, errlen, "%s: out of memory", w->path);
         rc = -1;
     }
     if (rc == 0) {
@@ -200,7 +191,7 @@ weights *weights_open(const char *dir, char *err, size_t errlen)
         qsort(w->by_name, (size_t)w->n, sizeof *w->by_name, cmp_name);
         for (int i = 1; i < w->n && rc == 0; i++)
             if (!strcmp(w->by_name[i - 1]->name, w->by_name[i]->name)) {
-                wt_err(err, errlen, "%s: tensor %s is in both %s and %s", w->path, w->by_name[i]->name,
+                errbuf_set(err, errlen, "%s: tensor %s is in both %s and %s", w->path, w->by_name[i]->name,
                        w->parts[w->by_name[i - 1]->part].path, w->parts[w->by_name[i]->part].path);
                 rc = -1;
             }
@@ -244,7 +235,7 @@ int weights_read_f32(weights *w, const wt_tensor *t, float *out, char *err, size
     int rc = p->tch ? tch_read_f32(p->tch, t->entry, out, msg, sizeof msg)
                     : sft_read_f32(p->sft, t->entry, out, msg, sizeof msg);
     if (rc < 0)   /* the torch reader names the file already; the safetensors one names the tensor only */
-        wt_err(err, errlen, p->tch ? "%s%s" : "%s: %s", p->tch ? "" : p->path, msg);
+        errbuf_set(err, errlen, p->tch ? "%s%s" : "%s: %s", p->tch ? "" : p->path, msg);
     return rc;
 }
 
