@@ -329,32 +329,6 @@ void dist_reduce_finish(const char *what)
 
 /* ---- st-gather's helper ---- */
 
-static int read_all(int fd, void *buf, size_t n)
-{
-	for (size_t got = 0; got < n;) {
-		ssize_t k = read(fd, (char *)buf + got, n - got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		got += k;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-	for (size_t put = 0; put < n;) {
-		ssize_t k = write(fd, (const char *)buf + put, n - put);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		put += k;
-	}
-	return 0;
-}
-
 static int gather_listen = -1;
 static volatile int gathering;   /* the helper thread is inside a gather (which has its own timeout) */
 
@@ -365,12 +339,12 @@ int dist_gathering(void) { return gathering; }
 static int serve_one(int fd)
 {
 	uint64_t n;
-	if (read_all(fd, &n, sizeof n) != 0)
+	if (st_read_full(fd, &n, sizeof n) != 0)
 		return -1;
 	if (n > (1ull << 31) - 1)
 		die(EX_DATAERR, "st-gather sent %llu bytes: more than one gather can carry (2 GiB)", (unsigned long long)n);
 	char *mine = xmalloc(n ? n : 1);
-	if (read_all(fd, mine, n) != 0) {
+	if (st_read_full(fd, mine, n) != 0) {
 		free(mine);
 		return -1;
 	}
@@ -396,7 +370,7 @@ static int serve_one(int fd)
 	timed_wait(&gather_ch, 1, &req, "st-gather's all-gather of the embeddings");
 	gathering = 0;
 	counts[0] = world;
-	int rc = write_all(fd, counts, (world + 1) * sizeof *counts) || write_all(fd, all, total) ? -1 : 0;
+	int rc = st_write_full(fd, counts, (world + 1) * sizeof *counts) || st_write_full(fd, all, total) ? -1 : 0;
 	free(mine);
 	free(counts);
 	free(cnt);

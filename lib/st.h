@@ -59,6 +59,10 @@ double st_now(void);
 /* Writes a whole file atomically: data goes to PATH.tmp.PID, is fsynced, then renamed over PATH.
  * Returns 0, or -1 with errno set. */
 int st_write_file_atomic(const char *path, const void *data, size_t len);
+/* All n bytes to or from fd, through short counts and EINTR: 0, or -1 (errno set; reading, also at an end of
+ * file before n bytes, with errno 0). */
+int st_write_full(int fd, const void *buf, size_t n);
+int st_read_full(int fd, void *buf, size_t n);
 /* Reads a whole file (NUL-terminated for convenience); NULL with errno set on failure. */
 char *st_read_file(const char *path, size_t *len);
 

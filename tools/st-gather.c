@@ -30,32 +30,6 @@ static const char usage[] =
 	"  --threads N       accepted for uniformity; st-gather runs on one core\n"
 	"  -h, --help        this text\n";
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-	for (size_t put = 0; put < n;) {
-		ssize_t k = write(fd, (const char *)buf + put, n - put);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		put += k;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *buf, size_t n)
-{
-	for (size_t got = 0; got < n;) {
-		ssize_t k = read(fd, (char *)buf + got, n - got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		got += k;
-	}
-	return 0;
-}
-
 /* One process: the bytes as they come, each read written on at once (training answers batch by batch). */
 static int pass_through(void)
 {
@@ -68,7 +42,7 @@ static int pass_through(void)
 			die(EX_IOERR, "reading stdin: %s", strerror(errno));
 		if (n == 0)
 			return 0;
-		if (write_all(1, buf, n) != 0) {
+		if (st_write_full(1, buf, n) != 0) {
 			if (errno == EPIPE)
 				return 0;
 			die(EX_IOERR, "writing stdout: %s", strerror(errno));
@@ -154,20 +128,20 @@ static void gather_batch(st_val *rec, int fd, int rank, const char *where)
 		memcpy(msg + sizeof h + 4 * ne, Lb->data, 4 * nl);
 	if (ni)
 		memcpy(msg + sizeof h + 4 * (ne + nl), ids->data, 4 * ni);
-	if (write_all(fd, &n, sizeof n) != 0 || write_all(fd, msg, n) != 0)
+	if (st_write_full(fd, &n, sizeof n) != 0 || st_write_full(fd, msg, n) != 0)
 		die(EX_UNAVAILABLE, "rank %d: this rank's st-step went away (%s)", rank, where);
 	free(msg);
 
 	uint64_t world;
-	if (read_all(fd, &world, sizeof world) != 0 || world < 1 || world > 1 << 20)
+	if (st_read_full(fd, &world, sizeof world) != 0 || world < 1 || world > 1 << 20)
 		die(EX_UNAVAILABLE, "rank %d: this rank's st-step went away during the gather (%s)", rank, where);
 	uint64_t *counts = xmalloc(world * sizeof *counts), total = 0;
-	if (read_all(fd, counts, world * sizeof *counts) != 0)
+	if (st_read_full(fd, counts, world * sizeof *counts) != 0)
 		die(EX_UNAVAILABLE, "rank %d: this rank's st-step went away during the gather (%s)", rank, where);
 	for (uint64_t r = 0; r < world; r++)
 		total += counts[r];
 	char *all = xmalloc(total ? total : 1);
-	if (read_all(fd, all, total) != 0)
+	if (st_read_full(fd, all, total) != 0)
 		die(EX_UNAVAILABLE, "rank %d: this rank's st-step went away during the gather (%s)", rank, where);
 	/* every rank's part: the same columns, dim and label shape; its own number of rows */
 	char **part = xmalloc(world * sizeof *part);
