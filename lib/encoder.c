@@ -1426,64 +1426,72 @@ struct enc_acts {
 	int borrowed;    /* the backward scratch is another enc_acts' (enc_acts_view's donor) */
 };
 
-static size_t acts_floats(const enc_config *c, size_t Nmax, size_t attmax, size_t *per_layer)
+/* The activation arrays, each X(field, floats) with Nm tokens of room, attmax attention probabilities, H, I
+ * and L the model's widths and layers: the forward's (kept for the backward; per-layer arrays hold L blocks)
+ * and the backward's scratch. One list for allocating, laying out in kept memory, sizing and freeing. */
+#define ENC_FWD_ACTS(X) \
+	X(emb_sum, Nm * H) X(emb_mean, Nm) X(emb_rstd, Nm) X(x0, Nm * H) \
+	X(qkv, L * Nm * 3 * H) X(att, L * attmax) X(ctx, L * Nm * H) X(r1, L * Nm * H) X(mean1, L * Nm) \
+	X(rstd1, L * Nm) X(x1, L * Nm * H) X(hpre, L * Nm * I) X(hact, L * Nm * I) X(r2, L * Nm * H) \
+	X(mean2, L * Nm) X(rstd2, L * Nm) X(xout, L * Nm * H)
+#define ENC_SCRATCH_ACTS(X) \
+	X(dx, Nm * H) X(dx1, Nm * H) X(dy, Nm * H) X(dh, Nm * I) X(dctx, Nm * H) X(dqkv, Nm * 3 * H) X(ones, Nm)
+#define ACTS_SIZES(c) size_t H = (c)->hidden, I = (c)->intermediate, L = (c)->layers; (void)H, (void)I, (void)L
+
+static size_t fwd_acts_floats(const enc_config *c, size_t Nm, size_t attmax)
 {
-	size_t H = c->hidden, I = c->intermediate;
-	size_t layer = Nmax * (3 * H + H + H + H + I + I + H + H + 4) + attmax;
-	if (per_layer)
-		*per_layer = layer;
-	size_t embed = Nmax * (2 * H + 2);
-	size_t scratch = Nmax * (H + H + H + I + H + 3 * H + 1);
-	return embed + layer * c->layers + scratch;
+	ACTS_SIZES(c);
+	size_t n = 0;
+#define ADD(field, count) n += (count);
+	ENC_FWD_ACTS(ADD)
+#undef ADD
+	return n;
+}
+
+static size_t scratch_acts_floats(const enc_config *c, size_t Nm)
+{
+	ACTS_SIZES(c);
+	size_t n = 0;
+#define ADD(field, count) n += (count);
+	ENC_SCRATCH_ACTS(ADD)
+#undef ADD
+	return n;
 }
 
 size_t enc_acts_bytes(const enc_config *c, int B, int T)
 {
-	size_t Nmax = (size_t)B * T, attmax = (size_t)B * c->heads * T * T;
-	return acts_floats(c, Nmax, attmax, NULL) * sizeof(float) + (size_t)B * T * 4 * sizeof(int);
+	size_t Nm = (size_t)B * T, attmax = (size_t)B * c->heads * T * T;
+	return (fwd_acts_floats(c, Nm, attmax) + scratch_acts_floats(c, Nm)) * sizeof(float) +
+	       (size_t)B * T * 4 * sizeof(int);
+}
+
+#define ALLOC(field, count) a->field = xmalloc(xmul((count) + 1, sizeof(float)));
+
+/* scratch for the backward of chunks of up to Nm tokens; a->ones filled */
+static void scratch_alloc(const enc_config *c, enc_acts *a, size_t Nm)
+{
+	ACTS_SIZES(c);
+	ENC_SCRATCH_ACTS(ALLOC)
+	for (size_t i = 0; i < Nm; i++)
+		a->ones[i] = 1.0f;
 }
 
 enc_acts *enc_acts_new(const enc_config *c, int B, int T)
 {
 	enc_acts *a = xcalloc(1, sizeof *a);
-	size_t H = c->hidden, I = c->intermediate, L = c->layers;
+	ACTS_SIZES(c);
 	a->Bmax = B, a->Tmax = T;
 	a->Nmax = (size_t)B * T;
 	a->attmax = xmul(xmul((size_t)B * c->heads, T), T);
-	size_t Nm = a->Nmax;
+	size_t Nm = a->Nmax, attmax = a->attmax;
 	a->ids = xmalloc(xmul(Nm + 1, sizeof(int32_t)));
 	a->len = xmalloc(xmul(B + 1, sizeof(int32_t)));
 	a->pos = xmalloc(xmul(Nm + 1, sizeof(int)));
-#define ALLOC(field, n) a->field = xmalloc(xmul((n) + 1, sizeof(float)))
-	ALLOC(emb_sum, Nm * H);
-	ALLOC(emb_mean, Nm);
-	ALLOC(emb_rstd, Nm);
-	ALLOC(x0, Nm * H);
-	ALLOC(qkv, L * Nm * 3 * H);
-	ALLOC(att, L * a->attmax);
-	ALLOC(ctx, L * Nm * H);
-	ALLOC(r1, L * Nm * H);
-	ALLOC(mean1, L * Nm);
-	ALLOC(rstd1, L * Nm);
-	ALLOC(x1, L * Nm * H);
-	ALLOC(hpre, L * Nm * I);
-	ALLOC(hact, L * Nm * I);
-	ALLOC(r2, L * Nm * H);
-	ALLOC(mean2, L * Nm);
-	ALLOC(rstd2, L * Nm);
-	ALLOC(xout, L * Nm * H);
-	ALLOC(dx, Nm * H);
-	ALLOC(dx1, Nm * H);
-	ALLOC(dy, Nm * H);
-	ALLOC(dh, Nm * I);
-	ALLOC(dctx, Nm * H);
-	ALLOC(dqkv, Nm * 3 * H);
-	ALLOC(ones, Nm);
-#undef ALLOC
-	for (size_t i = 0; i < Nm; i++)
-		a->ones[i] = 1.0f;
+	ENC_FWD_ACTS(ALLOC)
+	scratch_alloc(c, a, Nm);
 	return a;
 }
+#undef ALLOC
 
 void enc_acts_free(enc_acts *a)
 {
@@ -1491,13 +1499,14 @@ void enc_acts_free(enc_acts *a)
 		return;
 	if (a->valid)
 		batch_free(&a->bt);
-	float *fwd[] = { a->emb_sum, a->emb_mean, a->emb_rstd, a->x0, a->qkv, a->att, a->ctx, a->r1, a->mean1,
-			 a->rstd1, a->x1, a->hpre, a->hact, a->r2, a->mean2, a->rstd2, a->xout };
-	float *scratch[] = { a->dx, a->dx1, a->dy, a->dh, a->dctx, a->dqkv, a->ones };
-	for (size_t i = 0; !a->view && i < sizeof fwd / sizeof *fwd; i++)
-		free(fwd[i]);
-	for (size_t i = 0; !a->borrowed && i < sizeof scratch / sizeof *scratch; i++)
-		free(scratch[i]);
+#define FREE(field, count) free(a->field);
+	if (!a->view) {
+		ENC_FWD_ACTS(FREE)
+	}
+	if (!a->borrowed) {
+		ENC_SCRATCH_ACTS(FREE)
+	}
+#undef FREE
 	free(a->ids), free(a->len), free(a->pos);
 	free(a);
 }
@@ -1518,50 +1527,33 @@ static void kept_sizes(const enc_config *c, const int32_t *lengths, int B, size_
 
 size_t enc_acts_kept_floats(const enc_config *c, const int32_t *lengths, int B)
 {
-	size_t Nmax, attmax, H = c->hidden;
+	size_t Nmax, attmax;
 	kept_sizes(c, lengths, B, &Nmax, &attmax);
-	size_t layer;
-	acts_floats(c, Nmax, attmax, &layer);
-	return Nmax * (2 * H + 2) + layer * c->layers;
+	return fwd_acts_floats(c, Nmax, attmax);
 }
 
 enc_acts *enc_acts_view(const enc_config *c, const int32_t *lengths, int B, int T, float *mem, const enc_acts *donor)
 {
 	enc_acts *a = xcalloc(1, sizeof *a);
-	size_t H = c->hidden, I = c->intermediate, L = c->layers;
+	ACTS_SIZES(c);
 	a->Bmax = B, a->Tmax = T;
 	kept_sizes(c, lengths, B, &a->Nmax, &a->attmax);
-	size_t Nm = a->Nmax;
+	size_t Nm = a->Nmax, attmax = a->attmax;
 	a->ids = xmalloc(xmul((size_t)B * T + 1, sizeof(int32_t)));
 	a->len = xmalloc(xmul(B + 1, sizeof(int32_t)));
 	a->pos = xmalloc(xmul(Nm + 1, sizeof(int)));
 	a->view = 1;
 	float *p = mem;
-#define TAKE(field, n) (a->field = p, p += (n))
-	TAKE(emb_sum, Nm * H);
-	TAKE(emb_mean, Nm);
-	TAKE(emb_rstd, Nm);
-	TAKE(x0, Nm * H);
-	TAKE(qkv, L * Nm * 3 * H);
-	TAKE(att, L * a->attmax);
-	TAKE(ctx, L * Nm * H);
-	TAKE(r1, L * Nm * H);
-	TAKE(mean1, L * Nm);
-	TAKE(rstd1, L * Nm);
-	TAKE(x1, L * Nm * H);
-	TAKE(hpre, L * Nm * I);
-	TAKE(hact, L * Nm * I);
-	TAKE(r2, L * Nm * H);
-	TAKE(mean2, L * Nm);
-	TAKE(rstd2, L * Nm);
-	TAKE(xout, L * Nm * H);
+#define TAKE(field, count) a->field = p, p += (count);
+	ENC_FWD_ACTS(TAKE)
 #undef TAKE
 	a->borrowed = 1;   /* without a donor: no scratch, forward only */
 	if (donor) {
 		if (donor->Nmax < Nm)
 			die(EX_SOFTWARE, "enc_acts_view: scratch for %zu tokens, the chunk has %zu", donor->Nmax, Nm);
-		a->dx = donor->dx, a->dx1 = donor->dx1, a->dy = donor->dy, a->dh = donor->dh;
-		a->dctx = donor->dctx, a->dqkv = donor->dqkv, a->ones = donor->ones;
+#define SHARE(field, count) a->field = donor->field;
+		ENC_SCRATCH_ACTS(SHARE)
+#undef SHARE
 	}
 	return a;
 }
@@ -1569,20 +1561,9 @@ enc_acts *enc_acts_view(const enc_config *c, const int32_t *lengths, int B, int 
 enc_acts *enc_acts_scratch(const enc_config *c, size_t tokens)
 {
 	enc_acts *a = xcalloc(1, sizeof *a);
-	size_t H = c->hidden, I = c->intermediate, Nm = tokens;
-	a->Nmax = Nm;
+	a->Nmax = tokens;
 	a->view = 1;   /* no forward arrays to free */
-#define ALLOC(field, n) a->field = xmalloc(xmul((n) + 1, sizeof(float)))
-	ALLOC(dx, Nm * H);
-	ALLOC(dx1, Nm * H);
-	ALLOC(dy, Nm * H);
-	ALLOC(dh, Nm * I);
-	ALLOC(dctx, Nm * H);
-	ALLOC(dqkv, Nm * 3 * H);
-	ALLOC(ones, Nm);
-#undef ALLOC
-	for (size_t i = 0; i < Nm; i++)
-		a->ones[i] = 1.0f;
+	scratch_alloc(c, a, tokens);
 	return a;
 }
 
