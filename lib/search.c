@@ -2,6 +2,7 @@
  * texts with a model (search.h). */
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -781,6 +782,26 @@ int search_read_lines_at(FILE *f, const char *name, long lines_before, search_te
 		return -1;
 	}
 	return 0;
+}
+
+float *search_read_calibration(const char *path, int *d, size_t *n)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		die(EX_NOINPUT, "cannot open %s: %s", path, strerror(errno));
+	st_reader *r = st_reader_open(fd, path);
+	float *rows = NULL;
+	int width = *d;
+	char err[1024];
+	*n = 0;
+	if (search_read_rows(r, path, &rows, n, &width, err, sizeof err) < 0)
+		die(EX_DATAERR, "%s", err);
+	st_reader_close(r);
+	close(fd);
+	if (!*n)
+		die(EX_DATAERR, "%s: no embeddings to calibrate with", path);
+	*d = width;
+	return rows;
 }
 
 int search_read_rows(struct st_reader *in, const char *name, float **emb, size_t *n, int *d, char *err,

@@ -109,6 +109,10 @@ struct st_reader;
 int search_read_rows(struct st_reader *in, const char *name, float **emb, size_t *n, int *d, char *err,
                      size_t errlen);
 
+/* Every embedding row of the file PATH (quantize_embeddings' calibration_embeddings), of width d (0: any, set
+ * into *d). Dies naming the file when it cannot be opened or read, holds no row or has another width. */
+float *search_read_calibration(const char *path, int *d, size_t *n);
+
 /* s as a JSON string (quoted, escaped; UTF-8 passes through) on out. */
 void search_write_json_string(FILE *out, const char *s, size_t len);
 /* A score as printed: a cosine never above 1 (float rounding of unit vectors can give 1.0000001). */

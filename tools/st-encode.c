@@ -230,23 +230,9 @@ int main(int argc, char **argv)
 	float *held = NULL;
 	size_t nheld = 0;
 	if (calibration) {
-		int fd = open(calibration, O_RDONLY);
-		if (fd < 0)
-			die(EX_NOINPUT, "cannot open %s: %s", calibration, strerror(errno));
-		st_reader *r = st_reader_open(fd, calibration);
-		float *cal = NULL;
+		int dcal = out_dim;
 		size_t ncal = 0;
-		int dcal = 0;
-		char cerr[1024];
-		if (search_read_rows(r, calibration, &cal, &ncal, &dcal, cerr, sizeof cerr) < 0)
-			die(EX_DATAERR, "%s", cerr);
-		st_reader_close(r);
-		close(fd);
-		if (!ncal)
-			die(EX_DATAERR, "%s: no embeddings to calibrate with", calibration);
-		if (dcal != out_dim)
-			die(EX_DATAERR, "%s: calibration embeddings have %d dimensions, the output %d", calibration, dcal,
-			    out_dim);
+		float *cal = search_read_calibration(calibration, &dcal, &ncal);
 		post.mins = xmalloc(xmul(out_dim, sizeof(float)));
 		post.maxs = xmalloc(xmul(out_dim, sizeof(float)));
 		quantize_ranges(cal, ncal, out_dim, post.mins, post.maxs);

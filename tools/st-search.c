@@ -191,17 +191,8 @@ int main(int argc, char **argv)
 		float *K = NULL;
 		size_t nk = 0;
 		if (calib_path) {
-			int fd = open(calib_path, O_RDONLY);
-			if (fd < 0)
-				die(EX_NOINPUT, "cannot open %s: %s", calib_path, strerror(errno));
-			st_reader *r = st_reader_open(fd, calib_path);
 			int dk = d;
-			if (search_read_rows(r, calib_path, &K, &nk, &dk, err, sizeof err) < 0)
-				die(EX_DATAERR, "%s", err);
-			st_reader_close(r);
-			close(fd);
-			if (!nk)
-				die(EX_DATAERR, "%s: no calibration embeddings", calib_path);
+			K = search_read_calibration(calib_path, &dk, &nk);
 		}
 		search_qindex_build(&qix, precision, C, nc, d, sim, K, nk);
 		free(K);
