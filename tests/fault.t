@@ -57,12 +57,13 @@ for i in $(seq 1 "$RUNS"); do
 		# the victim had done its part (or was gone): a finished run must be the reference's
 		cmp -s ref/model/model.safetensors $run/model/model.safetensors
 		ok $? "$what: st-step finished (the kill came after the stage's work), weights equal the reference" ||
-			bad=$((bad + 1))
+			{ bad=$((bad + 1)); sed 's/^/# /' stage.err >&2; }
 		missed=$((missed + 1))
 		continue
 	fi
 	short=$((short + 1))
-	[ ! -e $run/model ]; ok $? "$what: st-step exits $rc_step, no final model" || bad=$((bad + 1))
+	[ ! -e $run/model ]; ok $? "$what: st-step exits $rc_step, no final model" ||
+		{ bad=$((bad + 1)); sed 's/^/# /' stage.err >&2; }
 	last=$(ls -d $run/checkpoint-* 2>/dev/null | sed -n 's/.*checkpoint-\([0-9]*\)$/\1/p' | sort -n | tail -1)
 	: > stage.err
 	if [ -n "$last" ]; then
@@ -74,7 +75,7 @@ for i in $(seq 1 "$RUNS"); do
 	from=${last:+checkpoint-$last}
 	[ "$rc_step" = 0 ] && cmp -s ref/model/model.safetensors $run/model/model.safetensors
 	ok $? "$what: resumed from ${from:-the start}, bit-identical final weights" ||
-		{ bad=$((bad + 1)); sed 's/^/# /' stage.err; }
+		{ bad=$((bad + 1)); echo "# the resumed st-step exited $rc_step; the stages said:" >&2; sed 's/^/# /' stage.err >&2; }
 	resumed=$((resumed + 1))
 	rm -rf $run
 done
