@@ -191,9 +191,17 @@ static void in_open(acts_in *in)
 	fclose(f);
 	if (got != 2 || pid <= 0 || fd < 0)
 		return;
-	char path[64];
+	char path[64], target[64];
 	snprintf(path, sizeof path, "/proc/%ld/fd/%d", pid, fd);
-	in->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* the note may outlive its st-forward (kill -9), and the pid be another process's now: open only a memory
+	 * file of st-forward's, never a FIFO or anything else that process has open */
+	ssize_t n = readlink(path, target, sizeof target - 1);
+	if (n < 0)
+		return;
+	target[n] = 0;
+	if (strncmp(target, "/memfd:st-activations", 21) != 0)
+		return;
+	in->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 }
 
 /* maps all of the file (it only grows) */
