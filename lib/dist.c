@@ -306,7 +306,8 @@ void dist_reduce_finish(const char *what)
 	/* the rest, lowest first: the gaps between the ranges started during the backward */
 	int nearly = red.ndone;
 	size_t (*early)[2] = xmalloc((nearly + 1) * sizeof *early);
-	memcpy(early, red.done, nearly * sizeof *early);
+	if (nearly)   /* without buckets (--bucket-mb 0) red.done is NULL */
+		memcpy(early, red.done, nearly * sizeof *early);
 	qsort(early, nearly, sizeof *early, cmp_range);
 	size_t at = 0;
 	for (int i = 0; i <= nearly; i++) {

@@ -5,7 +5,7 @@
 # Simulated in a scratch copy of the Makefile and sources with stand-ins on PATH: dpkg-query and pkg-config
 # know no package until apt-get "installs" them (a marker file); cc records its arguments and writes stand-in
 # outputs (a unit "test" that prints TAP); pipelines/demo.mk is a stub that records how it was called. The real
-# thing, a clean clone running `make demo SMALL=1` and `make test`, is .ci/run. This mirrors the `make demo` /
+# thing, a clean clone running `make demo SMALL=1`, `make test` and `make sanitize`, is .ci/run. This mirrors the `make demo` /
 # `make test` block of README.md (tests/docs.t).
 . "$(dirname "$0")/lib.sh"
 command -v prove > /dev/null || skip_all "prove is absent"
