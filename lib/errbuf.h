@@ -7,15 +7,30 @@
 #include <stddef.h>
 #include <stdio.h>
 
+static inline void errbuf_vset(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+	if (err && errlen)
+		vsnprintf(err, errlen, fmt, ap);
+}
+
 static inline void errbuf_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static inline void errbuf_set(char *err, size_t errlen, const char *fmt, ...)
 {
-	if (!err || !errlen)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	errbuf_vset(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+/* errbuf_set, then -1: `return errbuf_fail(err, errlen, ...)` */
+static inline int errbuf_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int errbuf_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	errbuf_vset(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 #endif

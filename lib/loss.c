@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "gemm.h"
 #include "loss.h"
 #include "st.h"
@@ -922,16 +923,6 @@ static double loss_matryoshka(const loss_opts *o, const loss_batch *b, loss_clas
 
 /* ---- checks and dispatch ---- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static const char *plural(int n)
 {
 	return n == 1 ? "" : "s";
@@ -953,64 +944,64 @@ int loss_check(const loss_opts *o, const loss_batch *b, const loss_classifier *c
 	}
 	if (b->C < lo || (hi && b->C > hi)) {
 		if (hi == lo)
-			return fail(err, errlen, "%s needs %d text column%s; got %d", name, lo, plural(lo), b->C);
-		return fail(err, errlen, "%s needs %d or more text columns; got %d", name, lo, b->C);
+			return errbuf_fail(err, errlen, "%s needs %d text column%s; got %d", name, lo, plural(lo), b->C);
+		return errbuf_fail(err, errlen, "%s needs %d or more text columns; got %d", name, lo, b->C);
 	}
 	if (b->B < 1 || b->D < 1)
-		return fail(err, errlen, "%s needs at least one row and one dimension; got %d rows of %d", name, b->B, b->D);
+		return errbuf_fail(err, errlen, "%s needs at least one row and one dimension; got %d rows of %d", name, b->B, b->D);
 	int B = b->B;
 	switch (o->kind) {
 	case LOSS_CONTRASTIVE:
 	case LOSS_ONLINE_CONTRASTIVE:
 		if (!b->labels || b->label_ndim != 1)
-			return fail(err, errlen, "%s needs a label per row (labels [rows], 1 = similar, 0 = not)", name);
+			return errbuf_fail(err, errlen, "%s needs a label per row (labels [rows], 1 = similar, 0 = not)", name);
 		for (int i = 0; i < B; i++)
 			if (b->labels[i] != 0 && b->labels[i] != 1)
-				return fail(err, errlen, "%s needs labels 0 or 1; row %d has %g", name, i, b->labels[i]);
+				return errbuf_fail(err, errlen, "%s needs labels 0 or 1; row %d has %g", name, i, b->labels[i]);
 		break;
 	case LOSS_SOFTMAX:
 		if (!b->labels || b->label_ndim != 1)
-			return fail(err, errlen, "%s needs a class label per row (labels [rows], 0..%d)", name, o->num_labels - 1);
+			return errbuf_fail(err, errlen, "%s needs a class label per row (labels [rows], 0..%d)", name, o->num_labels - 1);
 		for (int i = 0; i < B; i++)
 			if (!(b->labels[i] >= 0 && b->labels[i] < o->num_labels) || b->labels[i] != (int)b->labels[i])
-				return fail(err, errlen, "%s needs class labels 0..%d; row %d has %g", name, o->num_labels - 1, i,
+				return errbuf_fail(err, errlen, "%s needs class labels 0..%d; row %d has %g", name, o->num_labels - 1, i,
 					    b->labels[i]);
 		if (cls && cls->in != loss_softmax_in(o, b->D))
-			return fail(err, errlen, "%s: the classifier takes %d features; embeddings of %d dimensions give %d",
+			return errbuf_fail(err, errlen, "%s: the classifier takes %d features; embeddings of %d dimensions give %d",
 				    name, cls->in, b->D, loss_softmax_in(o, b->D));
 		break;
 	case LOSS_COSINE_SIMILARITY:
 	case LOSS_COSENT:
 	case LOSS_ANGLE:
 		if (!b->labels || b->label_ndim != 1)
-			return fail(err, errlen, "%s needs a score per row (labels [rows])", name);
+			return errbuf_fail(err, errlen, "%s needs a score per row (labels [rows])", name);
 		if (o->kind == LOSS_ANGLE && b->D % 2)
-			return fail(err, errlen, "%s needs an even embedding dimension; got %d", name, b->D);
+			return errbuf_fail(err, errlen, "%s needs an even embedding dimension; got %d", name, b->D);
 		break;
 	case LOSS_BATCH_HARD_TRIPLET:
 	case LOSS_BATCH_HARD_SOFT_MARGIN_TRIPLET:
 	case LOSS_BATCH_SEMI_HARD_TRIPLET:
 	case LOSS_BATCH_ALL_TRIPLET:
 		if (!b->labels || b->label_ndim != 1)
-			return fail(err, errlen, "%s needs a class label per row (labels [rows])", name);
+			return errbuf_fail(err, errlen, "%s needs a class label per row (labels [rows])", name);
 		break;
 	case LOSS_MSE:
 		if (!b->labels || b->label_ndim != 2 || b->K != b->D)
-			return fail(err, errlen, "%s needs the teacher embedding as label (labels [rows][%d])", name, b->D);
+			return errbuf_fail(err, errlen, "%s needs the teacher embedding as label (labels [rows][%d])", name, b->D);
 		break;
 	case LOSS_MARGIN_MSE: {
 		int k = b->C - 2;
 		int okshape = b->labels && ((b->label_ndim == 1 && k == 1) ||
 					    (b->label_ndim == 2 && (b->K == k || b->K == k + 1)));
 		if (!okshape)
-			return fail(err, errlen, "%s needs teacher margins as label (labels [rows][%d], or [rows][%d] teacher "
+			return errbuf_fail(err, errlen, "%s needs teacher margins as label (labels [rows][%d], or [rows][%d] teacher "
 				    "scores%s); %d negative column%s", name, k, k + 1, k == 1 ? ", or [rows]" : "", k, plural(k));
 		break;
 	}
 	case LOSS_MATRYOSHKA: {
 		for (int m = 0; m < o->ndims; m++)
 			if (o->dims[m] > b->D)
-				return fail(err, errlen, "matryoshka: dimension %d is larger than the embeddings' %d", o->dims[m], b->D);
+				return errbuf_fail(err, errlen, "matryoshka: dimension %d is larger than the embeddings' %d", o->dims[m], b->D);
 		/* the wrapped loss sees the truncated dims (the smallest decides e.g. angle's evenness) */
 		for (int m = 0; m < o->ndims; m++) {
 			loss_batch bk = *b;
@@ -1019,7 +1010,7 @@ int loss_check(const loss_opts *o, const loss_batch *b, const loss_classifier *c
 				bk.K = bk.D;
 			char inner[400];
 			if (loss_check(o->inner, &bk, NULL, inner, sizeof inner))
-				return fail(err, errlen, "matryoshka (dim %d): %s", bk.D, inner);
+				return errbuf_fail(err, errlen, "matryoshka (dim %d): %s", bk.D, inner);
 		}
 		break;
 	}
@@ -1029,7 +1020,7 @@ int loss_check(const loss_opts *o, const loss_batch *b, const loss_classifier *c
 	if (b->labels)
 		for (size_t k = 0; k < (size_t)B * b->K; k++)
 			if (!isfinite(b->labels[k]))
-				return fail(err, errlen, "%s: label %zu is not a finite number", name, k);
+				return errbuf_fail(err, errlen, "%s: label %zu is not a finite number", name, k);
 	return 0;
 }
 

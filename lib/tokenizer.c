@@ -505,15 +505,37 @@ void tokenizer_bert_words(int lowercase, const char *text, size_t len,
 	free(fixed);
 }
 
-/* ---------------------------------------------------------------- output buffer */
+/* ---------------------------------------------------------------- word cache */
 
-static inline void out_push(tokenizer *t, int32_t id)
+int tok_cache_get(tokenizer *t, const char *s, size_t n)
 {
-	if (t->out_n == t->out_cap) {
-		t->out_cap = t->out_cap ? t->out_cap * 2 : 256;
-		t->out = xrealloc(t->out, t->out_cap * sizeof *t->out);
+	int32_t at = tok_map_get(&t->bpe_cache, s, n);
+	if (at < 0)
+		return 0;
+	for (int32_t k = 0; k < t->cache_ids[at]; k++)
+		tok_out_push(t, t->cache_ids[at + 1 + k]);
+	return 1;
+}
+
+void tok_cache_put(tokenizer *t, const char *s, size_t n, size_t first, size_t max_words)
+{
+	if (t->bpe_cache.n >= max_words) {
+		tok_map_free(&t->bpe_cache, 1);
+		t->cache_n = 0;
 	}
-	t->out[t->out_n++] = id;
+	size_t cnt = t->out_n - first;
+	if (t->cache_n + cnt + 1 > t->cache_cap) {
+		t->cache_cap = (t->cache_n + cnt + 1) * 2;
+		t->cache_ids = xrealloc(t->cache_ids, t->cache_cap * sizeof *t->cache_ids);
+	}
+	int32_t pos = (int32_t)t->cache_n;
+	t->cache_ids[t->cache_n++] = (int32_t)cnt;
+	memcpy(t->cache_ids + t->cache_n, t->out + first, cnt * sizeof *t->out);
+	t->cache_n += cnt;
+	char *key = xmalloc(n + 1);
+	memcpy(key, s, n);
+	key[n] = 0;
+	tok_map_put(&t->bpe_cache, key, n, pos);
 }
 
 /* ---------------------------------------------------------------- WordPiece */
@@ -523,7 +545,7 @@ static int wordpiece_word(void *ctx, const char *w, size_t n, int nchars)
 {
 	tokenizer *t = ctx;
 	if (nchars > t->wp_max_chars) {
-		out_push(t, t->unk_id);
+		tok_out_push(t, t->unk_id);
 		return t->out_n >= t->out_limit;
 	}
 	size_t mark = t->out_n;
@@ -544,10 +566,10 @@ static int wordpiece_word(void *ctx, const char *w, size_t n, int nchars)
 		if (id < 0) {
 			t->out_n = mark;
 			if (t->unk_id >= 0)
-				out_push(t, t->unk_id);
+				tok_out_push(t, t->unk_id);
 			return t->out_n >= t->out_limit;
 		}
-		out_push(t, id);
+		tok_out_push(t, id);
 		start = end;
 	}
 	return t->out_n >= t->out_limit;
@@ -637,7 +659,7 @@ static void bpe_word(tokenizer *t, const char *s, size_t n)
 	if (t->bpe_ignore_merges) {
 		int32_t id = tok_map_get(&t->vocab, t->bpe_mapped, t->bpe_mapped_len);
 		if (id >= 0) {
-			out_push(t, id);
+			tok_out_push(t, id);
 			return;
 		}
 	}
@@ -679,20 +701,15 @@ static void bpe_word(tokenizer *t, const char *s, size_t n)
 		try_pair(t, sym, m.pos);
 	}
 	for (int32_t i = 0; i >= 0; i = sym[i].next)
-		out_push(t, sym[i].id);
+		tok_out_push(t, sym[i].id);
 }
 
 #define BPE_CACHE_MAX 200000
 
 static void bpe_piece(tokenizer *t, const char *s, size_t n)
 {
-	int32_t at = tok_map_get(&t->bpe_cache, s, n);
-	if (at >= 0) {
-		int32_t cnt = t->cache_ids[at];
-		for (int32_t k = 0; k < cnt; k++)
-			out_push(t, t->cache_ids[at + 1 + k]);
+	if (tok_cache_get(t, s, n))
 		return;
-	}
 	if (t->bpe_ignore_merges) {
 		/* the piece as mapped characters, for the whole-word lookup */
 		size_t need = n * 2 + 1;
@@ -709,23 +726,7 @@ static void bpe_piece(tokenizer *t, const char *s, size_t n)
 	bpe_word(t, s, n);
 	if (n > 256)
 		return;   /* long runs are rare; keep the cache for words */
-	if (t->bpe_cache.n >= BPE_CACHE_MAX) {
-		tok_map_free(&t->bpe_cache, 1);
-		t->cache_n = 0;
-	}
-	size_t cnt = t->out_n - first;
-	if (t->cache_n + cnt + 1 > t->cache_cap) {
-		t->cache_cap = (t->cache_n + cnt + 1) * 2;
-		t->cache_ids = xrealloc(t->cache_ids, t->cache_cap * sizeof *t->cache_ids);
-	}
-	int32_t pos = (int32_t)t->cache_n;
-	t->cache_ids[t->cache_n++] = (int32_t)cnt;
-	memcpy(t->cache_ids + t->cache_n, t->out + first, cnt * sizeof *t->out);
-	t->cache_n += cnt;
-	char *key = xmalloc(n + 1);
-	memcpy(key, s, n);
-	key[n] = 0;
-	tok_map_put(&t->bpe_cache, key, n, pos);
+	tok_cache_put(t, s, n, first, BPE_CACHE_MAX);
 }
 
 static void bpe_segment(tokenizer *t, const char *s, size_t n)
@@ -894,7 +895,7 @@ static void encode_text(tokenizer *t, const char *s, size_t n)
 		}
 		model_segment(t, s + seg, seg_end - seg);
 		if (t->out_n < t->out_limit)
-			out_push(t, a->id);
+			tok_out_push(t, a->id);
 		seg = i = end;
 	}
 	if (t->out_n < t->out_limit)

@@ -89,6 +89,10 @@ void tokenizer_trainer_free(tokenizer_trainer *tr);
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <utf8proc.h>
+#include "errbuf.h"
+
+/* `return ERR("...", ...)`: the message into the caller's err, errlen, and -1 */
+#define ERR(...) errbuf_fail(err, errlen, __VA_ARGS__)
 
 typedef struct { const char *key; uint32_t len; int32_t val; uint64_t h; } tok_slot;
 typedef struct { tok_slot *slots; size_t cap, n; } tok_map;   /* bytes -> int32, keys not owned */
@@ -177,6 +181,21 @@ struct tokenizer {
 	struct tok_unigram *ug;   /* Unigram model, normalizer and pre-tokenizer (tokenizer_unigram.c) */
 	const char *text_begin;   /* the text encode_text splits, for Metaspace's prepend_scheme "first" */
 };
+
+static inline void tok_out_push(tokenizer *t, int32_t id)
+{
+	if (t->out_n == t->out_cap) {
+		t->out_cap = t->out_cap ? t->out_cap * 2 : 256;
+		t->out = xrealloc(t->out, t->out_cap * sizeof *t->out);
+	}
+	t->out[t->out_n++] = id;
+}
+
+/* The ids of pre-tokens seen before (words repeat), for BPE and Unigram: tok_cache_get pushes the ids of s and
+ * returns 1 when s is cached; tok_cache_put keeps the ids pushed since out[first] as those of s, emptying the
+ * cache first when it holds max_words words. */
+int tok_cache_get(tokenizer *t, const char *s, size_t n);
+void tok_cache_put(tokenizer *t, const char *s, size_t n, size_t first, size_t max_words);
 
 int tok_bpe_compile(tokenizer *t, char *err, size_t errlen);
 extern const char *tok_gpt2_pattern;

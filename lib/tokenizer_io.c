@@ -13,17 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Formats a message into err; returns -1 so that `return ERR(...)` reads naturally. */
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-#define ERR(...) errf(err, errlen, __VA_ARGS__)
 
 static const char *special_names[TOK_NSPECIAL] = {
 	"unk_token", "cls_token", "sep_token", "pad_token", "mask_token", "bos_token", "eos_token",

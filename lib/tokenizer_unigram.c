@@ -24,16 +24,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-#define ERR(...) errf(err, errlen, __VA_ARGS__)
 
 #define METASPACE "\xE2\x96\x81"   /* U+2581 LOWER ONE EIGHTH BLOCK */
 
@@ -342,15 +332,6 @@ static size_t apply_step(struct tok_unigram *u, const ug_step *st, const char *s
 
 /* ---------------------------------------------------------------- Viterbi */
 
-static inline void push_id(tokenizer *t, int32_t id)
-{
-	if (t->out_n == t->out_cap) {
-		t->out_cap = t->out_cap ? t->out_cap * 2 : 256;
-		t->out = xrealloc(t->out, t->out_cap * sizeof *t->out);
-	}
-	t->out[t->out_n++] = id;
-}
-
 /* An unknown span: its UTF-8 bytes as <0xHH> pieces with byte_fallback (when all exist), else the unknown id. */
 static void push_unknown(tokenizer *t, const char *s, size_t n)
 {
@@ -361,11 +342,11 @@ static void push_unknown(tokenizer *t, const char *s, size_t n)
 			k++;
 		if (k == n) {
 			for (k = 0; k < n; k++)
-				push_id(t, u->byte_id[(uint8_t)s[k]]);
+				tok_out_push(t, u->byte_id[(uint8_t)s[k]]);
 			return;
 		}
 	}
-	push_id(t, t->unk_id);
+	tok_out_push(t, t->unk_id);
 }
 
 /* The best segmentation of one pre-token s[0..n): the best path ending at each byte, found left to right; a
@@ -441,7 +422,7 @@ static void viterbi(tokenizer *t, const char *s, size_t n)
 	for (size_t k = np; k-- > 0;) {
 		size_t end = (size_t)u->path[k];
 		if (bid[end] >= 0) {
-			push_id(t, bid[end]);
+			tok_out_push(t, bid[end]);
 			pos = end;
 			continue;
 		}
@@ -458,34 +439,13 @@ static void viterbi(tokenizer *t, const char *s, size_t n)
 /* viterbi through a cache of pre-tokens (words repeat); libsentencepiece's whole-text lattice has none. */
 static void viterbi_cached(tokenizer *t, const char *s, size_t n)
 {
-	int32_t at = tok_map_get(&t->bpe_cache, s, n);
-	if (at >= 0) {
-		int32_t cnt = t->cache_ids[at];
-		for (int32_t k = 0; k < cnt; k++)
-			push_id(t, t->cache_ids[at + 1 + k]);
+	if (tok_cache_get(t, s, n))
 		return;
-	}
 	size_t first = t->out_n;
 	viterbi(t, s, n);
 	if (n > 128)
 		return;
-	if (t->bpe_cache.n >= UG_CACHE_MAX) {
-		tok_map_free(&t->bpe_cache, 1);
-		t->cache_n = 0;
-	}
-	size_t cnt = t->out_n - first;
-	if (t->cache_n + cnt + 1 > t->cache_cap) {
-		t->cache_cap = (t->cache_n + cnt + 1) * 2;
-		t->cache_ids = xrealloc(t->cache_ids, t->cache_cap * sizeof *t->cache_ids);
-	}
-	int32_t pos = (int32_t)t->cache_n;
-	t->cache_ids[t->cache_n++] = (int32_t)cnt;
-	memcpy(t->cache_ids + t->cache_n, t->out + first, cnt * sizeof *t->out);
-	t->cache_n += cnt;
-	char *key = xmalloc(n + 1);
-	memcpy(key, s, n);
-	key[n] = 0;
-	tok_map_put(&t->bpe_cache, key, n, pos);
+	tok_cache_put(t, s, n, first, UG_CACHE_MAX);
 }
 
 /* ---------------------------------------------------------------- pre-tokenizer */
