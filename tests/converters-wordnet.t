@@ -72,14 +72,15 @@ def split_of(s):   # the documented hash: offset*5 + pos code, twice x -> (x*405
 for sp in ["dev", "test"]:
     put("split-" + sp, ({"texts": [e, defn[s]]} for s in order if defn[s] and split_of(s) == sp for e in exs[s]))
 put("labels", ({"texts": [e], "label": lexf[s]} for s in order if defn[s] for e in exs[s]))
-def triplets():
+def triplets(in_split=None):   # in_split: only synsets of that split, and only negatives from it
     for s in order:
-        if not defn[s]:
+        if not defn[s] or (in_split and split_of(s) != in_split):
             continue
         for k, e in enumerate(exs[s]):
             neg = None
             for w in words[s]:
-                other = [t for t in senses.get((s[0], w), []) if t != s and defn[t] and defn[t] != defn[s]]
+                other = [t for t in senses.get((s[0], w), []) if t != s and defn[t] and defn[t] != defn[s]
+                         and (not in_split or split_of(t) == in_split)]
                 if other:
                     neg = other[k % len(other)]
                     break
@@ -87,6 +88,7 @@ def triplets():
                 break
             yield {"texts": [e, defn[s], defn[neg]]}
 put("triplets", triplets())
+put("triplets-train-in-split", triplets("train"))
 # scored: path length through the nearest common ancestor (hypernyms and instance hypernyms)
 by_def = defaultdict(list)
 for s in order:
@@ -145,6 +147,9 @@ for c in pairs triplets labels; do
 	same_examples "$TMP/$c.jsonl" "$TMP/want-$c.jsonl"
 	ok $? "wordnet --case $c equals the independent reading"
 done
+$C/wordnet --case triplets --split train --negatives-in-split > "$TMP/triplets-train-in-split.jsonl" &&
+	same_examples "$TMP/triplets-train-in-split.jsonl" "$TMP/want-triplets-train-in-split.jsonl"
+ok $? "wordnet --case triplets --split train --negatives-in-split: only train synsets' definitions as negatives"
 grep -q '^scored checked [0-9]* bad 0$' "$TMP/py.log"
 ok $? "wordnet --case scored: 1/(1+path length) equals a Python breadth-first search on every unambiguous pair"
 grep -q 'of the form 1/(1+d): True' "$TMP/py.log"

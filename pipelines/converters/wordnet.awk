@@ -88,14 +88,17 @@ FILENAME ~ /index\.[a-z]+$/ {
 }
 
 # Hard negative for example k of synset id: another sense, in the same part of speech, of the first word of
-# the synset that has one; the other senses in sense-number order, example k taking the (k mod n)-th.
+# the synset that has one; the other senses in sense-number order, example k taking the (k mod n)-th. With
+# neg_in_split only senses of the synset's own split count (a training triplet whose negative is a held-out
+# synset's definition would teach the model to push that word's examples away from a dev or test positive).
 function other_sense(id, k,   ws, nws, i, ss, nss, c, cand, n) {
 	nws = split(words[id], ws, " ")
 	for (i = 1; i <= nws; i++) {
 		nss = split(senses[substr(id, 1, 1), ws[i]], ss, " ")
 		n = 0
 		for (c = 1; c <= nss; c++)
-			if (ss[c] != id && definition[ss[c]] != "" && definition[ss[c]] != definition[id]) cand[++n] = ss[c]
+			if (ss[c] != id && definition[ss[c]] != "" && definition[ss[c]] != definition[id] &&
+			    (!neg_in_split || split_of(ss[c]) == split_of(id))) cand[++n] = ss[c]
 		if (n) return cand[(k - 1) % n + 1]
 	}
 	return ""
