@@ -5,9 +5,10 @@
 #    gives other numbers; bf16 gives the same bits on 1 and 2 threads;
 #  - STS-B test (../shared/data; the first 500 pairs, all 1379 with ST_LONG=1), two models: a model of
 #    all-MiniLM-L6-v2's shape (6 layers, hidden 384, its tokenizer) with random weights, and a small BERT
-#    (2 layers, hidden 64) trained here on a sixth of STS-B train with CoSENT for 2 epochs (a few seconds). For each: cosine of the bf16 and float32 embeddings of
-#    every distinct sentence at least 0.999, and the STS-B Spearman (st-eval similarity, and scipy on the
-#    embeddings) the same to 3 decimals (|difference| < 0.0005).
+#    (2 layers, hidden 64) trained here on a sixth of STS-B train with CoSENT for 2 epochs (a few seconds).
+#    For each: cosine of the bf16 and float32 embeddings of every distinct sentence at least 0.999, and the
+#    STS-B Spearman (st-eval similarity, and scipy on the embeddings) the same to 3 decimals
+#    (|difference| < 0.0005).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-model.sh"
 PY=/usr/bin/python3
