@@ -78,11 +78,16 @@ if [ "$computes" = "float32 bf16" ]; then
 	[ -z "$(best $ecpu_bf16)" ] || echo "  in CPU seconds: st-mine $(awk "BEGIN { printf \"%.2f\", $(best $mcpu_float32) / $(best $mcpu_bf16) }")x," \
 		"st-encode alone $(awk "BEGIN { printf \"%.2f\", $(best $ecpu_float32) / $(best $ecpu_bf16) }")x"
 	# agreement: the most similar pair, the overlap of the 1000 best pairs, the embeddings' cosines
-	top_f=$(head -1 "$tmp/pairs.float32" | sed 's/.*"i": \([0-9]*\), "j": \([0-9]*\).*/\1-\2/')
-	top_b=$(head -1 "$tmp/pairs.bf16" | sed 's/.*"i": \([0-9]*\), "j": \([0-9]*\).*/\1-\2/')
-	overlap=$(for c in float32 bf16; do head -1000 "$tmp/pairs.$c" | sed 's/.*"i": \([0-9]*\), "j": \([0-9]*\).*/\1-\2/' |
-		sort -u > "$tmp/top.$c"; done; comm -12 "$tmp/top.float32" "$tmp/top.bf16" | wc -l)
-	echo "agreement: most similar pair float32 $top_f, bf16 $top_b; $overlap of the 1000 best pairs in common"
+	pair() { sed 's/.*"score": \([^,]*\), "i": \([0-9]*\), "j": \([0-9]*\).*/\2-\3 \1/'; }
+	for c in float32 bf16; do head -1000 "$tmp/pairs.$c" | pair > "$tmp/top.$c"; done
+	top_f=$(head -1 "$tmp/top.float32") top_b=$(head -1 "$tmp/top.bf16")
+	# near-duplicates tie at a cosine of 1 up to rounding: where does bf16's best pair rank in float32's list?
+	rank=$(awk -v p="${top_b% *}" '$1 == p { print NR; exit }' "$tmp/top.float32")
+	ties=$(awk -v s="${top_f#* }" '$2 >= s - 1e-6' "$tmp/top.float32" | wc -l)
+	overlap=$(cut -d' ' -f1 "$tmp/top.float32" | sort > "$tmp/k.f"; cut -d' ' -f1 "$tmp/top.bf16" | sort > "$tmp/k.b"
+		comm -12 "$tmp/k.f" "$tmp/k.b" | wc -l)
+	echo "agreement: most similar pair float32 ${top_f% *} (cosine ${top_f#* }; $ties pairs within 1e-6 of it)," \
+		"bf16 ${top_b% *} (${top_b#* }; rank ${rank:-over 1000} for float32); $overlap of the 1000 best pairs in common"
 	if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
 		/usr/bin/python3 - "$tmp/emb.float32" "$tmp/emb.bf16" <<'EOF'
 import sys

@@ -265,7 +265,7 @@ static int cache_n, cache_cap;
 static uint64_t weight_sample(const float *weight, size_t n)
 {
 	uint64_t h = 1469598103934665603ull;
-	for (int i = 0; i < 16; i++) {
+	for (int i = 0; i < 16 && n > 0; i++) {
 		uint32_t u;
 		memcpy(&u, weight + (n - 1) * i / 15, 4);
 		h = (h ^ u) * 1099511628211ull;
