@@ -9,6 +9,7 @@
 #    mean pooling on the same token ids, sorted by length and batched 32 at a time as st-encode does (the anchors
 #    are timed inside their process: no start-up, no tokenising). The ONNX file comes from st-export. Model FLOP
 #    utilisation = useful matmul FLOPs / wall time / st_sgemm's GFLOP/s measured alone on the model's shapes.
+#    On a CPU with AVX512-BF16 a row for `st-encode --compute bf16` follows (docs/encoder.md).
 #  - enc_forward alone (bench/encode_bench.c), batch 64, against the same engines on the same batches.
 # Every figure is the fastest of ROUNDS runs (REPS batches each for enc_forward), the engines taking turns, so that
 # load from other processes hits them alike. Not a test: it prints numbers, it does not judge them.
@@ -48,6 +49,7 @@ NODE_PATH="$(pwd)/bench/node_modules:$(pwd)/tests/js/node_modules${NODE_PATH:+:$
 export NODE_PATH
 have_ort=1; node -e "require('onnxruntime-node')" 2>/dev/null || have_ort=0
 
+have_bf16=0; grep -qw avx512_bf16 /proc/cpuinfo && have_bf16=1
 get() { sed -n "s/^$1=//p" "$2" | tail -1; }
 best() { printf '%s\n' "$@" | sort -g | tail -1; }
 ratio() { echo "$1 $2" | awk '{ if ($2 > 0) printf "%.2f", $1 / $2; else printf "-" }'; }
@@ -75,12 +77,16 @@ whole() {   # whole LO HI: texts of LO..HI tokens, [CLS] and [SEP] included
 	# useful FLOPs: projections 2 (4 H^2 + 2 H I) per token and layer, attention 4 L^2 H per text and layer
 	flops=$(awk '{ L = NF + 2; f += 6 * (2 * (4 * 384 * 384 + 2 * 384 * 1536) * L + 4 * L * L * 384) } END { printf "%.0f", f }' "$t")
 	mean=$(awk '{ s += NF + 2 } END { printf "%.1f", s / NR }' "$t")
-	s_runs= b_runs= g_runs= o_runs= p_runs= s_cpu= g_cpu= o_cpu= p_cpu=
+	s_runs= b_runs= h_runs= g_runs= o_runs= p_runs= s_cpu= g_cpu= o_cpu= p_cpu=
 	r=0
 	while [ $r -lt "$ROUNDS" ]; do
 		t0=$(now); $TIME bin/st-encode --model "$W/m" --threads "$THREADS" --format f32 < "$t" > "$W/st.f32" 2> "$W/time"; t1=$(now)
 		s_runs="$s_runs $(echo "$TEXTS $t0 $t1" | awk '{ printf "%.1f", $1 / ($3 - $2) }')"
 		[ -z "$TIME" ] || s_cpu="$s_cpu $(tail -1 "$W/time" | awk -F: -v n="$TEXTS" '{ printf "%.1f", n / ($1 + $2) }')"
+		if [ "$have_bf16" = 1 ]; then   # the projections in bfloat16 (docs/encoder.md, "Compute precision")
+			t0=$(now); bin/st-encode --model "$W/m" --threads "$THREADS" --format f32 --compute bf16 < "$t" > /dev/null; t1=$(now)
+			h_runs="$h_runs $(echo "$TEXTS $t0 $t1" | awk '{ printf "%.1f", $1 / ($3 - $2) }')"
+		fi
 		t0=$(now); ST_GEMM=blas bin/st-encode --model "$W/m" --threads "$THREADS" --format f32 < "$t" > /dev/null; t1=$(now)
 		b_runs="$b_runs $(echo "$TEXTS $t0 $t1" | awk '{ printf "%.1f", $1 / ($3 - $2) }')"
 		if [ -z "$GOMP_SPINCOUNT" ] && [ -z "$OMP_WAIT_POLICY" ]; then
@@ -106,6 +112,7 @@ whole() {   # whole LO HI: texts of LO..HI tokens, [CLS] and [SEP] included
 	echo "  model FLOP utilisation: $(echo "$flops $sb $TEXTS $peak" | awk '{ printf "%.0f%%", 100 * $1 * $2 / $3 / 1e9 / $4 }')" \
 	     "($(echo "$flops $sb $TEXTS" | awk '{ printf "%.0f", $1 * $2 / $3 / 1e9 }') GFLOP/s useful of the $peak GFLOP/s st_sgemm reaches alone on these shapes)"
 	echo "st-encode, ST_GEMM=blas:  $bb sentences/s (runs:$b_runs; OpenBLAS $core kernels)"
+	[ -z "$h_runs" ] || echo "st-encode --compute bf16: $(best $h_runs) sentences/s (runs:$h_runs; ratio to float32 $(ratio "$(best $h_runs)" "$sb"))"
 	# libgomp's idle threads spin for a while at every barrier; on a busy machine that time is taken from the
 	# thread being waited for (measured: twice the CPU time, a third more wall time, load 20 on 2 cores)
 	[ -z "$g_runs" ] || echo "st-encode, GOMP_SPINCOUNT=10000: $(best $g_runs) sentences/s (runs:$g_runs${g_cpu:+; $(best $g_cpu) per CPU-second}; bounded spinning)"

@@ -6,6 +6,7 @@
  * cost nothing; attention runs per (row, head) over that row's own length, so no mask is needed.
  * Each layer's backward follows its forward. Backward functions accumulate (+=) into parameter gradients. */
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "encoder.h"
 #include "st.h"
 
@@ -683,6 +684,9 @@ float tanhf(float) __attribute__((simd("notinbranch")));
 
 typedef void (*rows_fn)(const void *ctx, int r0, int r1);
 
+/* Set by forward_w for an inference forward (no dropout) when enc_get_compute() is ENC_COMPUTE_BF16. */
+static int lowp_bf16;
+
 /* Below these sizes a parallel region costs more than it saves (and, on a busy machine, much more). */
 #define PAR_MIN_FLOPS ((size_t)1 << 20)
 #define PAR_MIN_ELEMS ((size_t)1 << 14)
@@ -701,6 +705,10 @@ static void linear_forward(float *out, const float *inp, const float *weight, in
 {
 	if (N <= 0)
 		return;
+	if (lowp_bf16) {   /* inference with enc_set_compute(ENC_COMPUTE_BF16): lib/gemm_bf16.c */
+		st_bf16_linear(out, inp, N, st_bf16_cached(weight, OC, C), fn, ctx);
+		return;
+	}
 	int par = (size_t)N * C * OC >= PAR_MIN_FLOPS, nb = par ? row_blocks(N) : 1;
 #pragma omp parallel for schedule(dynamic, 1) if(par)
 	for (int k = 0; k < nb; k++) {
@@ -1347,6 +1355,7 @@ static void forward_w(const enc_config *c, const enc_w *w, const int32_t *ids, c
 	batch_pack(c, &bt, ids, lengths, B, T);
 	relpos_setup(c, w, &bt);
 	threads_begin();
+	lowp_bf16 = !drop && enc_get_compute() == ENC_COMPUTE_BF16;
 	dropctx d;
 	drop_setup(&d, c, drop);
 	size_t N = bt.N;
@@ -1362,6 +1371,7 @@ static void forward_w(const enc_config *c, const enc_w *w, const int32_t *ids, c
 	for (int l = 0; l < c->layers; l++)
 		layer_forward(c, &w->layer[l], &bt, &a, l, &d);
 	unpack_output(c, &bt, ws.x, out);
+	lowp_bf16 = 0;
 	threads_end();
 	batch_free(&bt);
 }

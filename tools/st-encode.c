@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "st.h"
+#include "gemm_bf16.h"
 #include "model.h"
 #include "quantize.h"
 #include "search.h"
@@ -30,6 +31,7 @@ static const char usage[] =
 	"  --window N            sentences read, sorted by length and written per round (default 4096)\n"
 	"  --max-seq-length N    truncate to N tokens, special tokens included (default: the model's)\n"
 	"  --threads N           threads (default all cores)\n"
+	ENC_COMPUTE_USAGE
 	"  --help                this text\n";
 
 static void check_write(FILE *out)
@@ -131,7 +133,7 @@ static void write_tokens(FILE *out, st_model *m, tokenizer *tok, const search_te
 }
 
 enum { OPT_MODEL = 256, OPT_FORMAT, OPT_BATCH, OPT_WINDOW, OPT_MAXLEN, OPT_THREADS, OPT_PROMPT_NAME, OPT_PROMPT,
-       OPT_NORMALIZE, OPT_TRUNCATE, OPT_PRECISION, OPT_CALIBRATION, OPT_OUTPUT };
+       OPT_NORMALIZE, OPT_TRUNCATE, OPT_PRECISION, OPT_CALIBRATION, OPT_OUTPUT, OPT_COMPUTE };
 static const struct option opts[] = {
 	{ "model", required_argument, 0, OPT_MODEL },
 	{ "format", required_argument, 0, OPT_FORMAT },
@@ -146,6 +148,7 @@ static const struct option opts[] = {
 	{ "precision", required_argument, 0, OPT_PRECISION },
 	{ "calibration", required_argument, 0, OPT_CALIBRATION },
 	{ "output", required_argument, 0, OPT_OUTPUT },
+	{ "compute", required_argument, 0, OPT_COMPUTE },
 	{ 0 }
 };
 
@@ -192,6 +195,7 @@ int main(int argc, char **argv)
 				usage_error(usage, "--precision is float32, int8, uint8, binary or ubinary");
 			break;
 		case OPT_CALIBRATION: calibration = v; break;
+		case OPT_COMPUTE: enc_compute_option(v, usage); break;
 		case OPT_OUTPUT:
 			if (!strcmp(v, "token_embeddings")) tokens = 1;
 			else if (!strcmp(v, "sentence_embedding")) tokens = 0;

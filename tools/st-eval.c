@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "gemm_bf16.h"
 #include "search.h"
 #include "st.h"
 #include "stream.h"
@@ -48,6 +49,9 @@ static const char usage[] =
 	"  --eval 'KIND [OPTIONS] [< FILE]'  sequential: one evaluator (repeat; split at blanks, no shell)\n"
 	"  --main-score last|mean      sequential: the last evaluator's primary score (default) or the mean\n"
 	"  --threads N                 threads (default all cores)\n"
+	"  --compute float32|bf16      arithmetic of the encoder's projections: float32 (default) or bfloat16\n"
+	"                              products with float32 sums (AVX512-BF16 CPUs; docs/encoder.md); a\n"
+	"                              sequential --eval spec takes its own\n"
 	"  --help                      this text\n";
 
 int main(int argc, char **argv)
@@ -64,7 +68,7 @@ int main(int argc, char **argv)
 	long threads = 0;
 	enum { O_MODEL = 256, O_EMBEDDINGS, O_NAME, O_OUTPUT_DIR, O_EPOCH, O_STEPS, O_SIMS, O_BATCH_SIZE, O_MARGIN,
 	       O_CORPUS, O_MRR, O_NDCG, O_ACC, O_PR, O_MAP, O_TOP_K, O_MAX_PAIRS, O_CHUNK, O_THREADS,
-	       O_CLASSIFIER, O_RUN, O_TEACHER, O_AT_K, O_EVAL, O_MAIN_SCORE };
+	       O_CLASSIFIER, O_RUN, O_TEACHER, O_AT_K, O_EVAL, O_MAIN_SCORE, O_COMPUTE };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL},
 		{"embeddings", no_argument, 0, O_EMBEDDINGS},
@@ -85,6 +89,7 @@ int main(int argc, char **argv)
 		{"max-pairs", required_argument, 0, O_MAX_PAIRS},
 		{"corpus-chunk-size", required_argument, 0, O_CHUNK},
 		{"threads", required_argument, 0, O_THREADS},
+		{"compute", required_argument, 0, O_COMPUTE},
 		SEARCH_PROMPT_OPTIONS,
 		{"classifier", required_argument, 0, O_CLASSIFIER},
 		{"run", required_argument, 0, O_RUN},
@@ -118,6 +123,7 @@ int main(int argc, char **argv)
 		case SEARCH_OPT_PROMPT_NAME: search_prompt_option(optarg, NULL); break;
 		case SEARCH_OPT_PROMPT: search_prompt_option(NULL, optarg); break;
 		case O_THREADS: threads = st_parse_long("--threads", optarg); break;
+		case O_COMPUTE: enc_compute_option(optarg, usage); break;
 		case O_CLASSIFIER: o.classifier = optarg; break;
 		case O_RUN: {
 			char *path = xmalloc(strlen(optarg) + sizeof "/loss-softmax.safetensors");

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gemm_bf16.h"
 #include "metrics.h"
 #include "mining.h"
 #include "model.h"
@@ -38,6 +39,8 @@ static const char usage[] =
 	"  --batch-size N           texts per forward pass (default 32)\n"
 	SEARCH_PROMPT_USAGE
 	"  --threads N              threads (default all cores)\n"
+	"  --compute float32|bf16   arithmetic of the encoder's projections: float32 (default) or bfloat16\n"
+	"                           products with float32 sums (CPUs with AVX512-BF16; docs/encoder.md)\n"
 	"  --with-text              pairs and communities also give the texts (text input only)\n"
 	"\n"
 	"--hard-negatives: PAIRS are JSON Lines {\"texts\": [query, positive]}; writes training examples\n"
@@ -67,7 +70,7 @@ static struct {
 	long min_size;
 } mine = { .hn = { .range_max = -1, .num_negatives = 3, .seed = 42 }, .threshold = 0.75, .min_size = 10 };
 
-enum { OPT_MODEL = 256, OPT_EMBEDDINGS, OPT_TOPK, OPT_MAXPAIRS, OPT_CHUNK, OPT_SCORE, OPT_BATCH, OPT_THREADS,
+enum { OPT_MODEL = 256, OPT_EMBEDDINGS, OPT_TOPK, OPT_MAXPAIRS, OPT_CHUNK, OPT_SCORE, OPT_BATCH, OPT_THREADS, OPT_COMPUTE,
        OPT_HARDNEG = 400, OPT_COMMUNITIES, OPT_WITHTEXT, OPT_CORPUS, OPT_NUMNEG, OPT_RANGEMIN, OPT_RANGEMAX,
        OPT_MARGIN, OPT_RELMARGIN, OPT_MAXSCORE, OPT_MINSCORE, OPT_SAMPLING, OPT_SEED, OPT_FORMAT, OPT_THRESHOLD,
        OPT_MINSIZE };
@@ -80,6 +83,7 @@ static const struct option opts[] = {
 	{ "score-function", required_argument, 0, OPT_SCORE },
 	{ "batch-size", required_argument, 0, OPT_BATCH },
 	{ "threads", required_argument, 0, OPT_THREADS },
+	{ "compute", required_argument, 0, OPT_COMPUTE },
 	SEARCH_PROMPT_OPTIONS,
 	{ "hard-negatives", no_argument, 0, OPT_HARDNEG },
 	{ "communities", no_argument, 0, OPT_COMMUNITIES },
@@ -374,6 +378,7 @@ int main(int argc, char **argv)
 		case SEARCH_OPT_PROMPT_NAME: search_prompt_option(optarg, NULL); break;
 		case SEARCH_OPT_PROMPT: search_prompt_option(NULL, optarg); break;
 		case OPT_THREADS: threads = st_parse_long("--threads", optarg); break;
+		case OPT_COMPUTE: enc_compute_option(optarg, usage); break;
 		default: mine_option(c, optarg); break;
 		}
 	}
