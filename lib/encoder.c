@@ -1350,6 +1350,7 @@ static void unpack_output(const enc_config *c, const batch *bt, const float *x, 
  * made from: a weight at another address gets a new one. */
 struct enc_packed {
 	int layers;
+	long forwards;   /* forward passes that came with pk: the first runs unpacked */
 	st_packed_b *(*w)[4];   /* [layers][wqkv, wo, wi, wo2] */
 };
 
@@ -1381,12 +1382,14 @@ size_t enc_packed_bytes(const enc_packed *p)
 	return n;
 }
 
-/* Points w's layers at pk's copies, made anew for weights not seen before (packing waits for first use). */
+/* Points w's layers at pk's copies, made anew for weights not seen before (packed on first use), from the second forward on. */
 static void packed_attach(const enc_config *c, enc_packed *pk, enc_w *w)
 {
 	if (pk->layers != c->layers)
 		die(EX_SOFTWARE, "enc_forward_packed: packed weights made for %d layers, model has %d", pk->layers,
 		    c->layers);
+	if (pk->forwards++ == 0)
+		return;
 	int H = c->hidden, I = c->intermediate;
 	for (int l = 0; l < c->layers; l++) {
 		layer_w *o = &w->layer[l];

@@ -73,8 +73,10 @@ void enc_forward_at(const enc_config *c, const float *const *at, const int32_t *
 
 /* Packed copies of the projection weights (gemm.h's st_packed_b), for callers whose weights stay as they are
  * (inference): enc_forward_packed and enc_forward_at_packed give the same result as enc_forward and
- * enc_forward_at, bit for bit, without packing each weight matrix again on every product. A copy is made on the
- * first product that uses a weight with st_sgemm's own kernel (OpenBLAS chosen: none), about the size of the
+ * enc_forward_at, bit for bit, without packing each weight matrix again on every product. The copies are made
+ * in the second forward (the first runs as enc_forward: a process that encodes one batch gains nothing from
+ * them and would pay for fresh pages), on the first product that uses a weight with st_sgemm's own kernel
+ * (OpenBLAS chosen: none), about the size of the
  * weights; a weight at another address than before gets a new one. The weights must not change in place while
  * pk holds copies of them: free pk first (training never uses one). */
 typedef struct enc_packed enc_packed;

@@ -826,7 +826,7 @@ void st_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSP
 struct st_packed_b {
 	const float *B;
 	int ldb, trans, K, N;
-	pthread_mutex_t lock;   /* the first caller packs; concurrent ones wait for it */
+	pthread_mutex_t lock;   /* the caller that packs holds it; concurrent ones wait for it */
 	const struct gemm_kernel *kern;   /* what data is packed for (read with acquire: set after data) */
 	float *data;
 	size_t npad, floats;

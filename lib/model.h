@@ -29,7 +29,7 @@ typedef struct model_param { char name[128]; const char *file; /* "model.safeten
 int model_param_table(const st_model *m, model_param *out /* NULL: count */);
 void model_bind_params(st_model *m, float *buf);   /* use an external buffer (e.g. a memory-mapped run file) */
 /* The weights will not change from now on (tools that only encode): the encoder keeps a packed copy of each
-   projection weight from its first use on (enc_packed, about the weights' size; same results bit for bit).
+   projection weight from its second use on (enc_packed, about the weights' size; same results bit for bit).
    model_params and model_bind_params drop the copies (a writer may change the weights), and later forwards
    make them again. */
 void model_freeze(st_model *m);
