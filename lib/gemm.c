@@ -828,8 +828,8 @@ struct st_packed_b {
 	int ldb, trans, K, N;
 	pthread_mutex_t lock;   /* the caller that packs holds it; concurrent ones wait for it */
 	const struct gemm_kernel *kern;   /* what data is packed for (read with acquire: set after data) */
-	float *data;
-	size_t npad, floats;
+	float *data;            /* mmap'd, map_bytes */
+	size_t npad, floats, map_bytes;
 };
 
 st_packed_b *st_packed_b_new(enum CBLAS_TRANSPOSE tb, int K, int N, const float *B, int ldb)
@@ -848,7 +848,8 @@ void st_packed_b_free(st_packed_b *p)
 	if (!p)
 		return;
 	pthread_mutex_destroy(&p->lock);
-	free(p->data);
+	if (p->data)
+		munmap(p->data, p->map_bytes);
 	free(p);
 }
 
@@ -873,20 +874,16 @@ static int packed_ready(st_packed_b *p, const struct gemm_kernel *kern)
 		/* the K blocks of gemm_plan (they depend on K only), each packed as gemm_part packs a block */
 		struct gemm_plan plan = gemm_plan(kern, p->trans, 1, p->N, p->K, 1);
 		size_t npad = round_up(p->N, kern->nr), floats = npad * p->K;
-		free(p->data);
+		if (p->data)
+			munmap(p->data, p->map_bytes);
 		p->data = NULL;
 		__atomic_store_n(&p->kern, NULL, __ATOMIC_RELEASE);
-		/* 2 MiB pages where the kernel gives them: packing touches every page once, and with 4 KiB pages
-		 * those first-touch faults took a third of the packing time (MiniLM-L6: 42 MB, 10k faults) */
-		size_t bytes = round_up((floats ? floats : 1) * sizeof(float), 64), huge = (size_t)2 << 20;
-		int big = bytes >= huge;
-		if (big)
-			bytes = round_up(bytes, huge);
-		if (!posix_memalign((void **)&p->data, big ? huge : 64, bytes)) {
-#ifdef MADV_HUGEPAGE
-			if (big)
-				madvise(p->data, bytes, MADV_HUGEPAGE);   /* advice only: refused, nothing changes */
-#endif
+		/* pages made present in one call (MAP_POPULATE): packing touches every page once, and one fault per
+		 * 4 KiB page took a third of the packing time (MiniLM-L6: 42 MB, 10k faults; costly in a VM) */
+		size_t bytes = round_up((floats ? floats : 1) * sizeof(float), 4096);
+		void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (map != MAP_FAILED) {
+			p->data = map, p->map_bytes = bytes;
 			for (int pc = 0; pc < p->K; pc += plan.kc) {
 				int kc = min_int(plan.kc, p->K - pc);
 				const float *b = p->trans ? p->B + pc : p->B + (size_t)pc * p->ldb;
