@@ -1382,7 +1382,8 @@ size_t enc_packed_bytes(const enc_packed *p)
 	return n;
 }
 
-/* Points w's layers at pk's copies, made anew for weights not seen before (packed on first use), from the second forward on. */
+/* From the second forward on, points w's layers at pk's copies, made anew for weights not seen before (each
+ * packed on its first use). */
 static void packed_attach(const enc_config *c, enc_packed *pk, enc_w *w)
 {
 	if (pk->layers != c->layers)

@@ -2,8 +2,8 @@
  * the same sums in the same order) and against OpenBLAS's cblas_sgemm and a double-precision reference (within
  * the rounding bound), on shapes that are not multiples of the tiles (12 x 32 and 6 x 16) nor of the K block
  * (384), both op(A) and op(B) transposes, padded leading dimensions, beta 0 over NaN, 1 and 2 threads (2 splits C
- * by rows or by columns), and concurrent use from an OpenMP region while the copy is made. Each kernel runs in a child process
- * with ST_GEMM set, since st_sgemm decides once per process. */
+ * by rows or by columns), and concurrent use from an OpenMP region while the copy is made. Each kernel runs in
+ * a child process with ST_GEMM set, since st_sgemm decides once per process. */
 #include "gemm.h"
 #include "tap.h"
 
