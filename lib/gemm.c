@@ -480,6 +480,13 @@ static void gemm_part(const struct gemm_kernel *kern, int ta, int tb, int m, int
 			if (pre) {
 				b = pre->data + pc * pre->npad + (size_t)(pre->j0 + jc) * kc;
 				ldb_kernel = kern->nr;
+#ifdef GEMM_X86
+				/* bring the block into L2 as packing would have: a streaming pass keeps many misses in
+				 * flight, the micro-kernel's loads on the first row panel do not */
+				size_t block = (size_t)kc * round_up(nc, kern->nr);
+				for (size_t i = 0; i < block; i += 16)
+					_mm_prefetch((const char *)(b + i), _MM_HINT_T1);
+#endif
 			} else if (!p.b_direct) {
 				kern->pack_b(kc, nc, b, ldb, tb, Bp);
 				b = Bp;
