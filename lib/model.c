@@ -47,8 +47,11 @@ static void drop_in_place(st_model *m)
 
 /* The flat buffer that training writes to: tensors still used in place in the read-only map are copied into
  * params first (a private, writable copy), and the map is let go. */
+static void drop_packed(st_model *m);
+
 float *model_params(st_model *m)
 {
+	drop_packed(m);   /* the caller may write the weights */
 	if (m->at) {
 		enc_param *tab = xcalloc(enc_param_table(&m->enc, NULL), sizeof *tab);
 		int np = enc_param_table(&m->enc, tab);
@@ -92,8 +95,21 @@ static const float *const *inference_at(st_model *m)
 	return m->at;
 }
 
+/* Packed weights of a frozen model go whenever the weights may change or move. */
+static void drop_packed(st_model *m)
+{
+	enc_packed_free(m->packed);
+	m->packed = NULL;
+}
+
+void model_freeze(st_model *m)
+{
+	m->frozen = 1;
+}
+
 void model_bind_params(st_model *m, float *buf)
 {
+	drop_packed(m);
 	drop_in_place(m);
 	if (m->owns_params)
 		free(m->params);
@@ -205,6 +221,7 @@ static void grow_params(st_model *m, size_t n)
 		enc_param_table(&m->enc, tab);
 	for (int k = 0; k < np; k++)
 		moves[k] = m->at[k] == m->params + tab[k].offset;
+	drop_packed(m);
 	m->params = xrealloc(m->params, xmul(n, sizeof(float)));
 	for (int k = 0; k < np; k++)
 		if (moves[k])
@@ -263,6 +280,7 @@ void model_free(st_model *m)
 {
 	if (!m)
 		return;
+	drop_packed(m);
 	drop_in_place(m);
 	if (m->owns_params)
 		free(m->params);
@@ -347,10 +365,12 @@ static void model_token_states_drop(st_model *m, const int32_t *ids, const int32
 	if (B <= 0)
 		return;
 	const float *const *at = inference_at(m);
+	if (m->frozen && !m->packed)
+		m->packed = enc_packed_new(&m->enc);
 	if (at)
-		enc_forward_at(&m->enc, at, ids, lengths, B, T, tok, drop);
+		enc_forward_at_packed(&m->enc, at, ids, lengths, B, T, tok, drop, m->packed);
 	else
-		enc_forward(&m->enc, m->params, ids, lengths, B, T, tok, drop);
+		enc_forward_packed(&m->enc, m->params, ids, lengths, B, T, tok, drop, m->packed);
 }
 
 void model_embed(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T, float *emb,

@@ -28,6 +28,11 @@ typedef struct model_param { char name[128]; const char *file; /* "model.safeten
                              int ndim; int64_t shape[2]; size_t offset, count; int no_decay; } model_param;
 int model_param_table(const st_model *m, model_param *out /* NULL: count */);
 void model_bind_params(st_model *m, float *buf);   /* use an external buffer (e.g. a memory-mapped run file) */
+/* The weights will not change from now on (tools that only encode): the encoder keeps a packed copy of each
+   projection weight from its second use on (enc_packed, about the weights' size; same results bit for bit).
+   model_params and model_bind_params drop the copies (a writer may change the weights), and later forwards
+   make them again. */
+void model_freeze(st_model *m);
 /* ids [B][T], lengths [B] -> emb [B][dim]; drop NULL = inference. */
 void model_embed(st_model *m, const int32_t *ids, const int32_t *lengths, int B, int T, float *emb, const enc_dropout *drop);
 /* Training, one chunk: forward with activations (same dropout masks as model_embed with the same drop), then

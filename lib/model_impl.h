@@ -45,6 +45,8 @@ struct st_model {
 	enc_acts *acts;           /* kept by model_embed_backward */
 	int acts_B, acts_T;
 	enc_acts *kept_scratch;   /* backward scratch of model_embed_backward_kept, grown to the largest chunk */
+	int frozen;               /* model_freeze: inference keeps packed copies of the weights in packed */
+	enc_packed *packed;       /* made on the first forward after model_freeze; dropped when params may change */
 };
 
 void model_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

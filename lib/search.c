@@ -352,6 +352,7 @@ void search_open_model(const char *dir, struct st_model **m, struct tokenizer **
 {
 	char err[1024];
 	*m = model_open(dir);
+	model_freeze(*m);   /* these tools only encode: the weights stay as they are */
 	if (tok && !(*tok = tokenizer_load(model_dir(*m), err, sizeof err)))
 		die(EX_DATAERR, "%s", err);   /* the model directory exists: its tokenizer is broken */
 	if (tok && search_prompt_setup(*m, *tok, opt_prompt_name, opt_prompt_text, err, sizeof err) < 0)
