@@ -289,6 +289,7 @@ static void make_layout(const enc_config *c, layout *y)
 typedef struct layer_w {
 	const float *wqkv, *bqkv, *wo, *bo, *ln1w, *ln1b, *wi, *bi, *wo2, *bo2, *ln2w, *ln2b;
 	st_packed_b *const *packed;   /* NULL, or packed copies of wqkv, wo, wi, wo2 (enc_forward_packed) */
+	st_bf16_weight *const *bf16;  /* NULL, or their bfloat16 copies (ENC_COMPUTE_BF16) */
 } layer_w;
 
 typedef struct enc_w {
@@ -305,7 +306,7 @@ static void w_flat(const enc_config *c, const float *params, const layout *y, en
 		const float *lp = params + y->layer0 + (size_t)l * y->per_layer;
 		const layer_off *o = &y->l;
 		w->layer[l] = (layer_w){ lp + o->wqkv, lp + o->bqkv, lp + o->wo, lp + o->bo, lp + o->ln1w, lp + o->ln1b,
-					 lp + o->wi, lp + o->bi, lp + o->wo2, lp + o->bo2, lp + o->ln2w, lp + o->ln2b, NULL };
+					 lp + o->wi, lp + o->bi, lp + o->wo2, lp + o->bo2, lp + o->ln2w, lp + o->ln2b, NULL, NULL };
 	}
 }
 
@@ -685,9 +686,6 @@ float tanhf(float) __attribute__((simd("notinbranch")));
 
 typedef void (*rows_fn)(const void *ctx, int r0, int r1);
 
-/* Set by forward_w for an inference forward (no dropout) when enc_get_compute() is ENC_COMPUTE_BF16. */
-static int lowp_bf16;
-
 /* Below these sizes a parallel region costs more than it saves (and, on a busy machine, much more). */
 #define PAR_MIN_FLOPS ((size_t)1 << 20)
 #define PAR_MIN_ELEMS ((size_t)1 << 14)
@@ -700,14 +698,15 @@ static int row_blocks(int N)
 	return (nb + nt - 1) / nt * nt;
 }
 
-/* out (N, OC) = inp (N, C) . weight^T, then fn(rows); packed: NULL or weight packed once (the same sums) */
-static void linear_forward(float *out, const float *inp, const float *weight, st_packed_b *packed, int N, int C,
-			   int OC, rows_fn fn, const void *ctx)
+/* out (N, OC) = inp (N, C) . weight^T, then fn(rows); packed: NULL or weight packed once (the same sums);
+ * w16: NULL or weight in bfloat16 (inference with ENC_COMPUTE_BF16, lib/gemm_bf16.c), which then serves */
+static void linear_forward(float *out, const float *inp, const float *weight, st_packed_b *packed,
+			   const st_bf16_weight *w16, int N, int C, int OC, rows_fn fn, const void *ctx)
 {
 	if (N <= 0)
 		return;
-	if (lowp_bf16) {   /* inference with enc_set_compute(ENC_COMPUTE_BF16): lib/gemm_bf16.c */
-		st_bf16_linear(out, inp, N, st_bf16_cached(weight, OC, C), fn, ctx);
+	if (w16) {
+		st_bf16_linear(out, inp, N, w16, fn, ctx);
 		return;
 	}
 	int par = (size_t)N * C * OC >= PAR_MIN_FLOPS, nb = par ? row_blocks(N) : 1;
@@ -1261,21 +1260,22 @@ static void layer_forward(const enc_config *c, const layer_w *o, const batch *bt
 {
 	int N = bt->N, H = c->hidden, I = c->intermediate;
 	st_packed_b *const none[4] = { 0 }, *const *pk = o->packed ? o->packed : none;
+	st_bf16_weight *const none16[4] = { 0 }, *const *pk16 = o->bf16 ? o->bf16 : none16;
 	/* qkv = x Wqkv^T + bqkv */
 	bias_ctx eb = { a->qkv, o->bqkv, 3 * H };
-	linear_forward(a->qkv, a->x, o->wqkv, pk[0], N, H, 3 * H, bias_rows, &eb);
+	linear_forward(a->qkv, a->x, o->wqkv, pk[0], pk16[0], N, H, 3 * H, bias_rows, &eb);
 	attention_forward(c, bt, a->qkv, a->ctx, a->att, layer, d);
 	/* x1 = LN1(x + dropout(ctx Wo^T + bo)) */
 	resln_ctx e1 = { c, bt, d, layer, SITE_ATTN_OUT, site_has_dropout(c, d, SITE_ATTN_OUT), a->x1, a->r1, a->mean1,
 			 a->rstd1, a->x, a->r1, o->bo, o->ln1w, o->ln1b };
-	linear_forward(a->r1, a->ctx, o->wo, pk[1], N, H, H, residual_ln_rows, &e1);
+	linear_forward(a->r1, a->ctx, o->wo, pk[1], pk16[1], N, H, H, residual_ln_rows, &e1);
 	/* hact = act(x1 Wi^T + bi) */
 	act_ctx ea = { a->hpre, a->hact, o->bi, I, c->act };
-	linear_forward(a->hpre, a->x1, o->wi, pk[2], N, H, I, bias_act_rows, &ea);
+	linear_forward(a->hpre, a->x1, o->wi, pk[2], pk16[2], N, H, I, bias_act_rows, &ea);
 	/* out = LN2(x1 + dropout(hact Wo2^T + bo2)) */
 	resln_ctx e2 = { c, bt, d, layer, SITE_FFN_OUT, site_has_dropout(c, d, SITE_FFN_OUT), a->out, a->r2, a->mean2,
 			 a->rstd2, a->x1, a->r2, o->bo2, o->ln2w, o->ln2b };
-	linear_forward(a->r2, a->hact, o->wo2, pk[3], N, I, H, residual_ln_rows, &e2);
+	linear_forward(a->r2, a->hact, o->wo2, pk[3], pk16[3], N, I, H, residual_ln_rows, &e2);
 }
 
 /* Scratch for one layer's backward. */
@@ -1360,6 +1360,7 @@ struct enc_packed {
 	int layers;
 	long forwards;   /* forward passes that came with pk: the first runs unpacked */
 	st_packed_b *(*w)[4];   /* [layers][wqkv, wo, wi, wo2] */
+	st_bf16_weight *(*bf16)[4];   /* the same in bfloat16, made on the first forward with ENC_COMPUTE_BF16 */
 };
 
 enc_packed *enc_packed_new(const enc_config *c)
@@ -1367,6 +1368,7 @@ enc_packed *enc_packed_new(const enc_config *c)
 	enc_packed *p = xcalloc(1, sizeof *p);
 	p->layers = c->layers;
 	p->w = xcalloc(c->layers ? c->layers : 1, sizeof *p->w);
+	p->bf16 = xcalloc(c->layers ? c->layers : 1, sizeof *p->bf16);
 	return p;
 }
 
@@ -1375,9 +1377,13 @@ void enc_packed_free(enc_packed *p)
 	if (!p)
 		return;
 	for (int l = 0; l < p->layers; l++)
-		for (int k = 0; k < 4; k++)
+		for (int k = 0; k < 4; k++) {
 			st_packed_b_free(p->w[l][k]);
+			if (p->bf16[l][k])
+				st_bf16_weight_free(p->bf16[l][k]);
+		}
 	free(p->w);
+	free(p->bf16);
 	free(p);
 }
 
@@ -1390,14 +1396,15 @@ size_t enc_packed_bytes(const enc_packed *p)
 	return n;
 }
 
-/* From the second forward on, points w's layers at pk's copies, made anew for weights not seen before (each
- * packed on its first use). */
-static void packed_attach(const enc_config *c, enc_packed *pk, enc_w *w)
+/* Points w's layers at pk's copies, made anew for weights not seen before: in bfloat16 at once (bf16: an
+ * inference forward with ENC_COMPUTE_BF16), else packed float32 ones from the second forward on (each packed on
+ * its first use). */
+static void packed_attach(const enc_config *c, enc_packed *pk, enc_w *w, int bf16)
 {
 	if (pk->layers != c->layers)
 		die(EX_SOFTWARE, "enc_forward_packed: packed weights made for %d layers, model has %d", pk->layers,
 		    c->layers);
-	if (pk->forwards++ == 0)
+	if (pk->forwards++ == 0 && !bf16)
 		return;
 	int H = c->hidden, I = c->intermediate;
 	for (int l = 0; l < c->layers; l++) {
@@ -1405,13 +1412,24 @@ static void packed_attach(const enc_config *c, enc_packed *pk, enc_w *w)
 		const float *src[4] = { o->wqkv, o->wo, o->wi, o->wo2 };
 		const int in[4] = { H, H, H, I }, outw[4] = { 3 * H, H, I, H };   /* weight k is (outw, in) */
 		for (int k = 0; k < 4; k++) {
+			if (bf16) {
+				st_bf16_weight **p = &pk->bf16[l][k];
+				if (*p && st_bf16_weight_source(*p) == src[k])
+					continue;
+				st_bf16_weight_free(*p);
+				*p = st_bf16_pack(src[k], outw[k], in[k]);
+				continue;
+			}
 			st_packed_b **p = &pk->w[l][k];
 			if (*p && st_packed_b_source(*p) == src[k])
 				continue;
 			st_packed_b_free(*p);
 			*p = st_packed_b_new(CblasTrans, in[k], outw[k], src[k], in[k]);   /* NULL: unpacked */
 		}
-		o->packed = pk->w[l];
+		if (bf16)
+			o->bf16 = pk->bf16[l];
+		else
+			o->packed = pk->w[l];
 	}
 }
 
@@ -1422,7 +1440,6 @@ static void forward_w(const enc_config *c, const enc_w *w, const int32_t *ids, c
 	batch_pack(c, &bt, ids, lengths, B, T);
 	relpos_setup(c, w, &bt);
 	threads_begin();
-	lowp_bf16 = !drop && enc_get_compute() == ENC_COMPUTE_BF16;
 	dropctx d;
 	drop_setup(&d, c, drop);
 	size_t N = bt.N;
@@ -1438,9 +1455,22 @@ static void forward_w(const enc_config *c, const enc_w *w, const int32_t *ids, c
 	for (int l = 0; l < c->layers; l++)
 		layer_forward(c, &w->layer[l], &bt, &a, l, &d);
 	unpack_output(c, &bt, ws.x, out);
-	lowp_bf16 = 0;
 	threads_end();
 	batch_free(&bt);
+}
+
+/* Runs forward_w with pk's copies of the weights; in bfloat16 without pk, with copies made for this pass. */
+static void forward_packed(const enc_config *c, enc_w *w, const int32_t *ids, const int32_t *lengths, int B,
+			   int T, float *out, const enc_dropout *drop, enc_packed *pk)
+{
+	int bf16 = !drop && enc_get_compute() == ENC_COMPUTE_BF16;
+	enc_packed *own = bf16 && !pk ? enc_packed_new(c) : NULL;
+	if (own)
+		pk = own;
+	if (pk)
+		packed_attach(c, pk, w, bf16);
+	forward_w(c, w, ids, lengths, B, T, out, drop);
+	enc_packed_free(own);
 }
 
 void enc_forward_packed(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths,
@@ -1450,9 +1480,7 @@ void enc_forward_packed(const enc_config *c, const float *params, const int32_t 
 	make_layout(c, &y);
 	enc_w w;
 	w_flat(c, params, &y, &w);
-	if (pk)
-		packed_attach(c, pk, &w);
-	forward_w(c, &w, ids, lengths, B, T, out, drop);
+	forward_packed(c, &w, ids, lengths, B, T, out, drop, pk);
 	free(w.layer);
 }
 
@@ -1487,12 +1515,10 @@ void enc_forward_at_packed(const enc_config *c, const float *const *at, const in
 		const float *const *t = at + k;
 		if (t[1] != t[0] + H * H || t[2] != t[1] + H * H || t[4] != t[3] + H || t[5] != t[4] + H)
 			die(EX_SOFTWARE, "enc_forward_at: layer %d: query, key and value are not one [3H][H] block", l);
-		w.layer[l] = (layer_w){ t[0], t[3], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], NULL };
+		w.layer[l] = (layer_w){ t[0], t[3], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], NULL, NULL };
 	}
 	w.relb = c->arch == ENC_MPNET ? at[k] : NULL;
-	if (pk)
-		packed_attach(c, pk, &w);
-	forward_w(c, &w, ids, lengths, B, T, out, drop);
+	forward_packed(c, &w, ids, lengths, B, T, out, drop, pk);
 	free(w.layer);
 }
 

@@ -36,6 +36,7 @@ enum { ROW_BLOCK = 512 };
 #define PAR_MIN_MACS ((size_t)1 << 20)
 
 struct st_bf16_weight {
+	const float *source;   /* the weight it was made from */
 	int OC, C, kp;      /* kp = pairs of K = (C + 1) / 2 */
 	int panels;         /* ceil(OC / 32) */
 	uint32_t *packed;   /* [panels][kp][32] dwords, zero beyond OC and C; 64-byte aligned */
@@ -74,6 +75,7 @@ int st_bf16_supported(void)
 st_bf16_weight *st_bf16_pack(const float *weight, int OC, int C)
 {
 	st_bf16_weight *w = xcalloc(1, sizeof *w);
+	w->source = weight;
 	w->OC = OC, w->C = C, w->kp = (C + 1) / 2, w->panels = (OC + NR - 1) / NR;
 	size_t n = xmul(xmul(w->panels, w->kp), NR);
 	size_t bytes = (xmul(n, 4) + 63) / 64 * 64;
@@ -96,6 +98,8 @@ st_bf16_weight *st_bf16_pack(const float *weight, int OC, int C)
 		}
 	return w;
 }
+
+const float *st_bf16_weight_source(const st_bf16_weight *w) { return w->source; }
 
 void st_bf16_weight_free(st_bf16_weight *w)
 {
@@ -250,60 +254,6 @@ void st_bf16_linear(float *out, const float *inp, int N, const st_bf16_weight *w
 #endif
 }
 
-/* ---- the cache of packed weights ---- */
-
-typedef struct {
-	const float *weight;
-	int OC, C;
-	uint64_t sample;
-	st_bf16_weight *packed;
-} cache_entry;
-static cache_entry *cache;
-static int cache_n, cache_cap;
-
-/* A hash of 16 values spread over the weight: tells a weight from another at a freed address. */
-static uint64_t weight_sample(const float *weight, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (int i = 0; i < 16 && n > 0; i++) {
-		uint32_t u;
-		memcpy(&u, weight + (n - 1) * i / 15, 4);
-		h = (h ^ u) * 1099511628211ull;
-	}
-	return h;
-}
-
-const st_bf16_weight *st_bf16_cached(const float *weight, int OC, int C)
-{
-	uint64_t s = weight_sample(weight, (size_t)OC * C);
-	for (int i = 0; i < cache_n; i++) {
-		cache_entry *e = &cache[i];
-		if (e->weight == weight && e->OC == OC && e->C == C) {
-			if (e->sample != s) {   /* another weight now lies there */
-				st_bf16_weight_free(e->packed);
-				e->packed = st_bf16_pack(weight, OC, C);
-				e->sample = s;
-			}
-			return e->packed;
-		}
-	}
-	if (cache_n == cache_cap) {
-		cache_cap = cache_cap ? 2 * cache_cap : 32;
-		cache = xrealloc(cache, xmul(cache_cap, sizeof *cache));
-	}
-	cache[cache_n] = (cache_entry){ weight, OC, C, s, st_bf16_pack(weight, OC, C) };
-	return cache[cache_n++].packed;
-}
-
-void st_bf16_cache_clear(void)
-{
-	for (int i = 0; i < cache_n; i++)
-		st_bf16_weight_free(cache[i].packed);
-	free(cache);
-	cache = NULL;
-	cache_n = cache_cap = 0;
-}
-
 /* ---- the encoder's setting ---- */
 
 static enum enc_compute compute_mode = ENC_COMPUTE_FLOAT32;
@@ -311,7 +261,6 @@ static enum enc_compute compute_mode = ENC_COMPUTE_FLOAT32;
 void enc_set_compute(enum enc_compute c)
 {
 	compute_mode = c;
-	st_bf16_cache_clear();
 }
 
 enum enc_compute enc_get_compute(void) { return compute_mode; }

@@ -22,6 +22,7 @@ float st_bf16_float(uint16_t h);
 /* A weight [OC][C] rounded to bfloat16 and packed for the kernel. */
 typedef struct st_bf16_weight st_bf16_weight;
 st_bf16_weight *st_bf16_pack(const float *weight, int OC, int C);
+const float *st_bf16_weight_source(const st_bf16_weight *w);   /* the weight it was made from */
 void st_bf16_weight_free(st_bf16_weight *w);
 
 /* out (N, OC) = bf16(inp) (N, C) . bf16(weight)^T with float32 sums, then fn(ctx, r0, r1) on each block of
@@ -31,14 +32,10 @@ void st_bf16_weight_free(st_bf16_weight *w);
 void st_bf16_linear(float *out, const float *inp, int N, const st_bf16_weight *w,
 		    void (*fn)(const void *ctx, int r0, int r1), const void *ctx);
 
-/* The packed copy of weight [OC][C], made on first use and kept for the process (keyed by the address, the
- * shape and a sample of the values, so that a weight freed and replaced by another at the same address is
- * packed again). Not thread-safe: called from one thread. st_bf16_cache_clear frees every copy. */
-const st_bf16_weight *st_bf16_cached(const float *weight, int OC, int C);
-void st_bf16_cache_clear(void);
-
 /* The encoder's compute precision for inference (enc_forward / enc_forward_at without dropout); training
- * (dropout, enc_forward_train, enc_backward) is always float32. Default ENC_COMPUTE_FLOAT32. */
+ * (dropout, enc_forward_train, enc_backward) is always float32. Default ENC_COMPUTE_FLOAT32. The bfloat16
+ * copies of the weights are kept with the model's packed weights (enc_packed, model_freeze); a forward pass
+ * without them makes and frees its own. */
 enum enc_compute { ENC_COMPUTE_FLOAT32, ENC_COMPUTE_BF16 };
 void enc_set_compute(enum enc_compute c);
 enum enc_compute enc_get_compute(void);
