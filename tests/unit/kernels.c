@@ -4,8 +4,10 @@
  *    7, rows strided inside a packed q|k|v block, with and without a relative-position bias, with and without
  *    the probabilities written out. Rows past the sequence (the padding of a batch), bias entries out of range
  *    and the scratch hold NaN, and the context's neighbours hold sentinels: none may leak or be overwritten;
- *  - bias + GELU and erf: GELU within 2e-7 of 0.5 x (1 + erf(x / sqrt 2)) in double (absolute, plus 4 ulp of
- *    the value), erf within 2 ulp on a sweep of [-6, 6] and on special values.
+ *  - erf within 2 ulp (AVX-512) or 4.5 ulp (the portable loop: glibc's libmvec, measured 4) of double erf on a
+ *    sweep of [-6, 6], tiny values and special values; bias + GELU within what float arithmetic of
+ *    0.5 x (1 + erf(x / sqrt 2)) allows around double's value: 0.5 |x| (rounding of x / sqrt 2 and of 1 + erf,
+ *    and the erf's own error, each in units of 2^-24) plus 1 ulp of the result.
  * kernels.t --bench prints the time of one head by each implementation at lengths 16..256 (no test). */
 #include "kernels.h"
 #include "tap.h"
@@ -116,24 +118,35 @@ static double ulp_of(double x)   /* float ulp at |x| */
 	return nextafterf(f, INFINITY) - f;
 }
 
+/* what float evaluation of 0.5 x (1 + erf(x / sqrt 2)) may be off from double's value g, with an erf within
+ * erf_ulps ulp: x / sqrt 2 rounded twice (shifting erf by at most 1.13 t e^-t^2 2^-23 < 2^-24), 1 + erf rounded
+ * (2^-24), erf's error (erf_ulps 2^-24 at most, |erf| < 1), all times 0.5 |x|; then 1 ulp of the result */
+static double gelu_tol(float x, double g, double erf_ulps)
+{
+	return 0.5 * fabs(x) * (2 + erf_ulps) * 0x1p-24 + ulp_of(g);
+}
+
 static void erf_gelu_tests(enum st_kern impl)
 {
 	enum { N = 1 << 20 };
-	float *x = malloc(sizeof(float) * (N + 16)), *y = malloc(sizeof(float) * (N + 16));
+	float *x = malloc(sizeof(float) * (N + 16 + 140)), *y = malloc(sizeof(float) * (N + 16 + 140));
 	for (int i = 0; i < N; i++)   /* [-6, 6], plus tiny and exact values */
 		x[i] = (float)(-6.0 + 12.0 * i / (N - 1));
 	float special[16] = { 0.0f, -0.0f, 1e-30f, -1e-30f, 1e-10f, 3.9f, 4.0f, 10.0f, -10.0f, 1e30f, -1e30f,
 			      INFINITY, -INFINITY, 0.5f, -0.921875f, 2.5f };
 	memcpy(x + N, special, sizeof special);
-	st_erf_vec(impl, x, y, N + 16);
+	for (int i = 0; i < 140; i++)   /* 2^-1 .. 2^-140: relative precision near 0, denormals included */
+		x[N + 16 + i] = ldexpf(i & 1 ? -1.0f : 1.0f, -1 - i);
+	st_erf_vec(impl, x, y, N + 16 + 140);
 	double worst = 0;
 	float worst_x = 0;
-	for (int i = 0; i < N + 16; i++) {
+	for (int i = 0; i < N + 16 + 140; i++) {
 		double want = erf((double)x[i]), e = fabs(y[i] - want) / ulp_of(want);
 		if (e > worst || isnan(y[i]))
 			worst = isnan(y[i]) ? INFINITY : e, worst_x = x[i];
 	}
-	ok(worst <= 2.0, "%s erf within 2 ulp on [-6, 6] and special values", st_kern_name(impl));
+	double allowed = impl == ST_KERN_AVX512 ? 2.0 : 4.5;
+	ok(worst <= allowed, "%s erf within %g ulp on [-6, 6] and special values", st_kern_name(impl), allowed);
 	printf("#   worst %.2f ulp at x = %.9g\n", worst, worst_x);
 	float nan_in = NAN, nan_out = 0;
 	st_erf_vec(impl, &nan_in, &nan_out, 1);
@@ -154,7 +167,7 @@ static void erf_gelu_tests(enum st_kern impl)
 		int kept = 1;
 		for (int i = 0; i < n; i++) {
 			float xs = h0[i] + b[i];
-			double g = 0.5 * xs * (1 + erf(xs / sqrt(2.0))), e = fabs(a[i] - g) / (2e-7 + 4 * ulp_of(g));
+			double g = 0.5 * xs * (1 + erf(xs / sqrt(2.0))), e = fabs(a[i] - g) / gelu_tol(xs, g, allowed);
 			err = e > err || isnan(a[i]) ? (isnan(a[i]) ? INFINITY : e) : err;
 			kept &= h[i] == xs;
 		}
@@ -170,7 +183,7 @@ static void erf_gelu_tests(enum st_kern impl)
 		for (int i = 0; i < n; i++) {
 			float xs = h0[i] + b[i];
 			double g = 0.5 * xs * (1 + erf(xs / sqrt(2.0)));
-			same &= fabs(h[i] - g) <= 2e-7 + 4 * ulp_of(g);
+			same &= fabs(h[i] - g) <= gelu_tol(xs, g, allowed);
 		}
 		ok(same, "%s bias + GELU in place, width %d", st_kern_name(impl), n);
 		free(h), free(b), free(a), free(h0);
@@ -214,10 +227,50 @@ static void bench(void)
 	}
 }
 
+/* a batch as the encoder runs it: B sequences of L tokens packed in one q|k|v buffer (out of L2), every head of
+ * every sequence; and bias + GELU over (B L, 1536) */
+static void bench_batch(void)
+{
+	int hs = 32, H = 384, NH = H / hs, ld = 3 * H, B = 32, I = 1536;
+	for (int L = 16; L <= 128; L *= 2) {
+		size_t N = (size_t)B * L;
+		float *qkv = malloc(sizeof(float) * N * ld), *ctx = malloc(sizeof(float) * N * H);
+		float *h = malloc(sizeof(float) * N * I), *a = malloc(sizeof(float) * N * I), *bias = malloc(sizeof(float) * I);
+		for (size_t i = 0; i < N * ld; i++)
+			qkv[i] = (float)uniform();
+		for (size_t i = 0; i < N * I; i++)
+			h[i] = (float)(uniform() * 4);
+		for (int i = 0; i < I; i++)
+			bias[i] = 0.0f;
+		float *scratch = malloc(sizeof(float) * st_attn_scratch_floats(L, hs));
+		double best[2][2] = { { 1e30, 1e30 }, { 1e30, 1e30 } };
+		for (int round = 0; round < 15; round++)
+			for (int impl = 0; impl <= (int)st_kern_best(); impl++) {
+				double t0 = now();
+				for (int b = 0; b < B; b++)
+					for (int hd = 0; hd < NH; hd++) {
+						const float *q = qkv + (size_t)b * L * ld + hd * hs;
+						st_attn_head(impl, L, hs, 0.17f, q, q + H, q + 2 * H, ld, NULL, NULL,
+							     ctx + (size_t)b * L * H + hd * hs, H, scratch);
+					}
+				double t1 = now();
+				for (size_t r = 0; r < N; r++)
+					st_bias_gelu(impl, h + r * I, a + r * I, bias, I);   /* bias 0: h stays */
+				double t2 = now();
+				best[impl][0] = t1 - t0 < best[impl][0] ? t1 - t0 : best[impl][0];
+				best[impl][1] = t2 - t1 < best[impl][1] ? t2 - t1 : best[impl][1];
+			}
+		printf("batch %d x L=%d: attention generic %.0f us, avx512 %.0f us; bias+GELU generic %.0f us, avx512 %.0f us\n",
+		       B, L, best[0][0] * 1e6, best[1][0] * 1e6, best[0][1] * 1e6, best[1][1] * 1e6);
+		free(qkv), free(ctx), free(h), free(a), free(bias), free(scratch);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--bench")) {
 		bench();
+		bench_batch();
 		return 0;
 	}
 	enum st_kern impls[2] = { ST_KERN_GENERIC, ST_KERN_AVX512 };
