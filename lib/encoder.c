@@ -1075,18 +1075,6 @@ static inline void attn_dropout_row(float *row, const dropctx *d, int b, int lay
 		row[j] = drop_keep(key, (uint64_t)h << 32 | (uint32_t)j, thresh) ? row[j] * dscale : 0.0f;
 }
 
-/* Asks for the cache lines of one head's q, k and v rows (L rows of hs floats, ld apart; k at q + H, v at q + 2H). */
-static void prefetch_head(const float *q, int L, int hs, int H, int ld)
-{
-	for (int j = 0; j < L; j++)
-		for (int part = 0; part < 3; part++) {
-			const char *row = (const char *)(q + (size_t)j * ld + (size_t)part * H);
-			for (int c = 0; c < hs * (int)sizeof(float); c += 64)
-				__builtin_prefetch(row + c);
-			__builtin_prefetch(row + hs * sizeof(float) - 1);
-		}
-}
-
 /* qkv (N, 3H) holds q | k | v per row; ctx (N, H) = dropout(softmax(q k^T / sqrt(hs))) v per (sequence, head).
  * att: per sequence (NH, L, L) at att_off[b], the probabilities before dropout (NULL in inference).
  * (Register-tiled C kernels for the two products were tried: no faster than these sgemm calls.) */
@@ -1099,21 +1087,15 @@ static void attention_forward(const enc_config *c, const batch *bt, const float 
 	enum st_kern kern = st_kern_impl();
 	size_t nscratch = st_attn_scratch_floats(T, hs);
 	nscratch = nscratch > 2 * (size_t)T * T ? nscratch : 2 * (size_t)T * T;
-	/* A thread takes all heads of a sequence (when there are enough sequences to go round), so that it can fetch
-	 * the next head's rows into cache while it computes one: the element-wise work here waited on memory. */
-	int group = bt->B >= 4 * max_threads() ? NH : 1;
 #pragma omp parallel if(bt->att_off[bt->B] * hs >= PAR_MIN_FLOPS)
 	{
 		float *scratch = xmalloc(xmul(nscratch, sizeof(float)));   /* (L, L) probabilities, dropped */
 #pragma omp for schedule(dynamic, 1)
-		for (int unit = 0; unit < bt->B * NH / group; unit++)
-		for (int bh = unit * group; bh < (unit + 1) * group; bh++) {
+		for (int bh = 0; bh < bt->B * NH; bh++) {
 			int b = bh / NH, h = bh % NH, L = bt->len[b];
 			if (L == 0)
 				continue;
 			const float *q = qkv + (size_t)bt->start[b] * H3 + h * hs, *k = q + H, *v = q + 2 * H;
-			if (h + 1 < NH && bh + 1 < (unit + 1) * group)
-				prefetch_head(q + hs, L, hs, H, H3);
 			const float *rb = bt->rel_bias ? bt->rel_bias + (size_t)h * (2 * T - 1) + (T - 1) : NULL;
 			if (!attn_drop) {   /* kernels.c: per head, direct for short rows */
 				st_attn_head(kern, L, hs, scale, q, k, v, H3, rb, att ? att + bt->att_off[b] + (size_t)h * L * L : NULL,

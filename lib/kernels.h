@@ -22,11 +22,12 @@ enum st_kern st_kern_best(void);
 const char *st_kern_name(enum st_kern k);
 
 /* The direct attention kernel is used up to this many tokens a sequence (when the probabilities are kept for
- * the backward: up to ST_ATTN_DIRECT_MAX_P); longer ones go through sgemm per head (measured with
- * build/t/kernels.t --bench: at hs 32, 3x faster at 16 tokens, 1.4x at 128, 1.1x at 256, but slower at 256
- * with the probabilities written out, a transposed store). */
-#define ST_ATTN_DIRECT_MAX 256
-#define ST_ATTN_DIRECT_MAX_P 128
+ * the backward: up to ST_ATTN_DIRECT_MAX_P); longer ones go through sgemm per head. build/t/kernels.t --bench
+ * (hs 32, data in cache) has it 2.5x faster at 16 tokens, 1.7x at 32, 1.3x at 64 and 97, but in st-encode
+ * (perf samples, 640 texts, one thread) it took 20% less time than sgemm per head at 16-32 tokens and 1.8x more
+ * at 64-128: kept to short rows until that is understood. */
+#define ST_ATTN_DIRECT_MAX 48
+#define ST_ATTN_DIRECT_MAX_P 48
 
 /* Floats of scratch st_attn_head needs for a sequence of L tokens and head size hs (per thread). */
 size_t st_attn_scratch_floats(int L, int hs);

@@ -232,7 +232,7 @@ static void bench(void)
 static void bench_batch(void)
 {
 	int hs = 32, H = 384, NH = H / hs, ld = 3 * H, B = 32, I = 1536;
-	for (int L = 16; L <= 128; L *= 2) {
+	for (int L = 16; L <= 128; L = L < 64 ? L * 2 : L + 33) {
 		size_t N = (size_t)B * L;
 		float *qkv = malloc(sizeof(float) * N * ld), *ctx = malloc(sizeof(float) * N * H);
 		float *h = malloc(sizeof(float) * N * I), *a = malloc(sizeof(float) * N * I), *bias = malloc(sizeof(float) * I);
