@@ -7,6 +7,7 @@
  * Each layer's backward follows its forward. Backward functions accumulate (+=) into parameter gradients. */
 #include "gemm.h"
 #include "gemm_bf16.h"
+#include "kernels.h"
 #include "encoder.h"
 #include "st.h"
 
@@ -791,16 +792,12 @@ static void bias_act_rows(const void *p, int r0, int r1)
 {
 	const act_ctx *e = p;
 	int n = e->width;
+	enum st_kern kern = st_kern_impl();
 	for (int r = r0; r < r1; r++) {
 		float *h = e->hpre + (size_t)r * n, *a = e->hact + (size_t)r * n;
 		const float *b = e->bias;
 		if (e->act == ENC_ACT_GELU) {
-#pragma omp simd
-			for (int i = 0; i < n; i++) {
-				float x = h[i] + b[i];
-				h[i] = x;
-				a[i] = 0.5f * x * (1.0f + erff(x * SQRT1_2));
-			}
+			st_bias_gelu(kern, h, a, b, n);   /* kernels.c: AVX-512 erf where the CPU has it */
 		} else if (e->act == ENC_ACT_GELU_TANH) {
 #pragma omp simd
 			for (int i = 0; i < n; i++) {
@@ -1071,40 +1068,6 @@ static void embeddings_backward(const enc_config *c, const float *params, float 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* attention: per (sequence, head), over the sequence's own length L, with sgemm */
 
-/* e^x for the softmax (x <= 0 there), inline so that whole rows vectorise, tails included (a scalar libm call
- * per tail element cost more than the rest of the row). x = n ln2 + r, |r| <= ln2/2, e^r by its Taylor series to
- * r^6 (relative error < 2e-7), 2^n put into the exponent bits. */
-static inline float exp_neg(float x)
-{
-	x = x < -87.0f ? -87.0f : x;
-	float n = __builtin_rintf(x * 1.44269504088896341f);
-	float r = x - n * 0.693145751953125f - n * 1.42860682030941723e-06f;   /* ln2 in two parts */
-	float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-	n = n == n ? n : 0;   /* NaN (from NaN weights) stays NaN through p, without an undefined int conversion */
-	uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
-	float scale;
-	memcpy(&scale, &bits, sizeof scale);
-	return p * scale;
-}
-
-/* softmax of one row of scores, in place */
-static inline void softmax_row(float *row, int L)
-{
-	float mx = -INFINITY, z = 0;
-#pragma omp simd reduction(max:mx)
-	for (int j = 0; j < L; j++)
-		mx = row[j] > mx ? row[j] : mx;
-#pragma omp simd reduction(+:z)
-	for (int j = 0; j < L; j++) {
-		row[j] = exp_neg(row[j] - mx);
-		z += row[j];
-	}
-	float iz = 1.0f / z;
-#pragma omp simd
-	for (int j = 0; j < L; j++)
-		row[j] *= iz;
-}
-
 /* row += bias */
 static inline void add_row(float *row, const float *bias, int L)
 {
@@ -1133,24 +1096,33 @@ static void attention_forward(const enc_config *c, const batch *bt, const float 
 	int H = c->hidden, NH = c->heads, hs = H / NH, H3 = 3 * H, T = bt->T;
 	float scale = 1.0f / sqrtf((float)hs);
 	int attn_drop = d->on && d->thresh_attn;
+	enum st_kern kern = st_kern_impl();
+	size_t nscratch = st_attn_scratch_floats(T, hs);
+	nscratch = nscratch > 2 * (size_t)T * T ? nscratch : 2 * (size_t)T * T;
 #pragma omp parallel if(bt->att_off[bt->B] * hs >= PAR_MIN_FLOPS)
 	{
-		float *scratch = xmalloc(xmul(2 * (size_t)T * T, sizeof(float)));   /* (L, L) probabilities, dropped */
+		float *scratch = xmalloc(xmul(nscratch, sizeof(float)));   /* (L, L) probabilities, dropped */
 #pragma omp for schedule(dynamic, 1)
 		for (int bh = 0; bh < bt->B * NH; bh++) {
 			int b = bh / NH, h = bh % NH, L = bt->len[b];
 			if (L == 0)
 				continue;
 			const float *q = qkv + (size_t)bt->start[b] * H3 + h * hs, *k = q + H, *v = q + 2 * H;
+			const float *rb = bt->rel_bias ? bt->rel_bias + (size_t)h * (2 * T - 1) + (T - 1) : NULL;
+			if (!attn_drop) {   /* kernels.c: per head, direct for short rows */
+				st_attn_head(kern, L, hs, scale, q, k, v, H3, rb, att ? att + bt->att_off[b] + (size_t)h * L * L : NULL,
+					     ctx + (size_t)bt->start[b] * H + h * hs, H, scratch);
+				continue;
+			}
+			/* training with attention dropout: the probabilities before and after dropout */
 			float *p = att ? att + bt->att_off[b] + (size_t)h * L * L : scratch;   /* (L, L) */
 			float *pd = scratch + (size_t)T * T;
 			/* scores p (L, L) = q (L, hs) . k^T / sqrt(hs) (+ MPNet's relative bias), then softmax by rows */
 			st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, q, H3, k, H3, 0.0f, p, L);
-			const float *rb = bt->rel_bias ? bt->rel_bias + (size_t)h * (2 * T - 1) + (T - 1) : NULL;
 			for (int i = 0; i < L; i++) {
 				if (rb)
 					add_row(p + (size_t)i * L, rb - i, L);   /* key j at distance j - i */
-				softmax_row(p + (size_t)i * L, L);
+				st_softmax_row(p + (size_t)i * L, L);
 				if (attn_drop) {
 					memcpy(pd + (size_t)i * L, p + (size_t)i * L, L * sizeof(float));
 					attn_dropout_row(pd + (size_t)i * L, d, b, layer, h, i, L);
