@@ -13,7 +13,9 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -march=native -g
 ST_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -fopenmp -Ilib $(PKG_CFLAGS)
 ALL_CFLAGS = $(CFLAGS) $(ST_CFLAGS)
-LDLIBS = build/libst.a $(PKG_LIBS) -fopenmp -lm -lpthread $(LDFLAGS)
+# --as-needed: a tool records only the libraries it calls (st-tokenize loads no OpenBLAS); start-up time is
+# mostly dynamic linking (docs/performance.md, "Start-up").
+LDLIBS = -Wl,--as-needed build/libst.a $(PKG_LIBS) -fopenmp -lm -lpthread $(LDFLAGS)
 
 LIB_SRC := $(filter-out lib/dist.c,$(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:lib/%.c=build/lib/%.o)

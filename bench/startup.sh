@@ -5,17 +5,25 @@
 # and PyTorch (/usr/bin/python3, no transformers) mapping the same model.safetensors into tensors.
 # Run from the repository root after `make`:
 #     sh bench/startup.sh            (RUNS=15 by default: the minimum of RUNS runs counts)
-#     BASELINE=OLD/bin sh bench/startup.sh     adds the st-encode and st-tokenize rows of another build's tools
-#                                                (e.g. the commit before a change) to the same rounds
+#     BASELINE=OLD/bin sh bench/startup.sh     adds the rows of another build's tools (e.g. a copy of bin/ from
+#                                                the commit before a change) to the same rounds
 # Times are whole processes (fork, exec, dynamic linking, model and tokenizer load, exit): wall and user+sys CPU,
-# taken by a small timing loop (hyperfine is not needed). Every command takes its turn in each round, so load
-# from other processes hits them alike. Not a test: it prints numbers, it does not judge them.
+# and the minor page faults (on a virtual machine each first touch of a page can cost ~10 us: start-up there is
+# mostly page faults), taken by a small timing loop (hyperfine is not needed). Every command takes its turn in
+# each round, so load from other processes hits them alike. The phases show in the rows: an empty C program
+# (fork + exec), st-encode --help (+ dynamic linking), st-forward (+ config and weights), st-encode with no input
+# (+ tokenizer), one record (+ the first forward pass; once with the cached choice of matrix kernel, the cache
+# being private to this run, and once timing it as a process without the cache does). Not a test: it prints
+# numbers, it does not judge them.
 set -e
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-15}
 PY=/usr/bin/python3
 W=$(mktemp -d "${TMPDIR:-/tmp}/st-startup.XXXXXX")
 trap 'rm -rf "$W"' EXIT
+# the cache of st's matrix-kernel choice (docs/gemm.md), private to this run: the first run of a row fills it
+XDG_CACHE_HOME=$W/cache
+export XDG_CACHE_HOME
 [ -x bin/st-encode ] && [ -f build/libst.a ] || { echo "bench/startup.sh: run make first" >&2; exit 1; }
 PATH=$PWD/bin:$PATH
 
@@ -26,6 +34,9 @@ char *openblas_get_corename(void);
 int main(void) { printf("%s\n", openblas_get_corename()); return 0; }
 EOF
 cc -o "$W/core" "$W/core.c" $(pkg-config --cflags --libs openblas)
+echo 'int main(void) { return 0; }' > "$W/empty.c"
+cc -O2 -o "$W/empty-program" "$W/empty.c"
+echo "load average before the run: $(cut -d" " -f1-3 /proc/loadavg)"
 echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1) ($(nproc) cores online)"
 echo "OpenBLAS core: $("$W/core"); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}"
 
@@ -83,8 +94,11 @@ $PY -W ignore "$W/torch_load.py" "$W/minilm/model.safetensors" 2> /dev/null && h
 
 # name|stdin|command ... : the commands, each timed RUNS times in turn
 set -- \
+	"empty C program (fork + exec)|$W/empty|$W/empty-program" \
+	"st-encode --help (+ dynamic linking)|$W/empty|st-encode --help" \
 	"st-encode, no input|$W/empty|st-encode --model $W/minilm" \
 	"st-encode, one record|$W/one.txt|st-encode --model $W/minilm" \
+	"st-encode, one record, kernel choice timed (ST_GEMM_CACHE=0)|$W/one.txt|env ST_GEMM_CACHE=0 st-encode --model $W/minilm" \
 	"st-tokenize, no input|$W/empty|st-tokenize --model $W/minilm" \
 	"st-tokenize, one record|$W/one.json|st-tokenize --model $W/minilm" \
 	"st-search, one query, corpus of one|$W/one.txt|st-search --model $W/minilm --corpus $W/one.txt" \
@@ -96,7 +110,10 @@ if [ -n "$BASELINE" ]; then
 	set -- "$@" \
 		"baseline st-encode, no input|$W/empty|$B/st-encode --model $W/minilm" \
 		"baseline st-encode, one record|$W/one.txt|$B/st-encode --model $W/minilm" \
-		"baseline st-tokenize, one record|$W/one.json|$B/st-tokenize --model $W/minilm"
+		"baseline st-tokenize, no input|$W/empty|$B/st-tokenize --model $W/minilm" \
+		"baseline st-tokenize, one record|$W/one.json|$B/st-tokenize --model $W/minilm" \
+		"baseline st-forward, no input|$W/empty|$B/st-forward --model $W/minilm" \
+		"baseline st-search, one query, corpus of one|$W/one.txt|$B/st-search --model $W/minilm --corpus $W/one.txt"
 fi
 [ "$have_ort" = 1 ] && set -- "$@" "ONNX Runtime $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' tests/js/node_modules/onnxruntime-node/package.json | head -1): node + session creation|$W/empty|node $W/ort.cjs $ort_dir $W/minilm.onnx"
 [ "$have_torch" = 1 ] && set -- "$@" "PyTorch $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null): python3 + import torch + map the safetensors|$W/empty|$PY -W ignore $W/torch_load.py $W/minilm/model.safetensors"
@@ -105,11 +122,13 @@ fi
 
 printf '%s\n' "$@" > "$W/commands"
 python3 - "$RUNS" "$W/commands" <<'EOF'
-# Runs every command RUNS times, in turn; prints the minimum wall time and the minimum user+sys CPU time.
+# Runs every command RUNS times, in turn; prints the minimum and median wall time, the minimum user+sys CPU time
+# and the median count of minor page faults.
 import os, resource, subprocess, sys, time
 runs, cmds = int(sys.argv[1]), [l.rstrip('\n').split('|', 2) for l in open(sys.argv[2]) if l.strip()]
 wall = {c[0]: [] for c in cmds}
 cpu = {c[0]: [] for c in cmds}
+faults = {c[0]: [] for c in cmds}
 for r in range(runs):
     for name, stdin, cmd in cmds:
         with open(stdin, 'rb') as fin, open(os.devnull, 'wb') as fout:
@@ -123,11 +142,13 @@ for r in range(runs):
                 sys.exit(f'bench/startup.sh: "{cmd}" failed ({status}): {err.strip()[:300]}')
         wall[name].append(t1 - t0)
         cpu[name].append(ru.ru_utime + ru.ru_stime)
+        faults[name].append(ru.ru_minflt)
 w = max(len(c[0]) for c in cmds)
-print(f'\n{"command":<{w}}  {"wall ms (min)":>13}  {"CPU ms (min)":>12}  {"wall ms (median)":>16}   ({runs} runs each)')
+print(f'\n{"command":<{w}}  {"wall ms (min)":>13}  {"CPU ms (min)":>12}  {"wall ms (median)":>16}  {"page faults":>11}   ({runs} runs each)')
 for name, _, _ in cmds:
     ws = sorted(wall[name])
-    print(f'{name:<{w}}  {ws[0] * 1e3:13.1f}  {min(cpu[name]) * 1e3:12.1f}  {ws[len(ws) // 2] * 1e3:16.1f}')
+    fs = sorted(faults[name])
+    print(f'{name:<{w}}  {ws[0] * 1e3:13.1f}  {min(cpu[name]) * 1e3:12.1f}  {ws[len(ws) // 2] * 1e3:16.1f}  {fs[len(fs) // 2]:11d}')
 EOF
 echo
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -9,7 +9,7 @@ command -v clang >/dev/null || { echo "fuzz/tokenizer.sh: clang is absent; skipp
 mkdir -p "$OUT"
 CFLAGS="-g -O1 -fsanitize=fuzzer,address -std=gnu11 -Ilib $(pkg-config --cflags jansson libutf8proc libpcre2-8)"
 LIBS="$(pkg-config --libs openblas jansson libutf8proc libpcre2-8) -lm -lpthread"
-SRC="lib/tokenizer.c lib/tokenizer_io.c lib/tokenizer_train.c lib/tokenizer_unigram.c lib/st.c"
+SRC="lib/tokenizer.c lib/tokenizer_io.c lib/tokenizer_train.c lib/tokenizer_unigram.c lib/st.c lib/mapfile.c"
 status=0
 for target in tokenizer tokenizer_load; do
 	if ! clang $CFLAGS -o "$OUT/fuzz_$target" "fuzz/fuzz_$target.c" $SRC $LIBS 2>"$OUT/build_$target.log"; then

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -26,6 +27,7 @@
 #include <omp.h>
 #endif
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define GEMM_X86 1
 #endif
@@ -632,9 +634,8 @@ static void calib_run(int own, const struct gemm_kernel *kern, int ta, int tb, i
 
 /* Times OpenBLAS and the own kernel on the shapes the encoder runs, on one thread (the encoder calls st_sgemm
  * from each of its threads), and keeps the faster per class. About 8-15 ms of CPU time (OpenBLAS's first-call
- * setup and page faults of the scratch matrices included), paid once per process on the first product rather than cached on disk: a cache would
- * go stale with the library, the CPU (a migrated VM), OPENBLAS_CORETYPE or the thread settings, and every
- * process would need a writable place to keep it. Candidates take turns and the fastest of several rounds
+ * setup and page faults of the scratch matrices included), paid on the first product of a process unless the
+ * verdict is in the cache (choice_cache_read, below). Candidates take turns and the fastest of several rounds
  * counts, so a busy machine slows both alike and does not decide. */
 static void calibrate(const struct gemm_kernel *kern)
 {
@@ -700,6 +701,138 @@ static void calibrate(const struct gemm_kernel *kern)
 	choice_reason = "timed";
 }
 
+/* The verdict of calibrate() kept for a week in $XDG_CACHE_HOME/st (else ~/.cache/st), one small file per
+ * key, so that a short-lived process (st-encode of one line) does not spend more on timing kernels than on its
+ * work. The key is what the verdict depends on: the CPU's brand string, OpenBLAS's build and core, the
+ * environment that changes its kernels (OPENBLAS_CORETYPE), the own kernel and this build of st (gemm.c's
+ * compile time). A file that is unreadable, malformed, older than a week or of another key is ignored (and
+ * replaced); a cache folder that cannot be written leaves the process timing as before. ST_GEMM_CACHE=0 turns
+ * the cache off (docs/gemm.md). Written to a temporary name and renamed: readers see a whole file or none. */
+#define CHOICE_CACHE_MAX_AGE (7 * 24 * 3600)
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+/* The cache file for this key into path (and the key itself into key); 0, or -1 when the cache is off. */
+static int choice_cache_path(char *path, size_t pathlen, char *key, size_t keylen)
+{
+	const char *off = getenv("ST_GEMM_CACHE");
+	if (off && (!strcmp(off, "0") || !strcmp(off, "off") || !strcmp(off, "no")))
+		return -1;
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char dir[4096];
+	if (xdg && xdg[0] == '/')   /* the XDG rule: a relative path is ignored */
+		snprintf(dir, sizeof dir, "%s/st", xdg);
+	else if (home && home[0] == '/')
+		snprintf(dir, sizeof dir, "%s/.cache/st", home);
+	else
+		return -1;
+	char brand[49] = "";
+#ifdef GEMM_X86
+	unsigned r[12] = { 0 };
+	if (__get_cpuid_max(0x80000000, NULL) >= 0x80000004) {
+		for (unsigned i = 0; i < 3; i++)
+			__get_cpuid(0x80000002 + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
+		memcpy(brand, r, 48);
+	}
+#endif
+	for (char *c = brand; *c; c++)   /* one line */
+		if (*c == '\n' || *c == '\t')
+			*c = ' ';
+	for (size_t n = strlen(brand); n && brand[n - 1] == ' '; n--)   /* padded with spaces by some CPUs */
+		brand[n - 1] = 0;
+	const char *coretype = getenv("OPENBLAS_CORETYPE");
+	snprintf(key, keylen, "cpu=%s|openblas=%s|core=%s|OPENBLAS_CORETYPE=%s|own=%s|st=%s %s", brand,
+		 openblas_get_config(), openblas_get_corename(), coretype ? coretype : "", st_gemm_impl_name(own_impl),
+		 __DATE__, __TIME__);
+	for (char *c = key; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	if ((size_t)snprintf(path, pathlen, "%s/gemm-%016llx", dir, (unsigned long long)fnv1a(key)) >= pathlen)
+		return -1;
+	return 0;
+}
+
+static int impl_from_name(const char *s, enum st_gemm_impl *out)
+{
+	if (!strcmp(s, "blas")) *out = ST_GEMM_BLAS;
+	else if (!strcmp(s, "avx2")) *out = ST_GEMM_AVX2;
+	else if (!strcmp(s, "avx512")) *out = ST_GEMM_AVX512;
+	else return -1;
+	return 0;
+}
+
+static char choice_cache_file[4200];   /* the file the verdict came from, for st_gemm_choice */
+
+/* 1 when the cache holds a verdict for this key (chosen[] and calib_gflops[] set from it), else 0. */
+static int choice_cache_read(void)
+{
+	char path[4200], key[1024];
+	if (choice_cache_path(path, sizeof path, key, sizeof key) < 0)
+		return 0;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	char line[3][1100];
+	int ok = 1;
+	for (int i = 0; i < 3 && ok; i++)
+		ok = fgets(line[i], sizeof line[i], f) != NULL;
+	struct stat st;
+	ok = ok && fstat(fileno(f), &st) == 0 && time(NULL) - st.st_mtime < CHOICE_CACHE_MAX_AGE;
+	fclose(f);
+	line[1][strcspn(line[1], "\n")] = 0;
+	if (!ok || strcmp(line[0], "st gemm choice 1\n") || strcmp(line[1], key))
+		return 0;
+	char large[16], small[16];
+	double g[2][2];
+	enum st_gemm_impl il, is;
+	if (sscanf(line[2], "%15s %15s %lf %lf %lf %lf", large, small, &g[CLASS_LARGE][0], &g[CLASS_LARGE][1],
+		   &g[CLASS_SMALL][0], &g[CLASS_SMALL][1]) != 6 || impl_from_name(large, &il) ||
+	    impl_from_name(small, &is) || (il != ST_GEMM_BLAS && il != own_impl) || (is != ST_GEMM_BLAS && is != own_impl))
+		return 0;
+	for (int c = 0; c < 2; c++)
+		for (int k = 0; k < 2; k++)
+			if (!(g[c][k] > 0 && g[c][k] < 1e9))
+				return 0;
+	chosen[CLASS_LARGE] = il;
+	chosen[CLASS_SMALL] = is;
+	memcpy(calib_gflops, g, sizeof g);
+	snprintf(choice_cache_file, sizeof choice_cache_file, "%s", path);
+	choice_reason = "timed earlier, from the cache";
+	return 1;
+}
+
+/* Keeps the verdict just timed; any failure leaves no file (and no temporary one) behind. */
+static void choice_cache_write(void)
+{
+	char path[4200], key[1024], tmp[4300];
+	if (choice_cache_path(path, sizeof path, key, sizeof key) < 0)
+		return;
+	/* the folder (and ~/.cache above it), private as XDG asks; failures show at the open below */
+	char *slash = strrchr(path, '/');
+	*slash = 0;
+	char *up = strrchr(path, '/');
+	*up = 0;
+	mkdir(path, 0700);
+	*up = '/';
+	mkdir(path, 0700);
+	*slash = '/';
+	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+	FILE *f = fopen(tmp, "wxe");
+	if (!f)
+		return;
+	fprintf(f, "st gemm choice 1\n%s\n%s %s %.6g %.6g %.6g %.6g\n", key, st_gemm_impl_name(chosen[CLASS_LARGE]),
+		st_gemm_impl_name(chosen[CLASS_SMALL]), calib_gflops[CLASS_LARGE][0], calib_gflops[CLASS_LARGE][1],
+		calib_gflops[CLASS_SMALL][0], calib_gflops[CLASS_SMALL][1]);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		unlink(tmp);
+}
+
 static void choose(void)
 {
 	const struct gemm_kernel *kern = NULL;
@@ -730,8 +863,11 @@ static void choose(void)
 			return;
 		}
 	}
-	if (kern)
+	if (kern && !choice_cache_read()) {
 		calibrate(kern);
+		if (calib_gflops[CLASS_LARGE][0] > 0)
+			choice_cache_write();
+	}
 }
 
 enum st_gemm_impl st_gemm_impl(void)
@@ -751,9 +887,10 @@ const char *st_gemm_choice(char *buf, size_t len)
 	pthread_once(&choose_once, choose);
 	if (calib_gflops[CLASS_LARGE][0] > 0)
 		snprintf(buf, len, "projections %s (OpenBLAS %.0f, own %.0f GFLOP/s), attention %s (OpenBLAS %.0f, own "
-			"%.0f GFLOP/s), timed on one thread", st_gemm_impl_name(chosen[CLASS_LARGE]),
+			"%.0f GFLOP/s), timed on one thread%s%s%s", st_gemm_impl_name(chosen[CLASS_LARGE]),
 			calib_gflops[CLASS_LARGE][0], calib_gflops[CLASS_LARGE][1], st_gemm_impl_name(chosen[CLASS_SMALL]),
-			calib_gflops[CLASS_SMALL][0], calib_gflops[CLASS_SMALL][1]);
+			calib_gflops[CLASS_SMALL][0], calib_gflops[CLASS_SMALL][1], choice_cache_file[0] ? " (cached in " : "",
+			choice_cache_file, choice_cache_file[0] ? ")" : "");
 	else
 		snprintf(buf, len, "projections %s, attention %s (%s)", st_gemm_impl_name(chosen[CLASS_LARGE]),
 			st_gemm_impl_name(chosen[CLASS_SMALL]), choice_reason);

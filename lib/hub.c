@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dynlib.h"
 #include "st.h"
 
 /* Paths here are built from the cache folder (checked to be under 2048 bytes), a repo id (< 160), a revision
@@ -38,6 +39,45 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 #define DEFAULT_ENDPOINT "https://huggingface.co"
+
+/* libcurl and libcrypto are opened when a download starts (lib/dynlib.h), not linked: every tool resolves its
+ * model here, and linking them cost each start ~20 ms, downloads or not. The prototypes are the headers'. */
+static struct {
+	__typeof__(curl_global_init) *global_init;
+	__typeof__(curl_easy_init) *easy_init;
+	__typeof__(curl_easy_reset) *easy_reset;
+	__typeof__(curl_easy_setopt) *easy_setopt;
+	__typeof__(curl_easy_perform) *easy_perform;
+	__typeof__(curl_easy_getinfo) *easy_getinfo;
+	__typeof__(curl_easy_strerror) *easy_strerror;
+	__typeof__(curl_easy_cleanup) *easy_cleanup;
+	__typeof__(curl_slist_append) *slist_append;
+	__typeof__(curl_slist_free_all) *slist_free_all;
+} lc;
+#define LC(f) { "curl_" #f, offsetof(__typeof__(lc), f) }
+static const struct dynlib_sym lc_syms[] = {
+	LC(global_init), LC(easy_init), LC(easy_reset), LC(easy_setopt), LC(easy_perform), LC(easy_getinfo),
+	LC(easy_strerror), LC(easy_cleanup), LC(slist_append), LC(slist_free_all),
+};
+static const char *const lc_names[] = { "libcurl.so.4", "libcurl-gnutls.so.4", "libcurl.so", NULL };
+static dynlib lc_lib = { .what = "libcurl (Hub downloads need it)", .sonames = lc_names, .syms = lc_syms,
+			 .nsyms = sizeof lc_syms / sizeof *lc_syms, .table = &lc };
+
+static struct {
+	__typeof__(EVP_MD_CTX_new) *MD_CTX_new;
+	__typeof__(EVP_MD_CTX_free) *MD_CTX_free;
+	__typeof__(EVP_sha256) *sha256;
+	__typeof__(EVP_DigestInit_ex) *DigestInit_ex;
+	__typeof__(EVP_DigestUpdate) *DigestUpdate;
+	__typeof__(EVP_DigestFinal_ex) *DigestFinal_ex;
+} ossl;
+#define OSSL(f) { "EVP_" #f, offsetof(__typeof__(ossl), f) }
+static const struct dynlib_sym ossl_syms[] = {
+	OSSL(MD_CTX_new), OSSL(MD_CTX_free), OSSL(sha256), OSSL(DigestInit_ex), OSSL(DigestUpdate), OSSL(DigestFinal_ex),
+};
+static const char *const ossl_names[] = { "libcrypto.so.3", "libcrypto.so", NULL };
+static dynlib ossl_lib = { .what = "libcrypto (the sha256 of Hub downloads)", .sonames = ossl_names,
+			   .syms = ossl_syms, .nsyms = sizeof ossl_syms / sizeof *ossl_syms, .table = &ossl };
 #define DEFAULT_ORG "sentence-transformers"
 
 /* Models from before organisations on the Hub: a bare name of these stays as it is (the library's list). */
@@ -380,7 +420,7 @@ static size_t on_body_file(char *data, size_t size, size_t nmemb, void *p)
 	response *r = p;
 	size_t n = size * nmemb;
 	long status = 0;
-	curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+	lc.easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200 && status != 206) {   /* an error page is not the file */
 		r->wrote_error = 1;
 		return n;
@@ -439,7 +479,7 @@ typedef struct hub_ctx {
 static int request(hub_ctx *h, const char *method, const char *url, int auth, int follow, response *r)
 {
 	CURL *c = h->curl;
-	curl_easy_reset(c);
+	lc.easy_reset(c);
 	r->curl = c;
 	r->status = 0;
 	r->linked_size = r->content_length = -1;
@@ -449,51 +489,51 @@ static int request(hub_ctx *h, const char *method, const char *url, int auth, in
 	char line[8192];
 	if (auth && h->token) {
 		snprintf(line, sizeof line, "Authorization: Bearer %s", h->token);
-		headers = curl_slist_append(headers, line);
+		headers = lc.slist_append(headers, line);
 		memset(line, 0, sizeof line);
 	}
 	if (r->fd >= 0 && r->base > 0) {
 		snprintf(line, sizeof line, "Range: bytes=%lld-", r->base);
-		headers = curl_slist_append(headers, line);
+		headers = lc.slist_append(headers, line);
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "st (sentence-transformers in C); hf_hub-compatible");
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->curl_error);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, (long)follow);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, timeout_env("HF_HUB_ETAG_TIMEOUT", 10));
+	lc.easy_setopt(c, CURLOPT_URL, url);
+	lc.easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	lc.easy_setopt(c, CURLOPT_USERAGENT, "st (sentence-transformers in C); hf_hub-compatible");
+	lc.easy_setopt(c, CURLOPT_ERRORBUFFER, h->curl_error);
+	lc.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	lc.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	lc.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	lc.easy_setopt(c, CURLOPT_FOLLOWLOCATION, (long)follow);
+	lc.easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+	lc.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, timeout_env("HF_HUB_ETAG_TIMEOUT", 10));
 	/* a stalled transfer ends; a slow one does not */
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, timeout_env("HF_HUB_DOWNLOAD_TIMEOUT", 60));
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	lc.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	lc.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, timeout_env("HF_HUB_DOWNLOAD_TIMEOUT", 60));
+	lc.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	lc.easy_setopt(c, CURLOPT_HEADERDATA, r);
 	if (!strcmp(method, "HEAD"))
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+		lc.easy_setopt(c, CURLOPT_NOBODY, 1L);
 	if (r->fd >= 0) {
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_file);
+		lc.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_file);
 		if (r->label) {
-			curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-			curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
-			curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+			lc.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+			lc.easy_setopt(c, CURLOPT_XFERINFODATA, r);
+			lc.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 		}
 	} else
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_memory);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	CURLcode rc = curl_easy_perform(c);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+		lc.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_memory);
+	lc.easy_setopt(c, CURLOPT_WRITEDATA, r);
+	CURLcode rc = lc.easy_perform(c);
+	lc.easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	for (struct curl_slist *s = headers; s; s = s->next)   /* the token does not stay in freed memory */
 		memset(s->data, 0, strlen(s->data));
-	curl_slist_free_all(headers);
+	lc.slist_free_all(headers);
 	if (r->label && r->last_draw > 0)
 		fprintf(stderr, "\r\033[K");
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	lc.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 	if (rc != CURLE_OK) {
 		if (!h->curl_error[0])
-			snprintf(h->curl_error, sizeof h->curl_error, "%s", curl_easy_strerror(rc));
+			snprintf(h->curl_error, sizeof h->curl_error, "%s", lc.easy_strerror(rc));
 		return rc == CURLE_WRITE_ERROR ? NET_FAIL : NET_DOWN;
 	}
 	if (!strcmp(r->error_code, "RepoNotFound") || !strcmp(r->error_code, "RevisionNotFound") ||
@@ -666,18 +706,18 @@ static int file_sha256(const char *path, char hex[65])
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -1;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_MD_CTX *ctx = ossl.MD_CTX_new();
+	ossl.DigestInit_ex(ctx, ossl.sha256(), NULL);
 	static unsigned char buf[1 << 16];
 	ssize_t got;
 	while ((got = read(fd, buf, sizeof buf)) > 0)
-		EVP_DigestUpdate(ctx, buf, got);
+		ossl.DigestUpdate(ctx, buf, got);
 	int saved = errno;
 	close(fd);
 	unsigned char md[32];
 	unsigned int mdlen = 0;
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	EVP_MD_CTX_free(ctx);
+	ossl.DigestFinal_ex(ctx, md, &mdlen);
+	ossl.MD_CTX_free(ctx);
 	if (got < 0) {
 		errno = saved;
 		return -1;
@@ -802,7 +842,7 @@ static int fetch_file(hub_ctx *h, const char *commit, const char *file, char *er
 		    strstr(r.location, "://") || ++hops > 5)
 			break;
 		char *next = NULL;
-		curl_easy_getinfo(h->curl, CURLINFO_REDIRECT_URL, &next);
+		lc.easy_getinfo(h->curl, CURLINFO_REDIRECT_URL, &next);
 		if (!next)
 			break;
 		snprintf(url, sizeof url, "%s", next);
@@ -1014,17 +1054,23 @@ char *hub_resolve(const char *arg, int *code, char *err, size_t errlen)
 		if (snap)
 			return snap;
 	}
+	char why[600];
+	if (dynlib_open(&lc_lib, why, sizeof why) < 0 || dynlib_open(&ossl_lib, why, sizeof why) < 0) {
+		errbuf_set(err, errlen, "%s: %s", arg, why);
+		*code = EX_IOERR;
+		return NULL;
+	}
 	static int curl_ready;
-	if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == 0)
+	if (!curl_ready && lc.global_init(CURL_GLOBAL_DEFAULT) == 0)
 		curl_ready = 1;
-	if (!curl_ready || !(h.curl = curl_easy_init())) {
+	if (!curl_ready || !(h.curl = lc.easy_init())) {
 		errbuf_set(err, errlen, "%s: cannot start libcurl", arg);
 		*code = EX_IOERR;
 		return NULL;
 	}
 	h.token = read_token();
 	char *snap = resolve_online(&h, code, err, errlen);
-	curl_easy_cleanup(h.curl);
+	lc.easy_cleanup(h.curl);
 	if (h.token) {
 		memset(h.token, 0, strlen(h.token));
 		free(h.token);

@@ -35,9 +35,17 @@ const enc_config *model_encoder_config(const st_model *m) { return &m->enc; }
 size_t model_num_params(const st_model *m) { return m->n_params; }
 int model_pooling(const st_model *m) { return m->pool_modes; }
 
-/* Forget the tensors used in place: params is the truth from now on. */
-static void drop_in_place(st_model *m)
+/* Forget the tensors used in place: params is the truth from now on. keep_pooler: a pooler used in place is
+ * copied out first (the model lives on without the map); not when the model is being freed. */
+static void drop_in_place(st_model *m, int keep_pooler)
 {
+	if (keep_pooler && m->pooler_w_at && m->wt) {
+		size_t HH = (size_t)m->enc.hidden * m->enc.hidden;
+		m->pooler = xmalloc(xmul(HH + m->enc.hidden, sizeof(float)));
+		memcpy(m->pooler, m->pooler_w_at, HH * sizeof(float));
+		memcpy(m->pooler + HH, m->pooler_b_at, m->enc.hidden * sizeof(float));
+	}
+	m->pooler_w_at = m->pooler_b_at = NULL;
 	free(m->at);
 	m->at = NULL;
 	m->at_ready = 0;
@@ -59,7 +67,7 @@ float *model_params(st_model *m)
 			if (m->at[k] != m->params + tab[k].offset)
 				memcpy(m->params + tab[k].offset, m->at[k], tab[k].count * sizeof(float));
 		free(tab);
-		drop_in_place(m);
+		drop_in_place(m, 1);
 	}
 	return m->params;
 }
@@ -110,7 +118,7 @@ void model_freeze(st_model *m)
 void model_bind_params(st_model *m, float *buf)
 {
 	drop_packed(m);
-	drop_in_place(m);
+	drop_in_place(m, 1);
 	if (m->owns_params)
 		free(m->params);
 	m->params = buf;
@@ -281,7 +289,7 @@ void model_free(st_model *m)
 	if (!m)
 		return;
 	drop_packed(m);
-	drop_in_place(m);
+	drop_in_place(m, 0);
 	if (m->owns_params)
 		free(m->params);
 	if (m->acts)

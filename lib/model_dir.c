@@ -289,17 +289,29 @@ static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t
 		}
 	}
 	if (c->arch != ENC_DISTILBERT) {
-		/* The pooler is unused but part of BertModel: keep it (or make one) so Python loads without warnings. */
+		/* The pooler is unused but part of BertModel: keep it (or make one) so Python loads without warnings.
+		 * Where the map holds it as float32, it stays there (like the encoder's tensors) until saved. */
 		int H = c->hidden;
-		m->pooler = xmalloc(xmul((size_t)H * H + H, sizeof(float)));
 		int64_t sw[2] = { H, H }, sb[1] = { H };
-		if (pool_w && pool_b) {
-			if (read_tensor(f, pool_w, 2, sw, m->pooler, why, err, errlen) < 0 ||
-			    read_tensor(f, pool_b, 1, sb, m->pooler + (size_t)H * H, why, err, errlen) < 0)
+		const float *pw = allowed && pool_w && pool_b ? weights_f32_in_place(f, pool_w) : NULL;
+		const float *pb = pw ? weights_f32_in_place(f, pool_b) : NULL;
+		if (pw && pb) {
+			if (check_shape(f, pool_w, 2, sw, why, err, errlen) < 0 ||
+			    check_shape(f, pool_b, 1, sb, why, err, errlen) < 0)
 				goto out;
+			m->pooler_w_at = pw;
+			m->pooler_b_at = pb;
+			in_place++;
 		} else {
-			model_fill_normal(m->pooler, (size_t)H * H, c->initializer_range, 0x706f6f6c6572ull);
-			memset(m->pooler + (size_t)H * H, 0, sizeof(float) * H);
+			m->pooler = xmalloc(xmul((size_t)H * H + H, sizeof(float)));
+			if (pool_w && pool_b) {
+				if (read_tensor(f, pool_w, 2, sw, m->pooler, why, err, errlen) < 0 ||
+				    read_tensor(f, pool_b, 1, sb, m->pooler + (size_t)H * H, why, err, errlen) < 0)
+					goto out;
+			} else {
+				model_fill_normal(m->pooler, (size_t)H * H, c->initializer_range, 0x706f6f6c6572ull);
+				memset(m->pooler + (size_t)H * H, 0, sizeof(float) * H);
+			}
 		}
 	}
 	if (in_place) {
@@ -311,6 +323,8 @@ static int load_encoder_weights(st_model *m, const char *tdir, char *err, size_t
 	}
 	rc = 0;
 out:
+	if (rc)   /* the map closes below */
+		m->pooler_w_at = m->pooler_b_at = NULL;
 	free(found);
 	free(tab);
 	weights_close(f);
@@ -724,11 +738,12 @@ static int save_encoder(const st_model *m, const char *tmp, char *err, size_t er
 		t[n].shape[0] = tab[k].shape[0];
 		t[n].shape[1] = tab[k].shape[1];
 	}
-	if (m->pooler) {
-		t[n] = (sft_tensor_f32){ .name = "pooler.dense.weight", .data = m->pooler, .ndim = 2,
-					 .shape = { c->hidden, c->hidden } };
+	if (m->pooler || m->pooler_w_at) {
+		t[n] = (sft_tensor_f32){ .name = "pooler.dense.weight", .data = m->pooler ? m->pooler : m->pooler_w_at,
+					 .ndim = 2, .shape = { c->hidden, c->hidden } };
 		n++;
-		t[n] = (sft_tensor_f32){ .name = "pooler.dense.bias", .data = m->pooler + (size_t)c->hidden * c->hidden,
+		t[n] = (sft_tensor_f32){ .name = "pooler.dense.bias",
+					 .data = m->pooler ? m->pooler + (size_t)c->hidden * c->hidden : m->pooler_b_at,
 					 .ndim = 1, .shape = { c->hidden } };
 		n++;
 	}

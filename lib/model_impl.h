@@ -42,6 +42,8 @@ struct st_model {
 	weights *wt;
 	int at_ready;             /* query/key/value checked to be one block per layer (gathered when not) */
 	float *pooler;            /* pooler.dense.weight [H][H] then .bias [H]; NULL for DistilBERT (written back, unused) */
+	const float *pooler_w_at, *pooler_b_at;   /* instead of pooler: where they lie in wt's map (copied into pooler
+						     when the map is let go); saves a copy and ~150 page faults at start */
 	enc_acts *acts;           /* kept by model_embed_backward */
 	int acts_B, acts_T;
 	enc_acts *kept_scratch;   /* backward scratch of model_embed_backward_kept, grown to the largest chunk */

@@ -176,6 +176,10 @@ size_t xmul(size_t n, size_t size)
 	return r;
 }
 
+/* Weak, so that this file alone does not make a tool need OpenBLAS: the Makefile links with --as-needed, and a
+ * tool without matrix products (st-tokenize, st-batch) then starts without loading it and its thread pool. */
+#pragma weak openblas_set_num_threads
+
 int st_set_threads(int n)
 {
 	if (n <= 0) {
@@ -183,7 +187,8 @@ int st_set_threads(int n)
 		n = cores > 0 ? (int)cores : 1;
 	}
 	threads_in_use = n;
-	openblas_set_num_threads(n);
+	if (openblas_set_num_threads)   /* weak (below): absent from a tool that does no BLAS */
+		openblas_set_num_threads(n);
 #ifdef _OPENMP
 	omp_set_num_threads(n);
 #endif

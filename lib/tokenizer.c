@@ -1041,9 +1041,12 @@ void tokenizer_free(tokenizer *t)
 {
 	if (!t)
 		return;
+	uintptr_t arena = (uintptr_t)t->vocab_arena;
 	for (int i = 0; i < t->nid; i++)
-		free(t->id_tok[i]);
+		if (!arena || (uintptr_t)t->id_tok[i] - arena >= t->vocab_arena_len)
+			free(t->id_tok[i]);
 	free(t->id_tok);
+	free(t->vocab_arena);
 	tok_map_free(&t->vocab, 0);
 	tok_map_free(&t->wp_cont, 0);
 	tok_map_free(&t->bpe_cache, 1);

@@ -138,6 +138,8 @@ enum { TOK_UNK, TOK_CLS, TOK_SEP, TOK_PAD, TOK_MASK, TOK_BOS, TOK_EOS, TOK_NSPEC
 struct tokenizer {
 	int kind;
 	char **id_tok;   /* id -> token (NULL for unused ids) */
+	char *vocab_arena;        /* a tokenizer.json's vocab tokens in one block: id_tok entries that point into */
+	size_t vocab_arena_len;   /* it are not freed one by one */
 	int nid, nid_cap;
 	tok_map vocab;   /* token -> id; keys point into id_tok */
 	size_t vocab_maxlen;

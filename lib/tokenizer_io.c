@@ -4,6 +4,7 @@
 #define TOKENIZER_INTERNAL
 #include "st.h"
 #include "tokenizer.h"
+#include "mapfile.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -88,22 +89,35 @@ static int load_json(const char *path, json_t **root, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- vocabulary */
 
-static int vocab_set(tokenizer *t, int64_t id, const char *tok, size_t len, const char *file, char *err, size_t errlen)
+/* Room in id_tok for ids below n (one allocation when the largest id is known beforehand). */
+static void vocab_reserve(tokenizer *t, int n)
+{
+	if (n > t->nid_cap) {
+		int cap = n > 2 * t->nid_cap ? n : 2 * t->nid_cap;
+		t->id_tok = xrealloc(t->id_tok, cap * sizeof *t->id_tok);
+		memset(t->id_tok + t->nid_cap, 0, (cap - t->nid_cap) * sizeof *t->id_tok);
+		t->nid_cap = cap;
+	}
+}
+
+/* Checks that id is free for tok and makes it a valid index of id_tok; 0 or -1 + message. */
+static int vocab_claim(tokenizer *t, int64_t id, const char *tok, const char *file, char *err, size_t errlen)
 {
 	if (id < 0 || id > 50000000)
 		return ERR("%s: id %lld of token \"%.40s\" out of range", file, (long long)id, tok);
 	if (id >= t->nid) {
-		int n = (int)id + 1;
-		if (n > t->nid_cap) {
-			int cap = n > 2 * t->nid_cap ? n : 2 * t->nid_cap;
-			t->id_tok = xrealloc(t->id_tok, cap * sizeof *t->id_tok);
-			memset(t->id_tok + t->nid_cap, 0, (cap - t->nid_cap) * sizeof *t->id_tok);
-			t->nid_cap = cap;
-		}
-		t->nid = n;
+		vocab_reserve(t, (int)id + 1);
+		t->nid = (int)id + 1;
 	}
 	if (t->id_tok[id])
 		return ERR("%s: id %lld is given to both \"%.40s\" and \"%.40s\"", file, (long long)id, t->id_tok[id], tok);
+	return 0;
+}
+
+static int vocab_set(tokenizer *t, int64_t id, const char *tok, size_t len, const char *file, char *err, size_t errlen)
+{
+	if (vocab_claim(t, id, tok, file, err, errlen))
+		return -1;
 	char *s = xmalloc(len + 1);
 	memcpy(s, tok, len);
 	s[len] = 0;
@@ -191,17 +205,17 @@ static int load_vocab_json(tokenizer *t, json_t *vocab, const char *file, char *
 typedef struct fast_vocab {
 	int kind;          /* '{': {token: id, ...}; '[': [[piece, score], ...] */
 	size_t n, cap;
-	char **tok;        /* owned until handed to the tokenizer */
-	size_t *len;
-	int64_t *id;       /* '{' */
+	char *arena;       /* the tokens, decoded and NUL-terminated one after another, in one block: owned until
+			      handed to the tokenizer (its vocab_arena), so that 30k tokens are not 30k mallocs */
+	size_t arena_len;
+	uint32_t *off;     /* token i at arena + off[i] */
+	int32_t *id;       /* '{' */
 	double *score;     /* '[' */
 } fast_vocab;
 
 static void fast_vocab_free(fast_vocab *v)
 {
-	for (size_t i = 0; i < v->n; i++)
-		free(v->tok[i]);
-	free(v->tok), free(v->len), free(v->id), free(v->score);
+	free(v->arena), free(v->off), free(v->id), free(v->score);
 	memset(v, 0, sizeof *v);
 }
 
@@ -266,12 +280,15 @@ static const char *js_skip_value(const char *p, const char *end, int depth)
 	return p;
 }
 
-/* In the object at p, the value of key (a plain key; a key with escapes, or key twice, gives up). */
-static const char *js_member(const char *p, const char *end, const char *key, const char **vend)
+/* Walks the object at p (whitespace before it allowed): the value of key goes to take(), which returns the
+ * byte after it (NULL to give up); the other values are skipped. The byte after the object; NULL when key is
+ * missing, there twice or written with escapes, or on anything malformed. One pass, so that the vocab is read
+ * once rather than skipped by each level and then decoded. */
+typedef const char *js_take_fn(const char *v, const char *end, void *ctx);
+static const char *js_walk(const char *p, const char *end, const char *key, js_take_fn *take, void *ctx)
 {
 	size_t klen = strlen(key);
-	const char *found = NULL;
-	int plain;
+	int found = 0, plain;
 	p = js_ws(p, end);
 	if (p >= end || *p != '{')
 		return NULL;
@@ -288,20 +305,19 @@ static const char *js_member(const char *p, const char *end, const char *key, co
 		if (p >= end || *p++ != ':')
 			return NULL;
 		p = js_ws(p, end);
-		const char *v = p;
-		if (!(p = js_skip_value(p, end, 1)))
-			return NULL;
 		if ((size_t)(ke - 1 - k) == klen && !memcmp(k, key, klen)) {
-			if (found)
+			if (found++)
 				return NULL;
-			found = v;
-			*vend = p;
-		}
+			p = take(p, end, ctx);
+		} else
+			p = js_skip_value(p, end, 1);
+		if (!p)
+			return NULL;
 		p = js_ws(p, end);
 		if (p >= end)
 			return NULL;
 		if (*p == '}')
-			return found;
+			return found ? p + 1 : NULL;
 		if (*p++ != ',')
 			return NULL;
 		p = js_ws(p, end);
@@ -323,11 +339,12 @@ static int hex4(const char *p, unsigned *out)
 	return 0;
 }
 
-/* p at '"': the decoded string (malloc'd) and its length; NULL where jansson would refuse it (raw control
- * characters, \u0000, lone surrogates, invalid UTF-8) or on anything else unexpected. */
-static char *js_string(const char **pp, const char *end, size_t *outlen)
+/* p at '"': decodes the string into out (room for its raw length + 1: decoding never lengthens it),
+ * NUL-terminated, its length in *outlen; the byte after the closing quote, or NULL where jansson would refuse
+ * it (raw control characters, \\u0000, lone surrogates, invalid UTF-8) or on anything else unexpected. */
+static const char *js_string(const char *p, const char *end, char *out, size_t *outlen)
 {
-	const char *p = *pp + 1, *q = p;
+	const char *q = ++p;
 	int plain = 1;
 	while (q < end && *q != '"') {
 		if ((unsigned char)*q < 0x20)
@@ -340,9 +357,9 @@ static char *js_string(const char **pp, const char *end, size_t *outlen)
 	}
 	if (q >= end)
 		return NULL;
-	char *s = xmalloc((size_t)(q - p) + 1), *o = s;
+	char *o = out;
 	if (plain) {
-		memcpy(s, p, (size_t)(q - p));
+		memcpy(o, p, (size_t)(q - p));
 		o += q - p;
 	} else {
 		while (p < q) {
@@ -362,19 +379,19 @@ static char *js_string(const char **pp, const char *end, size_t *outlen)
 			case 'u': {
 				unsigned u, lo;
 				if (q - p < 4 || hex4(p, &u) < 0)
-					goto bad;
+					return NULL;
 				p += 4;
 				if (u >= 0xDC00 && u <= 0xDFFF)
-					goto bad;
+					return NULL;
 				if (u >= 0xD800 && u <= 0xDBFF) {
 					if (q - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0 || lo < 0xDC00 ||
 					    lo > 0xDFFF)
-						goto bad;
+						return NULL;
 					p += 6;
 					u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
 				}
 				if (u == 0)
-					goto bad;
+					return NULL;
 				if (u < 0x80) {
 					*o++ = (char)u;
 				} else if (u < 0x800) {
@@ -393,32 +410,15 @@ static char *js_string(const char **pp, const char *end, size_t *outlen)
 				break;
 			}
 			default:
-				goto bad;
+				return NULL;
 			}
 		}
 	}
 	*o = 0;
-	*outlen = (size_t)(o - s);
-	if (tok_utf8_invalid(s, *outlen))
-		goto bad;
-	*pp = q + 1;
-	return s;
-bad:
-	free(s);
-	return NULL;
-}
-
-static void fast_vocab_push(fast_vocab *v, char *tok, size_t len, int64_t id, double score)
-{
-	if (v->n == v->cap) {
-		v->cap = v->cap ? 2 * v->cap : 1024;
-		v->tok = xrealloc(v->tok, v->cap * sizeof *v->tok);
-		v->len = xrealloc(v->len, v->cap * sizeof *v->len);
-		v->id = xrealloc(v->id, v->cap * sizeof *v->id);
-		v->score = xrealloc(v->score, v->cap * sizeof *v->score);
-	}
-	v->tok[v->n] = tok, v->len[v->n] = len, v->id[v->n] = id, v->score[v->n] = score;
-	v->n++;
+	*outlen = (size_t)(o - out);
+	if (tok_utf8_invalid(out, *outlen))
+		return NULL;
+	return q + 1;
 }
 
 /* A plain JSON integer (what jansson makes a json_integer of): -?(0|[1-9][0-9]*), at most 18 digits. */
@@ -461,70 +461,103 @@ static const char *js_number(const char *p, const char *end, double *out)
 	return p;
 }
 
-/* Decodes the vocab value at [p, end): 0, or -1 to give up. */
-static int fast_vocab_decode(fast_vocab *v, const char *p, const char *end)
+/* Decodes the vocab value at p (its '{' or '['), at most up to end: the byte after it, or NULL to give up.
+ * Sized once from the bytes left (an entry takes 5 or more of them, its decoded token no more than its text):
+ * the blocks are mostly left untouched, and untouched pages cost nothing. */
+static const char *fast_vocab_decode(fast_vocab *v, const char *p, const char *end)
 {
+	size_t room = (size_t)(end - p);
+	if (room >= UINT32_MAX)
+		return NULL;
 	v->kind = *p;
+	v->cap = room / 5 + 1;
+	v->arena = xmalloc(room + 1);
+	v->off = xmalloc(v->cap * sizeof *v->off);
+	if (v->kind == '{')
+		v->id = xmalloc(v->cap * sizeof *v->id);
+	else
+		v->score = xmalloc(v->cap * sizeof *v->score);
 	p = js_ws(p + 1, end);
 	char close = v->kind == '{' ? '}' : ']';
 	if (p < end && *p == close)
-		return -1;   /* empty: the plain path says so */
+		return NULL;   /* empty: the plain path says so */
+	size_t used = 0;
 	for (;;) {
 		size_t len;
-		char *tok;
+		if (v->n == v->cap)
+			return NULL;
 		if (v->kind == '{') {
 			int64_t id;
-			if (p >= end || *p != '"' || !(tok = js_string(&p, end, &len)))
-				return -1;
+			if (p >= end || *p != '"' || !(p = js_string(p, end, v->arena + used, &len)))
+				return NULL;
 			p = js_ws(p, end);
-			if (p >= end || *p++ != ':' || !(p = js_int(js_ws(p, end), end, &id))) {
-				free(tok);
-				return -1;
-			}
-			fast_vocab_push(v, tok, len, id, 0);
+			if (p >= end || *p++ != ':' || !(p = js_int(js_ws(p, end), end, &id)) || id < INT32_MIN ||
+			    id > INT32_MAX)
+				return NULL;
+			v->id[v->n] = (int32_t)id;
 		} else {
 			double score;
 			if (p >= end || *p != '[')
-				return -1;
+				return NULL;
 			p = js_ws(p + 1, end);
-			if (p >= end || *p != '"' || !(tok = js_string(&p, end, &len)))
-				return -1;
+			if (p >= end || *p != '"' || !(p = js_string(p, end, v->arena + used, &len)))
+				return NULL;
 			p = js_ws(p, end);
-			if (p >= end || *p++ != ',' || !(p = js_number(js_ws(p, end), end, &score))) {
-				free(tok);
-				return -1;
-			}
+			if (p >= end || *p++ != ',' || !(p = js_number(js_ws(p, end), end, &score)))
+				return NULL;
 			p = js_ws(p, end);
-			if (p >= end || *p++ != ']') {
-				free(tok);
-				return -1;
-			}
-			fast_vocab_push(v, tok, len, (int64_t)v->n, score);
+			if (p >= end || *p++ != ']')
+				return NULL;
+			v->score[v->n] = score;
 		}
+		v->off[v->n++] = (uint32_t)used;
+		used += len + 1;
 		p = js_ws(p, end);
 		if (p >= end)
-			return -1;
-		if (*p == close)
-			return 0;
+			return NULL;
+		if (*p == close) {
+			v->arena_len = used;
+			return p + 1;
+		}
 		if (*p++ != ',')
-			return -1;
+			return NULL;
 		p = js_ws(p, end);
 	}
+}
+
+struct vocab_found {
+	fast_vocab *v;
+	const char *vocab, *vend;   /* where the vocab value lies */
+};
+
+static const char *take_vocab(const char *p, const char *end, void *ctx)
+{
+	struct vocab_found *f = ctx;
+	if (p >= end || (*p != '{' && *p != '['))
+		return NULL;
+	const char *e = fast_vocab_decode(f->v, p, end);
+	if (e)
+		f->vocab = p, f->vend = e;
+	return e;
+}
+
+static const char *take_model(const char *p, const char *end, void *ctx)
+{
+	return js_walk(p, end, "vocab", take_vocab, ctx);
 }
 
 /* text with root.model.vocab decoded into v and replaced by an empty value ("{}" or "[]") in *rest
  * (malloc'd); -1 when the file is not one this path takes (then jansson reads it whole). */
 static int fast_vocab_split(const char *text, size_t n, fast_vocab *v, char **rest, size_t *restlen)
 {
-	const char *end = text + n, *mend, *vend;
-	const char *model = js_member(text, end, "model", &mend);
-	const char *vocab = model ? js_member(model, mend, "vocab", &vend) : NULL;
-	if (!vocab || (*vocab != '{' && *vocab != '['))
-		return -1;
-	if (fast_vocab_decode(v, vocab, vend) < 0) {
+	const char *end = text + n;
+	struct vocab_found f = { v, NULL, NULL };
+	const char *after = js_walk(text, end, "model", take_model, &f);
+	if (!after || !f.vocab || js_ws(after, end) != end) {
 		fast_vocab_free(v);
 		return -1;
 	}
+	const char *vocab = f.vocab, *vend = f.vend;
 	size_t head = (size_t)(vocab - text), tail = (size_t)(end - vend);
 	char *r = xmalloc(head + 2 + tail + 1);
 	memcpy(r, text, head);
@@ -537,13 +570,29 @@ static int fast_vocab_split(const char *text, size_t n, fast_vocab *v, char **re
 	return 0;
 }
 
-/* The decoded vocab into t (ids and index, as load_vocab_json / load_unigram do); -1 + message, or -2 when a
- * token appears twice (jansson would have kept only the last: the caller takes the plain path). */
+/* The decoded vocab into t (ids and index, as load_vocab_json / load_unigram do): the tokens stay in v's
+ * block, which t takes over (vocab_arena). -1 + message, or -2 when a token appears twice (jansson would have
+ * kept only the last: the caller takes the plain path). */
 static int fast_vocab_apply(tokenizer *t, fast_vocab *v, const char *file, char *err, size_t errlen)
 {
+	if (t->vocab_arena || !v->arena)
+		return -2;   /* not expected: one vocab per tokenizer */
+	int64_t top = -1;
 	for (size_t i = 0; i < v->n; i++) {
-		if (vocab_set(t, v->id[i], v->tok[i], v->len[i], file, err, errlen))
+		int64_t id = v->kind == '{' ? v->id[i] : (int64_t)i;
+		top = id > top ? id : top;
+	}
+	if (top < 50000000)
+		vocab_reserve(t, (int)top + 1);
+	t->vocab_arena = v->arena;
+	t->vocab_arena_len = v->arena_len;
+	v->arena = NULL;
+	for (size_t i = 0; i < v->n; i++) {
+		char *tok = t->vocab_arena + v->off[i];
+		int64_t id = v->kind == '{' ? v->id[i] : (int64_t)i;
+		if (vocab_claim(t, id, tok, file, err, errlen))
 			return -1;
+		t->id_tok[id] = tok;
 	}
 	size_t before = t->vocab.n;
 	vocab_index(t);
@@ -970,7 +1019,9 @@ static int load_tokenizer_json(tokenizer **out, const char *path, char *err, siz
 	/* the fast path (the vocab decoded here, the rest by jansson); on any failure the plain path below says
 	 * what is wrong, or loads what the fast path did not take */
 	size_t n, restlen;
-	char *text = is_file(path) ? st_read_file(path, &n) : NULL, *rest = NULL;
+	/* mapped, not read: the kernel maps the page cache a block at a time, where reading copies every page */
+	const char *text = st_map_file(path, 1, "empty", &n, NULL, 0);
+	char *rest = NULL;
 	fast_vocab fv = { 0 };
 	if (text && fast_vocab_split(text, n, &fv, &rest, &restlen) == 0) {
 		json_error_t je;
@@ -980,11 +1031,12 @@ static int load_tokenizer_json(tokenizer **out, const char *path, char *err, siz
 		json_decref(root);
 		fast_vocab_free(&fv);
 		if (rc == 0) {
-			free(text);
+			st_unmap_file(text, n);
 			return 0;
 		}
 	}
-	free(text);
+	if (text)
+		st_unmap_file(text, n);
 	json_t *root;
 	if (load_json(path, &root, err, errlen))
 		return -1;

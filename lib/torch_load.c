@@ -1,8 +1,10 @@
 /* torch_load.c: pytorch_model.bin (torch.save's zip archive or the legacy stream) read by a restricted pickle
  * interpreter. Nothing is ever called: GLOBAL only names one of a few known functions, and REDUCE on one of
  * them builds a plain record (a dict, a tensor view of a storage). Everything else is refused.
- * Depends on libc, libzip and lib/safetensors.c (dtype conversion) only, so the fuzz target builds it alone. */
+ * Depends on libc, libzip (opened on the first zip archive: lib/dynlib.h) and lib/safetensors.c (dtype
+ * conversion) only, so the fuzz target builds it alone. */
 #include "torch_load.h"
+#include "dynlib.h"
 #include "errbuf.h"
 #include "safetensors.h"
 #include "mapfile.h"
@@ -24,6 +26,36 @@
 
 #define TCH_MAX_PICKLE (256u << 20)   /* a state dict's pickle is kilobytes; the data lives in storages */
 #define TCH_MAX_KEY 64
+
+/* libzip is opened on the first zip archive (lib/dynlib.h), not linked: it and what it pulls in (libcrypto,
+ * libbz2) cost every tool's start ~5 ms, and safetensors models never need it. The prototypes are zip.h's. */
+static struct {
+    __typeof__(zip_source_buffer_create) *source_buffer_create;
+    __typeof__(zip_source_free) *source_free;
+    __typeof__(zip_open_from_source) *open_from_source;
+    __typeof__(zip_discard) *discard;
+    __typeof__(zip_error_init) *error_init;
+    __typeof__(zip_error_fini) *error_fini;
+    __typeof__(zip_error_strerror) *error_strerror;
+    __typeof__(zip_get_error) *get_error;
+    __typeof__(zip_file_get_error) *file_get_error;
+    __typeof__(zip_get_num_entries) *get_num_entries;
+    __typeof__(zip_get_name) *get_name;
+    __typeof__(zip_name_locate) *name_locate;
+    __typeof__(zip_stat_index) *stat_index;
+    __typeof__(zip_fopen_index) *fopen_index;
+    __typeof__(zip_fread) *fread;
+    __typeof__(zip_fclose) *fclose;
+} lz;
+#define LZ(f) { "zip_" #f, offsetof(__typeof__(lz), f) }
+static const struct dynlib_sym lz_syms[] = {
+    LZ(source_buffer_create), LZ(source_free), LZ(open_from_source), LZ(discard), LZ(error_init), LZ(error_fini),
+    LZ(error_strerror), LZ(get_error), LZ(file_get_error), LZ(get_num_entries), LZ(get_name), LZ(name_locate),
+    LZ(stat_index), LZ(fopen_index), LZ(fread), LZ(fclose),
+};
+static const char *const lz_names[] = { "libzip.so.5", "libzip.so.4", "libzip.so", NULL };
+static dynlib lz_lib = { .what = "libzip (pytorch_model.bin archives need it)", .sonames = lz_names,
+                         .syms = lz_syms, .nsyms = sizeof lz_syms / sizeof *lz_syms, .table = &lz };
 
 typedef struct tch_storage {
     char key[TCH_MAX_KEY];
@@ -779,23 +811,28 @@ int tch_sniff(const void *buf, size_t len)
 
 static int open_zip(torch_file *f, char *err, size_t errlen)
 {
-    zip_error_t ze;
-    zip_error_init(&ze);
-    zip_source_t *src = zip_source_buffer_create(f->buf, f->len, 0, &ze);
-    if (!src || !(f->zip = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze))) {
-        errbuf_set(err, errlen, "%s: not a readable zip archive: %s", f->what, zip_error_strerror(&ze));
-        if (src)
-            zip_source_free(src);
-        zip_error_fini(&ze);
+    char why[600];
+    if (dynlib_open(&lz_lib, why, sizeof why) < 0) {
+        errbuf_set(err, errlen, "%s: %s", f->what, why);
         return -1;
     }
-    zip_error_fini(&ze);
+    zip_error_t ze;
+    lz.error_init(&ze);
+    zip_source_t *src = lz.source_buffer_create(f->buf, f->len, 0, &ze);
+    if (!src || !(f->zip = lz.open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze))) {
+        errbuf_set(err, errlen, "%s: not a readable zip archive: %s", f->what, lz.error_strerror(&ze));
+        if (src)
+            lz.source_free(src);
+        lz.error_fini(&ze);
+        return -1;
+    }
+    lz.error_fini(&ze);
 
     /* PREFIX/data.pkl, the one pickle of the archive (PREFIX is the saved file's stem, or "archive") */
-    zip_int64_t nent = zip_get_num_entries(f->zip, 0), pkl = -1;
+    zip_int64_t nent = lz.get_num_entries(f->zip, 0), pkl = -1;
     char prefix[256] = "";
     for (zip_int64_t i = 0; i < nent; i++) {
-        const char *name = zip_get_name(f->zip, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
+        const char *name = lz.get_name(f->zip, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
         const char *slash = name ? strchr(name, '/') : NULL;
         if (slash && !strcmp(slash, "/data.pkl") && slash - name < (int)sizeof prefix) {
             if (pkl >= 0) {
@@ -812,13 +849,13 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
     }
     char path[512];
     snprintf(path, sizeof path, "%s/byteorder", prefix);
-    zip_int64_t bo = zip_name_locate(f->zip, path, ZIP_FL_ENC_RAW);
+    zip_int64_t bo = lz.name_locate(f->zip, path, ZIP_FL_ENC_RAW);
     if (bo >= 0) {
         char order[16] = "";
-        zip_file_t *zf = zip_fopen_index(f->zip, (zip_uint64_t)bo, 0);
-        zip_int64_t got = zf ? zip_fread(zf, order, sizeof order - 1) : -1;
+        zip_file_t *zf = lz.fopen_index(f->zip, (zip_uint64_t)bo, 0);
+        zip_int64_t got = zf ? lz.fread(zf, order, sizeof order - 1) : -1;
         if (zf)
-            zip_fclose(zf);
+            lz.fclose(zf);
         if (got < 0 || strncmp(order, "little", 6)) {
             errbuf_set(err, errlen, "%s: %s is not \"little\": only little-endian storages are read", f->what, path);
             return -1;
@@ -826,23 +863,23 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
     }
 
     zip_stat_t zs;
-    if (zip_stat_index(f->zip, (zip_uint64_t)pkl, 0, &zs) < 0 || !(zs.valid & ZIP_STAT_SIZE) || zs.size > TCH_MAX_PICKLE) {
+    if (lz.stat_index(f->zip, (zip_uint64_t)pkl, 0, &zs) < 0 || !(zs.valid & ZIP_STAT_SIZE) || zs.size > TCH_MAX_PICKLE) {
         errbuf_set(err, errlen, "%s: %s/data.pkl is missing its size or larger than %u bytes", f->what, prefix,
                 TCH_MAX_PICKLE);
         return -1;
     }
     unsigned char *pickle = malloc(zs.size ? zs.size : 1);
-    zip_file_t *zf = pickle ? zip_fopen_index(f->zip, (zip_uint64_t)pkl, 0) : NULL;
-    zip_int64_t got = zf ? zip_fread(zf, pickle, zs.size) : -1;
+    zip_file_t *zf = pickle ? lz.fopen_index(f->zip, (zip_uint64_t)pkl, 0) : NULL;
+    zip_int64_t got = zf ? lz.fread(zf, pickle, zs.size) : -1;
     if (!zf || got != (zip_int64_t)zs.size) {
         errbuf_set(err, errlen, "%s: cannot read %s/data.pkl: %s", f->what, prefix,
-                zf ? zip_error_strerror(zip_file_get_error(zf)) : zip_error_strerror(zip_get_error(f->zip)));
+                zf ? lz.error_strerror(lz.file_get_error(zf)) : lz.error_strerror(lz.get_error(f->zip)));
         if (zf)
-            zip_fclose(zf);
+            lz.fclose(zf);
         free(pickle);
         return -1;
     }
-    zip_fclose(zf);
+    lz.fclose(zf);
 
     unpickler u = {.p = pickle, .origin = pickle, .end = pickle + zs.size, .what = f->what, .part = "data.pkl", .f = f, .err = err,
                    .errlen = errlen};
@@ -861,8 +898,8 @@ static int open_zip(torch_file *f, char *err, size_t errlen)
     for (int k = 0; k < f->nstorage; k++) {
         tch_storage *s = &f->storages[k];
         snprintf(path, sizeof path, "%s/data/%s", prefix, s->key);
-        s->zindex = zip_name_locate(f->zip, path, ZIP_FL_ENC_RAW);
-        if (s->zindex < 0 || zip_stat_index(f->zip, (zip_uint64_t)s->zindex, 0, &zs) < 0) {
+        s->zindex = lz.name_locate(f->zip, path, ZIP_FL_ENC_RAW);
+        if (s->zindex < 0 || lz.stat_index(f->zip, (zip_uint64_t)s->zindex, 0, &zs) < 0) {
             errbuf_set(err, errlen, "%s: storage %s is missing from the archive", f->what, path);
             return -1;
         }
@@ -971,7 +1008,7 @@ void tch_close(torch_file *f)
     if (!f)
         return;
     if (f->zip)
-        zip_discard(f->zip);   /* read-only: nothing to write back */
+        lz.discard(f->zip);   /* read-only: nothing to write back */
     if (f->mapped)
         st_unmap_file(f->buf, f->len);
     for (int i = 0; i < f->n; i++)
@@ -1055,21 +1092,21 @@ int tch_read_f32(torch_file *f, const tch_tensor *t, float *out, char *err, size
         free(f->cache);
         f->cache = NULL;
         f->cached = -1;
-        zip_file_t *zf = zip_fopen_index(f->zip, (zip_uint64_t)s->zindex, 0);
+        zip_file_t *zf = lz.fopen_index(f->zip, (zip_uint64_t)s->zindex, 0);
         unsigned char *bytes = malloc(nbytes ? nbytes : 1);
-        zip_int64_t got = zf && bytes ? zip_fread(zf, bytes, nbytes) : -1;
+        zip_int64_t got = zf && bytes ? lz.fread(zf, bytes, nbytes) : -1;
         char probe;
-        if (got == (zip_int64_t)nbytes && zip_fread(zf, &probe, 1) != 0)   /* reading to the end checks the CRC */
+        if (got == (zip_int64_t)nbytes && lz.fread(zf, &probe, 1) != 0)   /* reading to the end checks the CRC */
             got = -1;
         if (got != (zip_int64_t)nbytes) {
             errbuf_set(err, errlen, "%s: storage %s of tensor '%s': %s", f->what, s->key, t->name,
-                    zf ? zip_error_strerror(zip_file_get_error(zf)) : "cannot open");
+                    zf ? lz.error_strerror(lz.file_get_error(zf)) : "cannot open");
             if (zf)
-                zip_fclose(zf);
+                lz.fclose(zf);
             free(bytes);
             return -1;
         }
-        zip_fclose(zf);
+        lz.fclose(zf);
         f->cache = bytes;
         f->cached = t->storage;
     }
