@@ -9,7 +9,7 @@ trap 'rm -rf "$TMP"' EXIT
 # No test reaches the Hub or reads the user's Hugging Face cache: a model name that is not a local path is
 # looked up in this test's own empty cache only (lib/hub.c). tests/hub.t undoes this for its loopback server.
 HF_HOME="$TMP/hf-home" HF_HUB_OFFLINE=1
-XDG_CACHE_HOME="$TMP/cache"   # the gemm choice's cache (docs/gemm.md): not the user's
+XDG_CACHE_HOME="$TMP/xdg-cache"   # the gemm choice's cache (docs/gemm.md): not the user's
 export HF_HOME HF_HUB_OFFLINE XDG_CACHE_HOME
 unset HF_HUB_CACHE HUGGINGFACE_HUB_CACHE HF_ENDPOINT HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_TOKEN_PATH
 tap_n=0
