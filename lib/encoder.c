@@ -1369,14 +1369,15 @@ size_t enc_packed_bytes(const enc_packed *p)
 }
 
 /* Points w's layers at pk's copies, made anew for weights not seen before: in bfloat16 at once (bf16: an
- * inference forward with ENC_COMPUTE_BF16), else packed float32 ones from the second forward on (each packed on
- * its first use). */
+ * inference forward with ENC_COMPUTE_BF16). Packed float32 copies (from the second forward on) were measured
+ * slower than packing each product's panels into L2 (docs/encoder.md, "Performance"): PACK_FLOAT32 0. */
+#define PACK_FLOAT32 0
 static void packed_attach(const enc_config *c, enc_packed *pk, enc_w *w, int bf16)
 {
 	if (pk->layers != c->layers)
 		die(EX_SOFTWARE, "enc_forward_packed: packed weights made for %d layers, model has %d", pk->layers,
 		    c->layers);
-	if (pk->forwards++ == 0 && !bf16)
+	if ((pk->forwards++ == 0 || !PACK_FLOAT32) && !bf16)
 		return;
 	int H = c->hidden, I = c->intermediate;
 	for (int l = 0; l < c->layers; l++) {
