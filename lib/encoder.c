@@ -289,8 +289,7 @@ static void make_layout(const enc_config *c, layout *y)
  * where they lie in a mapped file, enc_forward_at). Field names as in layout and layer_off. */
 typedef struct layer_w {
 	const float *wqkv, *bqkv, *wo, *bo, *ln1w, *ln1b, *wi, *bi, *wo2, *bo2, *ln2w, *ln2b;
-	st_packed_b *const *packed;   /* NULL, or packed copies of wqkv, wo, wi, wo2 (enc_forward_packed) */
-	st_bf16_weight *const *bf16;  /* NULL, or their bfloat16 copies (ENC_COMPUTE_BF16) */
+	st_bf16_weight *const *bf16;  /* NULL, or bfloat16 copies of wqkv, wo, wi, wo2 (ENC_COMPUTE_BF16) */
 } layer_w;
 
 typedef struct enc_w {
@@ -307,7 +306,7 @@ static void w_flat(const enc_config *c, const float *params, const layout *y, en
 		const float *lp = params + y->layer0 + (size_t)l * y->per_layer;
 		const layer_off *o = &y->l;
 		w->layer[l] = (layer_w){ lp + o->wqkv, lp + o->bqkv, lp + o->wo, lp + o->bo, lp + o->ln1w, lp + o->ln1b,
-					 lp + o->wi, lp + o->bi, lp + o->wo2, lp + o->bo2, lp + o->ln2w, lp + o->ln2b, NULL, NULL };
+					 lp + o->wi, lp + o->bi, lp + o->wo2, lp + o->bo2, lp + o->ln2w, lp + o->ln2b, NULL };
 	}
 }
 
@@ -699,10 +698,10 @@ static int row_blocks(int N)
 	return (nb + nt - 1) / nt * nt;
 }
 
-/* out (N, OC) = inp (N, C) . weight^T, then fn(rows); packed: NULL or weight packed once (the same sums);
- * w16: NULL or weight in bfloat16 (inference with ENC_COMPUTE_BF16, lib/gemm_bf16.c), which then serves */
-static void linear_forward(float *out, const float *inp, const float *weight, st_packed_b *packed,
-			   const st_bf16_weight *w16, int N, int C, int OC, rows_fn fn, const void *ctx)
+/* out (N, OC) = inp (N, C) . weight^T, then fn(rows); w16: NULL or weight in bfloat16 (inference with
+ * ENC_COMPUTE_BF16, lib/gemm_bf16.c), which then serves */
+static void linear_forward(float *out, const float *inp, const float *weight, const st_bf16_weight *w16, int N,
+			   int C, int OC, rows_fn fn, const void *ctx)
 {
 	if (N <= 0)
 		return;
@@ -716,12 +715,8 @@ static void linear_forward(float *out, const float *inp, const float *weight, st
 		int r0 = (int)((int64_t)N * k / nb), r1 = (int)((int64_t)N * (k + 1) / nb);
 		if (r1 <= r0)
 			continue;
-		if (packed)
-			st_sgemm_packed(CblasNoTrans, r1 - r0, 1.0f, inp + (size_t)r0 * C, C, packed, 0.0f,
-					out + (size_t)r0 * OC, OC);
-		else
-			st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, OC, C, 1.0f, inp + (size_t)r0 * C, C,
-				 weight, C, 0.0f, out + (size_t)r0 * OC, OC);
+		st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, OC, C, 1.0f, inp + (size_t)r0 * C, C, weight,
+			 C, 0.0f, out + (size_t)r0 * OC, OC);
 		if (fn)
 			fn(ctx, r0, r1);
 	}
@@ -1231,23 +1226,22 @@ static void layer_forward(const enc_config *c, const layer_w *o, const batch *bt
 			  int layer, const dropctx *d)
 {
 	int N = bt->N, H = c->hidden, I = c->intermediate;
-	st_packed_b *const none[4] = { 0 }, *const *pk = o->packed ? o->packed : none;
-	st_bf16_weight *const none16[4] = { 0 }, *const *pk16 = o->bf16 ? o->bf16 : none16;
+	st_bf16_weight *const none[4] = { 0 }, *const *w16 = o->bf16 ? o->bf16 : none;
 	/* qkv = x Wqkv^T + bqkv */
 	bias_ctx eb = { a->qkv, o->bqkv, 3 * H };
-	linear_forward(a->qkv, a->x, o->wqkv, pk[0], pk16[0], N, H, 3 * H, bias_rows, &eb);
+	linear_forward(a->qkv, a->x, o->wqkv, w16[0], N, H, 3 * H, bias_rows, &eb);
 	attention_forward(c, bt, a->qkv, a->ctx, a->att, layer, d);
 	/* x1 = LN1(x + dropout(ctx Wo^T + bo)) */
 	resln_ctx e1 = { c, bt, d, layer, SITE_ATTN_OUT, site_has_dropout(c, d, SITE_ATTN_OUT), a->x1, a->r1, a->mean1,
 			 a->rstd1, a->x, a->r1, o->bo, o->ln1w, o->ln1b };
-	linear_forward(a->r1, a->ctx, o->wo, pk[1], pk16[1], N, H, H, residual_ln_rows, &e1);
+	linear_forward(a->r1, a->ctx, o->wo, w16[1], N, H, H, residual_ln_rows, &e1);
 	/* hact = act(x1 Wi^T + bi) */
 	act_ctx ea = { a->hpre, a->hact, o->bi, I, c->act };
-	linear_forward(a->hpre, a->x1, o->wi, pk[2], pk16[2], N, H, I, bias_act_rows, &ea);
+	linear_forward(a->hpre, a->x1, o->wi, w16[2], N, H, I, bias_act_rows, &ea);
 	/* out = LN2(x1 + dropout(hact Wo2^T + bo2)) */
 	resln_ctx e2 = { c, bt, d, layer, SITE_FFN_OUT, site_has_dropout(c, d, SITE_FFN_OUT), a->out, a->r2, a->mean2,
 			 a->rstd2, a->x1, a->r2, o->bo2, o->ln2w, o->ln2b };
-	linear_forward(a->r2, a->hact, o->wo2, pk[3], pk16[3], N, I, H, residual_ln_rows, &e2);
+	linear_forward(a->r2, a->hact, o->wo2, w16[3], N, I, H, residual_ln_rows, &e2);
 }
 
 /* Scratch for one layer's backward. */
@@ -1326,20 +1320,19 @@ static void unpack_output(const enc_config *c, const batch *bt, const float *x, 
 			memcpy(out + (size_t)b * bt->T * H, x + (size_t)bt->start[b] * H, bt->len[b] * H * sizeof(float));
 }
 
-/* Packed copies of each layer's four projection weights (st_packed_b), remembered with the weights they were
- * made from: a weight at another address gets a new one. */
+/* The bfloat16 copies of each layer's four projection weights (--compute bf16), kept with the model while its
+ * weights stay as they are (model_freeze), remembered with the weights they were made from: a weight at another
+ * address gets a new one. (Float32 copies packed once for st_sgemm were measured slower than packing each
+ * product's panels into L2: docs/encoder.md, "Performance".) */
 struct enc_packed {
 	int layers;
-	long forwards;   /* forward passes that came with pk: the first runs unpacked */
-	st_packed_b *(*w)[4];   /* [layers][wqkv, wo, wi, wo2] */
-	st_bf16_weight *(*bf16)[4];   /* the same in bfloat16, made on the first forward with ENC_COMPUTE_BF16 */
+	st_bf16_weight *(*bf16)[4];   /* [layers][wqkv, wo, wi, wo2] */
 };
 
 enc_packed *enc_packed_new(const enc_config *c)
 {
 	enc_packed *p = xcalloc(1, sizeof *p);
 	p->layers = c->layers;
-	p->w = xcalloc(c->layers ? c->layers : 1, sizeof *p->w);
 	p->bf16 = xcalloc(c->layers ? c->layers : 1, sizeof *p->bf16);
 	return p;
 }
@@ -1349,60 +1342,31 @@ void enc_packed_free(enc_packed *p)
 	if (!p)
 		return;
 	for (int l = 0; l < p->layers; l++)
-		for (int k = 0; k < 4; k++) {
-			st_packed_b_free(p->w[l][k]);
-			if (p->bf16[l][k])
-				st_bf16_weight_free(p->bf16[l][k]);
-		}
-	free(p->w);
+		for (int k = 0; k < 4; k++)
+			st_bf16_weight_free(p->bf16[l][k]);
 	free(p->bf16);
 	free(p);
 }
 
-size_t enc_packed_bytes(const enc_packed *p)
-{
-	size_t n = 0;
-	for (int l = 0; p && l < p->layers; l++)
-		for (int k = 0; k < 4; k++)
-			n += p->w[l][k] ? st_packed_b_bytes(p->w[l][k]) : 0;
-	return n;
-}
-
-/* Points w's layers at pk's copies, made anew for weights not seen before: in bfloat16 at once (bf16: an
- * inference forward with ENC_COMPUTE_BF16). Packed float32 copies (from the second forward on) were measured
- * slower than packing each product's panels into L2 (docs/encoder.md, "Performance"): PACK_FLOAT32 0. */
-#define PACK_FLOAT32 0
-static void packed_attach(const enc_config *c, enc_packed *pk, enc_w *w, int bf16)
+/* Points w's layers at pk's bfloat16 copies, made anew for weights not seen before. */
+static void packed_attach(const enc_config *c, enc_packed *pk, enc_w *w)
 {
 	if (pk->layers != c->layers)
 		die(EX_SOFTWARE, "enc_forward_packed: packed weights made for %d layers, model has %d", pk->layers,
 		    c->layers);
-	if ((pk->forwards++ == 0 || !PACK_FLOAT32) && !bf16)
-		return;
 	int H = c->hidden, I = c->intermediate;
 	for (int l = 0; l < c->layers; l++) {
 		layer_w *o = &w->layer[l];
 		const float *src[4] = { o->wqkv, o->wo, o->wi, o->wo2 };
 		const int in[4] = { H, H, H, I }, outw[4] = { 3 * H, H, I, H };   /* weight k is (outw, in) */
 		for (int k = 0; k < 4; k++) {
-			if (bf16) {
-				st_bf16_weight **p = &pk->bf16[l][k];
-				if (*p && st_bf16_weight_source(*p) == src[k])
-					continue;
-				st_bf16_weight_free(*p);
-				*p = st_bf16_pack(src[k], outw[k], in[k]);
+			st_bf16_weight **p = &pk->bf16[l][k];
+			if (*p && st_bf16_weight_source(*p) == src[k])
 				continue;
-			}
-			st_packed_b **p = &pk->w[l][k];
-			if (*p && st_packed_b_source(*p) == src[k])
-				continue;
-			st_packed_b_free(*p);
-			*p = st_packed_b_new(CblasTrans, in[k], outw[k], src[k], in[k]);   /* NULL: unpacked */
+			st_bf16_weight_free(*p);
+			*p = st_bf16_pack(src[k], outw[k], in[k]);
 		}
-		if (bf16)
-			o->bf16 = pk->bf16[l];
-		else
-			o->packed = pk->w[l];
+		o->bf16 = pk->bf16[l];
 	}
 }
 
@@ -1432,16 +1396,17 @@ static void forward_w(const enc_config *c, const enc_w *w, const int32_t *ids, c
 	batch_free(&bt);
 }
 
-/* Runs forward_w with pk's copies of the weights; in bfloat16 without pk, with copies made for this pass. */
+/* Runs forward_w, in bfloat16 for inference with ENC_COMPUTE_BF16: with pk's copies of the weights, or without
+ * pk with copies made for this pass. */
 static void forward_packed(const enc_config *c, enc_w *w, const int32_t *ids, const int32_t *lengths, int B,
 			   int T, float *out, const enc_dropout *drop, enc_packed *pk)
 {
-	int bf16 = !drop && enc_get_compute() == ENC_COMPUTE_BF16;
-	enc_packed *own = bf16 && !pk ? enc_packed_new(c) : NULL;
-	if (own)
-		pk = own;
-	if (pk)
-		packed_attach(c, pk, w, bf16);
+	enc_packed *own = NULL;
+	if (!drop && enc_get_compute() == ENC_COMPUTE_BF16) {
+		if (!pk)
+			pk = own = enc_packed_new(c);
+		packed_attach(c, pk, w);
+	}
 	forward_w(c, w, ids, lengths, B, T, out, drop);
 	enc_packed_free(own);
 }
@@ -1488,7 +1453,7 @@ void enc_forward_at_packed(const enc_config *c, const float *const *at, const in
 		const float *const *t = at + k;
 		if (t[1] != t[0] + H * H || t[2] != t[1] + H * H || t[4] != t[3] + H || t[5] != t[4] + H)
 			die(EX_SOFTWARE, "enc_forward_at: layer %d: query, key and value are not one [3H][H] block", l);
-		w.layer[l] = (layer_w){ t[0], t[3], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], NULL, NULL };
+		w.layer[l] = (layer_w){ t[0], t[3], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], NULL };
 	}
 	w.relb = c->arch == ENC_MPNET ? at[k] : NULL;
 	forward_packed(c, &w, ids, lengths, B, T, out, drop, pk);

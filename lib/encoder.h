@@ -71,18 +71,14 @@ void enc_forward(const enc_config *c, const float *params, const int32_t *ids, c
 void enc_forward_at(const enc_config *c, const float *const *at, const int32_t *ids, const int32_t *lengths,
 		    int B, int T, float *out, const enc_dropout *drop);
 
-/* Packed copies of the projection weights (gemm.h's st_packed_b), for callers whose weights stay as they are
- * (inference): enc_forward_packed and enc_forward_at_packed give the same result as enc_forward and
- * enc_forward_at, bit for bit, without packing each weight matrix again on every product. The copies are made
- * in the second forward (the first runs as enc_forward: a process that encodes one batch gains nothing from
- * them and would pay for fresh pages), on the first product that uses a weight with st_sgemm's own kernel
- * (OpenBLAS chosen: none), about the size of the
- * weights; a weight at another address than before gets a new one. The weights must not change in place while
- * pk holds copies of them: free pk first (training never uses one). */
+/* The bfloat16 copies of the projection weights that --compute bf16 (gemm_bf16.h) multiplies with, kept for
+ * callers whose weights stay as they are (inference): enc_forward_packed and enc_forward_at_packed are
+ * enc_forward and enc_forward_at, with pk's copies (made on first use; a weight at another address than before
+ * gets a new one) when the compute precision is bfloat16. The weights must not change in place while pk holds
+ * copies of them: free pk first (training never uses one). */
 typedef struct enc_packed enc_packed;
 enc_packed *enc_packed_new(const enc_config *c);
 void enc_packed_free(enc_packed *pk);
-size_t enc_packed_bytes(const enc_packed *pk);   /* packed so far */
 void enc_forward_packed(const enc_config *c, const float *params, const int32_t *ids, const int32_t *lengths,
 			int B, int T, float *out, const enc_dropout *drop, enc_packed *pk);
 void enc_forward_at_packed(const enc_config *c, const float *const *at, const int32_t *ids, const int32_t *lengths,

@@ -22,7 +22,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/mman.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -436,37 +435,26 @@ struct gemm_plan {
 	size_t a_floats, b_floats;   /* packing buffer parts */
 };
 
-static struct gemm_plan gemm_plan(const struct gemm_kernel *kern, int tb, int m, int n, int k, int prepacked)
+static struct gemm_plan gemm_plan(const struct gemm_kernel *kern, int tb, int m, int n, int k)
 {
 	struct gemm_plan p;
 	int kblocks = (k + GEMM_KC - 1) / GEMM_KC;
 	p.kc = (k + kblocks - 1) / kblocks;
 	int cap = gemm_nc_cap(p.kc, kern->nr), nblocks = (n + cap - 1) / cap;
 	p.nc = (int)round_up((n + nblocks - 1) / nblocks, kern->nr);
-	p.b_direct = !prepacked && !tb && m <= GEMM_DIRECT_B_MAX_M && kern->macro[A_PACKED][1];
+	p.b_direct = !tb && m <= GEMM_DIRECT_B_MAX_M && kern->macro[A_PACKED][1];
 	p.a_floats = round_up((size_t)p.kc * kern->mr, 16);
-	p.b_floats = p.b_direct || prepacked ? 0 : (size_t)p.kc * min_int(p.nc, (int)round_up(n, kern->nr));
+	p.b_floats = p.b_direct ? 0 : (size_t)p.kc * min_int(p.nc, (int)round_up(n, kern->nr));
 	return p;
 }
 
-/* op(B) packed whole, once (st_packed_b): the K blocks of gemm_plan one after another, block pc (kc rows) at
- * data + pc * npad, holding the kc x NR panels of all npad = round_up(N, NR) columns (panel j at + j * kc),
- * as kern->pack_b lays out one block. A thread's part starts at column j0 (a multiple of NR). */
-struct gemm_prepacked {
-	const float *data;
-	size_t npad;
-	int j0;
-};
-
 /* Row-major C[m x n] = alpha op(A) op(B) + beta C for one thread. A points at op(A)(0, 0), B at op(B)(0, 0);
- * buf holds the plan's a_floats + b_floats, 64-byte aligned. With pre, op(B) comes packed from there (B unused):
- * the same panels as packed here, so the same sums in the same order. */
+ * buf holds the plan's a_floats + b_floats, 64-byte aligned. */
 static void gemm_part(const struct gemm_kernel *kern, int ta, int tb, int m, int n, int k, float alpha,
-	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, float *buf,
-	const struct gemm_prepacked *pre)
+	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, float *buf)
 {
 	const int MR = kern->mr;
-	struct gemm_plan p = gemm_plan(kern, tb, m, n, k, pre != NULL);
+	struct gemm_plan p = gemm_plan(kern, tb, m, n, k);
 	float *Ap = buf, *Bp = buf + p.a_floats;
 	for (int jc = 0; jc < n; jc += p.nc) {
 		int nc = min_int(p.nc, n - jc);
@@ -479,17 +467,7 @@ static void gemm_part(const struct gemm_kernel *kern, int ta, int tb, int m, int
 			float beta_block = pc == 0 ? beta : 1.0f;
 			const float *b = tb ? B + jc * ldb + pc : B + pc * ldb + jc;
 			size_t ldb_kernel = ldb;
-			if (pre) {
-				b = pre->data + pc * pre->npad + (size_t)(pre->j0 + jc) * kc;
-				ldb_kernel = kern->nr;
-#ifdef GEMM_X86
-				/* bring the block into L2 as packing would have: a streaming pass keeps many misses in
-				 * flight, the micro-kernel's loads on the first row panel do not */
-				size_t block = (size_t)kc * round_up(nc, kern->nr);
-				for (size_t i = 0; i < block; i += 16)
-					_mm_prefetch((const char *)(b + i), _MM_HINT_T1);
-#endif
-			} else if (!p.b_direct) {
+			if (!p.b_direct) {
 				kern->pack_b(kc, nc, b, ldb, tb, Bp);
 				b = Bp;
 				ldb_kernel = kern->nr;
@@ -540,11 +518,9 @@ static float *gemm_buffer(size_t floats)
 	return gemm_buf;
 }
 
-/* Row-major, arguments checked. Returns 0 when done, -1 when the buffer could not be allocated. pre: op(B)
- * packed whole (st_packed_b), or NULL. */
-static int gemm_own_pre(const struct gemm_kernel *kern, int ta, int tb, int M, int N, int K, float alpha,
-	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, int max_threads,
-	const struct gemm_prepacked *pre)
+/* Row-major, arguments checked. Returns 0 when done, -1 when the buffer could not be allocated. */
+static int gemm_own(const struct gemm_kernel *kern, int ta, int tb, int M, int N, int K, float alpha,
+	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, int max_threads)
 {
 	int threads = 1;
 #ifdef _OPENMP
@@ -560,13 +536,13 @@ static int gemm_own_pre(const struct gemm_kernel *kern, int ta, int tb, int M, i
 	int split_rows = M >= N, side = split_rows ? M : N, tile = split_rows ? kern->mr : kern->nr;
 	int chunk = (int)round_up((side + threads - 1) / threads, tile);
 	threads = (side + chunk - 1) / chunk;
-	struct gemm_plan p = gemm_plan(kern, tb, split_rows ? chunk : M, split_rows ? N : chunk, K, pre != NULL);
+	struct gemm_plan p = gemm_plan(kern, tb, split_rows ? chunk : M, split_rows ? N : chunk, K);
 	size_t per_thread = round_up(p.a_floats + p.b_floats, 16);
 	float *buf = gemm_buffer(per_thread * threads);
 	if (!buf)
 		return -1;
 	if (threads == 1) {
-		gemm_part(kern, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, buf, pre);
+		gemm_part(kern, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, buf);
 		return 0;
 	}
 #ifdef _OPENMP
@@ -574,23 +550,14 @@ static int gemm_own_pre(const struct gemm_kernel *kern, int ta, int tb, int M, i
 #endif
 	for (int t = 0; t < threads; t++) {
 		int lo = t * chunk, len = min_int(chunk, side - lo);
-		struct gemm_prepacked part;   /* a column part starts lo columns (whole panels) into each block */
-		if (pre)
-			part = *pre, part.j0 += split_rows ? 0 : lo;
 		if (split_rows)
 			gemm_part(kern, ta, tb, len, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta,
-				C + lo * ldc, ldc, buf + t * per_thread, pre ? &part : NULL);
+				C + lo * ldc, ldc, buf + t * per_thread);
 		else
 			gemm_part(kern, ta, tb, M, len, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo,
-				ldc, buf + t * per_thread, pre ? &part : NULL);
+				ldc, buf + t * per_thread);
 	}
 	return 0;
-}
-
-static int gemm_own(const struct gemm_kernel *kern, int ta, int tb, int M, int N, int K, float alpha,
-	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, int max_threads)
-{
-	return gemm_own_pre(kern, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, max_threads, NULL);
 }
 
 /* ---- dispatch ---- */
@@ -963,107 +930,4 @@ void st_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSP
 	float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
 	st_sgemm_with(st_gemm_impl_for(M, N, K), order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-/* ---- op(B) packed once (gemm.h: st_packed_b) ---- */
-
-struct st_packed_b {
-	const float *B;
-	int ldb, trans, K, N;
-	pthread_mutex_t lock;   /* the caller that packs holds it; concurrent ones wait for it */
-	const struct gemm_kernel *kern;   /* what data is packed for (read with acquire: set after data) */
-	float *data;            /* mmap'd, map_bytes */
-	size_t npad, floats, map_bytes;
-};
-
-st_packed_b *st_packed_b_new(enum CBLAS_TRANSPOSE tb, int K, int N, const float *B, int ldb)
-{
-	st_packed_b *p = calloc(1, sizeof *p);
-	if (!p)
-		return NULL;
-	p->B = B, p->ldb = ldb, p->K = K, p->N = N;
-	p->trans = tb == CblasTrans || tb == CblasConjTrans;
-	pthread_mutex_init(&p->lock, NULL);
-	return p;
-}
-
-void st_packed_b_free(st_packed_b *p)
-{
-	if (!p)
-		return;
-	pthread_mutex_destroy(&p->lock);
-	if (p->data)
-		munmap(p->data, p->map_bytes);
-	free(p);
-}
-
-const float *st_packed_b_source(const st_packed_b *p)
-{
-	return p->B;
-}
-
-size_t st_packed_b_bytes(const st_packed_b *p)
-{
-	return __atomic_load_n(&p->kern, __ATOMIC_ACQUIRE) ? p->floats * sizeof(float) : 0;
-}
-
-/* The packed copy for kern, made on the first call (0), or -1 when there is no memory for it. */
-static int packed_ready(st_packed_b *p, const struct gemm_kernel *kern)
-{
-	if (__atomic_load_n(&p->kern, __ATOMIC_ACQUIRE) == kern)
-		return 0;
-	pthread_mutex_lock(&p->lock);
-	int ok = p->kern == kern;
-	if (!ok) {
-		/* the K blocks of gemm_plan (they depend on K only), each packed as gemm_part packs a block */
-		struct gemm_plan plan = gemm_plan(kern, p->trans, 1, p->N, p->K, 1);
-		size_t npad = round_up(p->N, kern->nr), floats = npad * p->K;
-		if (p->data)
-			munmap(p->data, p->map_bytes);
-		p->data = NULL;
-		__atomic_store_n(&p->kern, NULL, __ATOMIC_RELEASE);
-		/* pages made present in one call (MAP_POPULATE): packing touches every page once, and one fault per
-		 * 4 KiB page took a third of the packing time (MiniLM-L6: 42 MB, 10k faults; costly in a VM) */
-		size_t bytes = round_up((floats ? floats : 1) * sizeof(float), 4096);
-		void *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-		if (map != MAP_FAILED) {
-			p->data = map, p->map_bytes = bytes;
-			for (int pc = 0; pc < p->K; pc += plan.kc) {
-				int kc = min_int(plan.kc, p->K - pc);
-				const float *b = p->trans ? p->B + pc : p->B + (size_t)pc * p->ldb;
-				kern->pack_b(kc, p->N, b, p->ldb, p->trans, p->data + pc * npad);
-			}
-			p->npad = npad, p->floats = floats;
-			__atomic_store_n(&p->kern, kern, __ATOMIC_RELEASE);
-			ok = 1;
-		}
-	}
-	pthread_mutex_unlock(&p->lock);
-	return ok ? 0 : -1;
-}
-
-void st_sgemm_packed(enum CBLAS_TRANSPOSE ta, int M, float alpha, const float *A, int lda, st_packed_b *B,
-	float beta, float *C, int ldc)
-{
-	int N = B->N, K = B->K;
-	enum st_gemm_impl impl = st_gemm_impl_for(M, N, K);
-	enum CBLAS_TRANSPOSE tb = B->trans ? CblasTrans : CblasNoTrans;
-	const struct gemm_kernel *kern = NULL;
-#ifdef GEMM_X86
-	if (impl == ST_GEMM_AVX512 && own_impl == ST_GEMM_AVX512)
-		kern = &kernel512;
-	else if (impl == ST_GEMM_AVX2 && own_impl != ST_GEMM_BLAS)
-		kern = &kernel256;
-#endif
-	int tra = ta == CblasTrans || ta == CblasConjTrans;
-	int good = (tra || ta == CblasNoTrans || ta == CblasConjNoTrans) && M > 0 && N > 0 && K > 0 && alpha != 0 &&
-		   lda >= (tra ? M : K) && ldc >= N && B->ldb >= (B->trans ? K : N);
-	/* OpenBLAS chosen, edge cases and argument errors: what st_sgemm does with B where it lies */
-	if (!kern || !good || packed_ready(B, kern)) {
-		st_sgemm_with(impl, CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B->B, B->ldb, beta, C, ldc);
-		return;
-	}
-	struct gemm_prepacked pre = { B->data, B->npad, 0 };
-	if (gemm_own_pre(kern, tra, B->trans, M, N, K, alpha, A, lda, B->B, B->ldb, beta, C, ldc, 0, &pre))
-		cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B->B, B->ldb, beta, C, ldc);
 }

@@ -49,22 +49,4 @@ void st_sgemm_with(enum st_gemm_impl impl, enum CBLAS_ORDER order, enum CBLAS_TR
 void st_sgemm_own(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N,
 	int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* op(B) packed once for the own kernel, for a B that stays as it is across many products (the weights of
- * inference): st_sgemm_packed then skips the packing st_sgemm does on every call (a tenth of st-encode's time).
- * op(B) is K x N: B is K x N row-major (tb CblasNoTrans) or N x K (CblasTrans: a PyTorch Linear weight), with
- * leading dimension ldb. st_packed_b_new only records B (cheap); the packed copy (round_up(N, 32) x K floats)
- * is made on the first st_sgemm_packed that runs the own kernel, so a process that never multiplies, or that
- * uses OpenBLAS for these shapes, never pays for it. B must stay alive and unchanged while p lives: free p
- * (and make a new one) when B changes. Thread-safe: concurrent callers of one p wait for the first to pack. */
-typedef struct st_packed_b st_packed_b;
-st_packed_b *st_packed_b_new(enum CBLAS_TRANSPOSE tb, int K, int N, const float *B, int ldb);   /* NULL: no memory */
-void st_packed_b_free(st_packed_b *p);
-const float *st_packed_b_source(const st_packed_b *p);   /* the B it was made from */
-size_t st_packed_b_bytes(const st_packed_b *p);           /* of the packed copy; 0 before the first use */
-/* Row-major C (M x N) = alpha op(A) op(B) + beta C: bit for bit st_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha,
- * A, lda, B, ldb, beta, C, ldc) with B's arguments from p (the same implementation choice; the same sums in the
- * same order, only the packing of B is skipped). */
-void st_sgemm_packed(enum CBLAS_TRANSPOSE ta, int M, float alpha, const float *A, int lda, st_packed_b *B,
-	float beta, float *C, int ldc);
-
 #endif

@@ -28,8 +28,8 @@ typedef struct model_param { char name[128]; const char *file; /* "model.safeten
                              int ndim; int64_t shape[2]; size_t offset, count; int no_decay; } model_param;
 int model_param_table(const st_model *m, model_param *out /* NULL: count */);
 void model_bind_params(st_model *m, float *buf);   /* use an external buffer (e.g. a memory-mapped run file) */
-/* The weights will not change from now on (tools that only encode): the encoder keeps a packed copy of each
-   projection weight from its second use on (enc_packed, about the weights' size; same results bit for bit).
+/* The weights will not change from now on (tools that only encode): with --compute bf16 the encoder keeps the
+   bfloat16 copies of its projection weights (enc_packed) instead of making them for every batch.
    model_params and model_bind_params drop the copies (a writer may change the weights), and later forwards
    make them again. */
 void model_freeze(st_model *m);
