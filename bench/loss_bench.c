@@ -30,6 +30,7 @@ int main(int argc, char **argv)
 	/* sgemm speed on the encoder's shapes: tokens x 384 times 384 x 1536 (the feed-forward up-projection) */
 	int M = 4096, K = 384, N = 1536;
 	float *A = randn((size_t)M * K, 1), *W = randn((size_t)K * N, 2), *Y = xmalloc((size_t)M * N * sizeof(float));
+	openblas_set_num_threads(threads);   /* the yardstick with OpenBLAS's own threads (st runs it on one) */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A, K, W, N, 0, Y, N);   /* warm-up */
 	int reps = 0;
 	double t0 = st_now();
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
 		reps++;
 	} while (st_now() - t0 < 1.0);
 	double gflops = 2.0 * M * N * K * reps / (st_now() - t0) / 1e9;
+	st_blas_pool_off();
 	free(A), free(W), free(Y);
 	double fwd_flops = 2 * params * B * C * tokens, fwd_s = fwd_flops / (gflops * 1e9);
 	printf("sgemm: %.1f GFLOP/s (%dx%dx%d)\n", gflops, M, K, N);

@@ -636,27 +636,10 @@ static void position_ids(const enc_config *c, const batch *bt, int *pos /* [N] *
 /* ------------------------------------------------------------------------------------------------------------ */
 /* threads */
 
-/* All parallel work is ours (OpenMP); OpenBLAS runs single-threaded inside each OpenMP thread. A pthreads
- * OpenBLAS and OpenMP would otherwise take turns on the same cores, and OpenMP workers spinning after each
- * parallel region starve OpenBLAS's workers (measured 30x slower on a small model). With an OpenMP OpenBLAS,
- * calls inside a parallel region are single-threaded by themselves. */
-static int blas_saved_threads;
-
-static void threads_begin(void)
-{
-	blas_saved_threads = 0;
-	if (openblas_get_parallel() == 1 && openblas_get_num_threads() != 1) {
-		blas_saved_threads = openblas_get_num_threads();
-		openblas_set_num_threads(1);
-	}
-}
-
-static void threads_end(void)
-{
-	if (blas_saved_threads)
-		openblas_set_num_threads(blas_saved_threads);
-}
-
+/* All parallel work is ours (OpenMP); OpenBLAS runs on the calling thread (st.h: st_blas_pool_off, which
+ * st_sgemm's first call makes sure of). A pthreads OpenBLAS and OpenMP would otherwise take turns on the same
+ * cores, and OpenMP workers spinning after each parallel region starve OpenBLAS's workers (measured 30x slower
+ * on a small model). */
 static int max_threads(void)
 {
 #ifdef _OPENMP
@@ -689,6 +672,8 @@ typedef void (*rows_fn)(const void *ctx, int r0, int r1);
 /* Below these sizes a parallel region costs more than it saves (and, on a busy machine, much more). */
 #define PAR_MIN_FLOPS ((size_t)1 << 20)
 #define PAR_MIN_ELEMS ((size_t)1 << 14)
+/* linear_forward splits the output columns instead of the rows below this many rows a thread */
+#define LINEAR_COLUMN_SPLIT_ROWS 64
 
 /* Up to 1024 rows a block (measured faster than 256: OpenBLAS packs the weight once per call), a multiple of the
  * thread count so that every thread gets the same work. */
@@ -709,7 +694,31 @@ static void linear_forward(float *out, const float *inp, const float *weight, co
 		st_bf16_linear(out, inp, N, w16, fn, ctx);
 		return;
 	}
-	int par = (size_t)N * C * OC >= PAR_MIN_FLOPS, nb = par ? row_blocks(N) : 1;
+	int par = (size_t)N * C * OC >= PAR_MIN_FLOPS, nt = max_threads();
+	if (par && nt > 1 && N < LINEAR_COLUMN_SPLIT_ROWS * nt) {
+		/* few rows: threads take slices of the output columns, so that each packs only its part of the weight
+		 * (packing it whole for a few rows costs more than the product) */
+		int panels = (OC + 31) / 32, parts = nt < panels ? nt : panels;
+#pragma omp parallel num_threads(parts)
+		{
+#pragma omp for schedule(static)
+			for (int j = 0; j < parts; j++) {
+				int c0 = 32 * (panels * j / parts), c1 = j == parts - 1 ? OC : 32 * (panels * (j + 1) / parts);
+				st_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c1 - c0, C, 1.0f, inp, C,
+					 weight + (size_t)c0 * C, C, 0.0f, out + c0, OC);
+			}
+			if (fn) {
+#pragma omp for schedule(static)
+				for (int j = 0; j < parts; j++) {
+					int r0 = (int)((int64_t)N * j / parts), r1 = (int)((int64_t)N * (j + 1) / parts);
+					if (r1 > r0)
+						fn(ctx, r0, r1);
+				}
+			}
+		}
+		return;
+	}
+	int nb = par ? row_blocks(N) : 1;
 #pragma omp parallel for schedule(dynamic, 1) if(par)
 	for (int k = 0; k < nb; k++) {
 		int r0 = (int)((int64_t)N * k / nb), r1 = (int)((int64_t)N * (k + 1) / nb);
@@ -1376,7 +1385,6 @@ static void forward_w(const enc_config *c, const enc_w *w, const int32_t *ids, c
 	batch bt;
 	batch_pack(c, &bt, ids, lengths, B, T);
 	relpos_setup(c, w, &bt);
-	threads_begin();
 	dropctx d;
 	drop_setup(&d, c, drop);
 	size_t N = bt.N;
@@ -1392,7 +1400,6 @@ static void forward_w(const enc_config *c, const enc_w *w, const int32_t *ids, c
 	for (int l = 0; l < c->layers; l++)
 		layer_forward(c, &w->layer[l], &bt, &a, l, &d);
 	unpack_output(c, &bt, ws.x, out);
-	threads_end();
 	batch_free(&bt);
 }
 
@@ -1661,14 +1668,12 @@ void enc_forward_train(const enc_config *c, const float *params, const int32_t *
 	acts_setup(c, &w, ids, lengths, B, T, drop, a);
 	dropctx d;
 	drop_setup(&d, c, drop);
-	threads_begin();
 	embeddings_forward(c, &w, &a->bt, a->pos, a->emb_sum, a->emb_mean, a->emb_rstd, a->x0, &d);
 	for (int l = 0; l < c->layers; l++) {
 		layer_acts la = acts_layer(c, a, l);
 		layer_forward(c, &w.layer[l], &a->bt, &la, l, &d);
 	}
 	unpack_output(c, &a->bt, a->xout + (size_t)(c->layers - 1) * a->Nmax * c->hidden, out);
-	threads_end();
 	free(w.layer);
 }
 
@@ -1730,7 +1735,6 @@ void enc_backward(const enc_config *c, const float *params, enc_acts *a, const f
 	for (int b = 0; b < bt->B; b++)
 		if (bt->len[b] > 0)
 			memcpy(a->dx + (size_t)bt->start[b] * H, dout + (size_t)b * bt->T * H, bt->len[b] * H * sizeof(float));
-	threads_begin();
 	layer_scratch s = { .dx1 = a->dx1, .dy = a->dy, .dh = a->dh, .dctx = a->dctx, .dqkv = a->dqkv, .ones = a->ones,
 			    .drelb = c->arch == ENC_MPNET ? grads + y.relb : NULL };
 	for (int l = c->layers - 1; l >= 0; l--) {
@@ -1741,5 +1745,4 @@ void enc_backward(const enc_config *c, const float *params, enc_acts *a, const f
 			grads_done(grads_done_ctx, off, y.per_layer);
 	}
 	embeddings_backward(c, params, grads, &y, bt, a->pos, a->emb_sum, a->emb_mean, a->emb_rstd, a->dx, &d);
-	threads_end();
 }

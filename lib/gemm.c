@@ -12,6 +12,7 @@
  * them, and reads op(B) in place when few A panels use it and it is not transposed (the "direct" modes).
  * Threads take disjoint row (or column) ranges of C and run the loops above on their own packed copies. */
 #include "gemm.h"
+#include "st.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -518,13 +519,24 @@ static float *gemm_buffer(size_t floats)
 	return gemm_buf;
 }
 
-/* Row-major, arguments checked. Returns 0 when done, -1 when the buffer could not be allocated. */
-static int gemm_own(const struct gemm_kernel *kern, int ta, int tb, int M, int N, int K, float alpha,
+/* Row-major C[m x n] = alpha op(A) op(B) + beta C by OpenBLAS on the calling thread (its pthreads build is kept
+ * to one thread: st.c's st_set_threads). */
+static void blas_part(int ta, int tb, int m, int n, int k, float alpha, const float *A, size_t lda, const float *B,
+	size_t ldb, float beta, float *C, size_t ldc)
+{
+	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha,
+		A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+/* Row-major, arguments checked, by the own kernel kern or, kern NULL, by OpenBLAS, on OpenMP's threads (one
+ * inside a parallel region: the caller already uses the cores). Returns 0 when done, -1 when the own kernel's
+ * buffer could not be allocated. */
+static int gemm_threads(const struct gemm_kernel *kern, int ta, int tb, int M, int N, int K, float alpha,
 	const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, int max_threads)
 {
 	int threads = 1;
 #ifdef _OPENMP
-	if (!omp_in_parallel())   /* inside a parallel region the caller already uses the cores */
+	if (!omp_in_parallel())
 		threads = omp_get_max_threads();
 #endif
 	if (max_threads > 0 && threads > max_threads)
@@ -533,29 +545,31 @@ static int gemm_own(const struct gemm_kernel *kern, int ta, int tb, int M, int N
 	if (threads > 1 && work / threads < GEMM_MIN_WORK_PER_THREAD)
 		threads = work < 2.0 * GEMM_MIN_WORK_PER_THREAD ? 1 : (int)(work / GEMM_MIN_WORK_PER_THREAD);
 	/* split the longer side of C, in whole tiles */
-	int split_rows = M >= N, side = split_rows ? M : N, tile = split_rows ? kern->mr : kern->nr;
+	int split_rows = M >= N, side = split_rows ? M : N;
+	int tile = !kern ? 16 : split_rows ? kern->mr : kern->nr;
 	int chunk = (int)round_up((side + threads - 1) / threads, tile);
 	threads = (side + chunk - 1) / chunk;
-	struct gemm_plan p = gemm_plan(kern, tb, split_rows ? chunk : M, split_rows ? N : chunk, K);
-	size_t per_thread = round_up(p.a_floats + p.b_floats, 16);
-	float *buf = gemm_buffer(per_thread * threads);
-	if (!buf)
-		return -1;
-	if (threads == 1) {
-		gemm_part(kern, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, buf);
-		return 0;
+	size_t per_thread = 0;
+	float *buf = NULL;
+	if (kern) {
+		struct gemm_plan p = gemm_plan(kern, tb, split_rows ? chunk : M, split_rows ? N : chunk, K);
+		per_thread = round_up(p.a_floats + p.b_floats, 16);
+		if (!(buf = gemm_buffer(per_thread * threads)))
+			return -1;
 	}
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
+#pragma omp parallel for num_threads(threads) schedule(static, 1) if(threads > 1)
 #endif
 	for (int t = 0; t < threads; t++) {
 		int lo = t * chunk, len = min_int(chunk, side - lo);
-		if (split_rows)
-			gemm_part(kern, ta, tb, len, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta,
-				C + lo * ldc, ldc, buf + t * per_thread);
+		int m = split_rows ? len : M, n = split_rows ? N : len;
+		const float *a = split_rows ? (ta ? A + lo : A + lo * lda) : A;
+		const float *b = split_rows ? B : (tb ? B + lo * ldb : B + lo);
+		float *c = split_rows ? C + lo * ldc : C + lo;
+		if (kern)
+			gemm_part(kern, ta, tb, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc, buf + t * per_thread);
 		else
-			gemm_part(kern, ta, tb, M, len, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo,
-				ldc, buf + t * per_thread);
+			blas_part(ta, tb, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc);
 	}
 	return 0;
 }
@@ -591,12 +605,7 @@ static double seconds_now(void)
 static void calib_run(int own, const struct gemm_kernel *kern, int ta, int tb, int m, int n, int k, const float *A,
 	const float *B, float *C)
 {
-	int lda = ta ? m : k, ldb = tb ? k : n;
-	if (own)
-		gemm_own(kern, ta, tb, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, n, 1);
-	else
-		cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
-			1.0f, A, lda, B, ldb, 0.0f, C, n);
+	gemm_threads(own ? kern : NULL, ta, tb, m, n, k, 1.0f, A, ta ? m : k, B, tb ? k : n, 0.0f, C, n, 1);
 }
 
 /* Times OpenBLAS and the own kernel on the shapes the encoder runs, on one thread (the encoder calls st_sgemm
@@ -627,12 +636,6 @@ static void calibrate(const struct gemm_kernel *kern)
 	}
 	for (size_t i = 0; i < most; i++)   /* values in [-0.5, 0.5]: no denormals, no overflow */
 		mem[i] = (float)(int)(i * 37 % 101) * 0.01f - 0.5f;
-	/* OpenBLAS on one thread too. A pthreads build threads by itself; in an OpenMP build,
-	 * openblas_set_num_threads would set OpenMP's count for the whole process, so it is left alone there
-	 * (where it runs threaded, the comparison leans to OpenBLAS: the choice of st before timing existed). */
-	int blas_threads = openblas_get_parallel() == 1 ? openblas_get_num_threads() : 1;
-	if (blas_threads != 1)
-		openblas_set_num_threads(1);
 	double best[NSHAPES][2];
 	for (int i = 0; i < NSHAPES; i++)
 		best[i][0] = best[i][1] = 1e30;
@@ -649,8 +652,6 @@ static void calibrate(const struct gemm_kernel *kern)
 				if (round >= 0 && t < best[i][own])
 					best[i][own] = t;
 			}
-	if (blas_threads != 1)
-		openblas_set_num_threads(blas_threads);
 	free(mem);
 	for (int cls = 0; cls < 2; cls++) {
 		double flops = 0, t[2] = { 0, 0 };
@@ -802,6 +803,7 @@ static void choice_cache_write(void)
 
 static void choose(void)
 {
+	st_blas_pool_off();   /* OpenBLAS on the calling thread (st.h), also where st_set_threads was not called */
 	const struct gemm_kernel *kern = NULL;
 #ifdef GEMM_X86
 	__builtin_cpu_init();
@@ -897,7 +899,7 @@ void st_sgemm_with(enum st_gemm_impl impl, enum CBLAS_ORDER order, enum CBLAS_TR
 	int bad = (!row && order != CblasColMajor) || !good_t || M < 0 || N < 0 || K < 0 ||
 		  lda < (lda_min > 1 ? lda_min : 1) || ldb < (ldb_min > 1 ? ldb_min : 1) ||
 		  ldc < (ldc_min > 1 ? ldc_min : 1);
-	if (!kern || bad) {   /* argument errors too: cblas_sgemm reports them as BLAS does */
+	if (bad) {   /* cblas_sgemm reports argument errors as BLAS does */
 		cblas_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 		return;
 	}
@@ -915,9 +917,8 @@ void st_sgemm_with(enum st_gemm_impl impl, enum CBLAS_ORDER order, enum CBLAS_TR
 		gemm_scale(M, N, beta, C, ldc);
 		return;
 	}
-	if (gemm_own(kern, tra, trb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0))
-		cblas_sgemm(CblasRowMajor, tra ? CblasTrans : CblasNoTrans, trb ? CblasTrans : CblasNoTrans, M, N,
-			K, alpha, A, lda, B, ldb, beta, C, ldc);
+	if (!kern || gemm_threads(kern, tra, trb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0))
+		gemm_threads(NULL, tra, trb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0);
 }
 
 void st_sgemm_own(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "metrics.h"
 #include "mining.h"
 #include "search.h"
@@ -178,8 +179,8 @@ size_t mining_communities(const float *E, size_t n, int d, double threshold, siz
 	for (size_t i0 = 0; i0 < n; i0 += block) {
 		size_t bn = n - i0 < block ? n - i0 : block;
 		/* S [bn][n] = E[i0 .. i0+bn) E^T */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bn, (int)n, d, 1.0f, E + i0 * d, d, E, d,
-			    0.0f, S, (int)n);
+		st_sgemm_with(ST_GEMM_BLAS, CblasRowMajor, CblasNoTrans, CblasTrans, (int)bn, (int)n, d, 1.0f, E + i0 * d,
+			      d, E, d, 0.0f, S, (int)n);
 		for (size_t bi = 0; bi < bn; bi++) {
 			const float *s = S + bi * n;
 			size_t nabove = 0;

@@ -177,8 +177,22 @@ size_t xmul(size_t n, size_t size)
 }
 
 /* Weak, so that this file alone does not make a tool need OpenBLAS: the Makefile links with --as-needed, and a
- * tool without matrix products (st-tokenize, st-batch) then starts without loading it and its thread pool. */
+ * tool without matrix products (st-tokenize, st-batch) then starts without loading it and its thread pool.
+ * blas_thread_shutdown_ is what OpenBLAS's pthreads build runs before a fork: it ends the pool's workers. */
 #pragma weak openblas_set_num_threads
+#pragma weak openblas_get_num_threads
+#pragma weak openblas_get_parallel
+int blas_thread_shutdown_(void) __attribute__((weak));
+
+void st_blas_pool_off(void)
+{
+	if (!openblas_set_num_threads || !openblas_get_parallel || openblas_get_parallel() != 1)
+		return;   /* no OpenBLAS, or not its pthreads build */
+	if (openblas_get_num_threads() != 1)
+		openblas_set_num_threads(1);   /* (this can start the pool again: it is ended next) */
+	if (blas_thread_shutdown_)
+		blas_thread_shutdown_();
+}
 
 int st_set_threads(int n)
 {
@@ -187,8 +201,10 @@ int st_set_threads(int n)
 		n = cores > 0 ? (int)cores : 1;
 	}
 	threads_in_use = n;
-	if (openblas_set_num_threads)   /* weak (below): absent from a tool that does no BLAS */
-		openblas_set_num_threads(n);
+	if (openblas_set_num_threads && openblas_get_parallel && openblas_get_parallel() == 1)
+		st_blas_pool_off();
+	else if (openblas_set_num_threads)
+		openblas_set_num_threads(n);   /* an OpenMP build: OpenMP's count */
 #ifdef _OPENMP
 	omp_set_num_threads(n);
 #endif

@@ -29,8 +29,14 @@ char *xstrdup(const char *s);
 /* n * size, dying with EX_DATAERR on overflow (sizes that come from input). */
 size_t xmul(size_t n, size_t size);
 
-/* One knob for OpenBLAS and our own OpenMP loops. n <= 0 means all cores. Returns the count in use. */
+/* One knob for OpenBLAS and our own OpenMP loops. n <= 0 means all cores. Returns the count in use.
+ * One thread pool, OpenMP's: OpenBLAS's pthreads build is kept on the calling thread (st_blas_pool_off) and
+ * st_sgemm spreads its products over OpenMP's threads; an OpenMP build of OpenBLAS gets the count. */
 int st_set_threads(int n);
+/* OpenBLAS's pthreads build on the calling thread, the workers of its own pool ended: they spin for about 0.1 s
+ * after the library loads and after every threaded call, and on a machine with as many cores as threads that
+ * took a core from OpenMP's (a one-text st-encode ran 2.5x longer). Nothing for another build. */
+void st_blas_pool_off(void);
 int st_threads(void);
 
 /* One option parser for every tool: getopt_long without its own messages and without abbreviations.
