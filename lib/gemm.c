@@ -557,8 +557,15 @@ static int gemm_threads(const struct gemm_kernel *kern, int ta, int tb, int M, i
 		if (!(buf = gemm_buffer(per_thread * threads)))
 			return -1;
 	}
+	if (threads == 1) {   /* no parallel region at all: for attention-sized products it cost more than the work */
+		if (kern)
+			gemm_part(kern, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, buf);
+		else
+			blas_part(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+		return 0;
+	}
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(static, 1) if(threads > 1)
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
 #endif
 	for (int t = 0; t < threads; t++) {
 		int lo = t * chunk, len = min_int(chunk, side - lo);
