@@ -54,8 +54,15 @@ size_t st_attn_scratch_floats(int L, int hs)
 
 /* ---- portable C ---- */
 
-static void attn_generic(int L, int hs, float scale, const float *q, const float *k, const float *v, int ld,
-			 const float *bias, float *p, float *ctx, int ldc, float *scratch)
+typedef void softmax_fn(float *row, int L);
+
+static void softmax_generic(float *row, int L)
+{
+	st_softmax_row(row, L);
+}
+
+static void attn_generic(softmax_fn *softmax, int L, int hs, float scale, const float *q, const float *k,
+			 const float *v, int ld, const float *bias, float *p, float *ctx, int ldc, float *scratch)
 {
 	float *s = p ? p : scratch;   /* (L, L) */
 	/* scores s (L, L) = q (L, hs) . k^T * scale (+ bias), then softmax by rows */
@@ -68,7 +75,7 @@ static void attn_generic(int L, int hs, float scale, const float *q, const float
 			for (int j = 0; j < L; j++)
 				row[j] += b[j];
 		}
-		st_softmax_row(row, L);
+		softmax(row, L);
 	}
 	/* ctx (L, hs) = s (L, L) . v (L, hs) */
 	st_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, s, L, v, ld, 0.0f, ctx, ldc);
@@ -122,6 +129,26 @@ TARGET512 static inline __m512 exp_neg512(__m512 x)
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
 	return _mm512_scalef_ps(p, n);
+}
+
+/* st_softmax_row on 16 lanes at a time (its exp, reductions by lanes then across them); tails masked */
+TARGET512 static void softmax512(float *row, int L)
+{
+	__m512 mx = _mm512_set1_ps(-INFINITY), z = _mm512_setzero_ps();
+	for (int j = 0; j < L; j += 16)
+		mx = _mm512_mask_max_ps(mx, lanes(L - j), mx, _mm512_maskz_loadu_ps(lanes(L - j), row + j));
+	__m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+	for (int j = 0; j < L; j += 16) {
+		__mmask16 k = lanes(L - j);
+		__m512 e = exp_neg512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + j), m));
+		z = _mm512_mask_add_ps(z, k, z, e);
+		_mm512_mask_storeu_ps(row + j, k, e);
+	}
+	__m512 iz = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(z));
+	for (int j = 0; j < L; j += 16) {
+		__mmask16 k = lanes(L - j);
+		_mm512_mask_storeu_ps(row + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + j), iz));
+	}
 }
 
 /* 8 of something, written out: arrays of vectors indexed in unrolled loops ended up on the stack. */
@@ -314,8 +341,12 @@ void st_attn_head(enum st_kern impl, int L, int hs, float scale, const float *q,
 		attn512(L, hs, scale, q, k, v, ld, bias, p, ctx, ldc, scratch);
 		return;
 	}
+	if (impl == ST_KERN_AVX512 && st_kern_best() == ST_KERN_AVX512) {
+		attn_generic(softmax512, L, hs, scale, q, k, v, ld, bias, p, ctx, ldc, scratch);
+		return;
+	}
 #endif
-	attn_generic(L, hs, scale, q, k, v, ld, bias, p, ctx, ldc, scratch);
+	attn_generic(softmax_generic, L, hs, scale, q, k, v, ld, bias, p, ctx, ldc, scratch);
 }
 
 void st_bias_gelu(enum st_kern impl, float *h, float *a, const float *b, int n)
