@@ -338,6 +338,88 @@ static float *read_labels(const st_val *rec, const char *loss, int B, loss_batch
 	return out;
 }
 
+/* Collapse watch (docs/st-loss.md, "WARNINGS"): batch-hard-triplet in large PK batches can move every
+ * embedding to one point, where its loss is lowest, and nothing in the stream looks wrong. The sign is the mean
+ * pairwise cosine of a batch's embedding rows (all columns) near 1, kept up over COLLAPSE_WINDOW batches.
+ * 0.996, not 0.999: dropout (on while training) keeps a collapsed model's batches at 0.998, where the same
+ * model gives 0.9997 without it; healthy TREC runs peaked at 0.9947 (docs/st-loss.md has the runs). */
+#define COLLAPSE_WINDOW 20
+#define COLLAPSE_COSINE 0.996
+
+/* Mean over i < j of cos(e_i, e_j) of the n rows of E [n][D]; rows of norm 0 have no direction and are left
+ * out. With u_i = e_i / |e_i| and s = sum u_i, |s|^2 = m + 2 sum_{i<j} cos, so the mean is
+ * (|s|^2 - m) / (m (m - 1)) over the m rows kept: O(n D). NAN when fewer than 2 rows are kept. */
+static double mean_pairwise_cosine(const float *E, size_t n, int D, double *sum /* [D] scratch */)
+{
+	size_t m = 0;
+	memset(sum, 0, sizeof(double) * D);
+	for (size_t i = 0; i < n; i++) {
+		const float *e = E + i * D;
+		double norm2 = 0;
+		for (int d = 0; d < D; d++)
+			norm2 += (double)e[d] * e[d];
+		if (!(norm2 > 0) || !isfinite(norm2))
+			continue;
+		double inv = 1 / sqrt(norm2);
+		for (int d = 0; d < D; d++)
+			sum[d] += e[d] * inv;
+		m++;
+	}
+	if (m < 2)
+		return NAN;
+	double s2 = 0;
+	for (int d = 0; d < D; d++)
+		s2 += sum[d] * sum[d];
+	return (s2 - (double)m) / ((double)m * (double)(m - 1));
+}
+
+/* The last COLLAPSE_WINDOW batches' values (batches without one are skipped), a ring. */
+static struct {
+	double cos[COLLAPSE_WINDOW];
+	long batch[COLLAPSE_WINDOW], step[COLLAPSE_WINDOW];   /* step -1: the batch had none */
+	int n, next, warned;
+} watch;
+
+static void collapse_warn(const char *loss, int n)
+{
+	double mean = 0;
+	int first = (watch.next - n + COLLAPSE_WINDOW) % COLLAPSE_WINDOW;
+	int last = (watch.next - 1 + COLLAPSE_WINDOW) % COLLAPSE_WINDOW;
+	for (int k = 0; k < n; k++)
+		mean += watch.cos[(first + k) % COLLAPSE_WINDOW];
+	mean /= n;
+	if (mean < COLLAPSE_COSINE)
+		return;
+	char steps[64] = "";
+	if (watch.step[first] >= 0 && watch.step[last] >= 0)
+		snprintf(steps, sizeof steps, " (steps %ld-%ld)", watch.step[first], watch.step[last]);
+	fprintf(stderr, "st-loss: %s: warning: the embeddings have collapsed: mean cosine between a batch's texts "
+		"%.4f over batches %ld-%ld%s; the model is putting every text at one point (docs/st-loss.md, "
+		"WARNINGS; for batch-hard-triplet, smaller PK batches: docs/training.md, \"Single texts with a "
+		"class\")\n", loss, mean, watch.batch[first], watch.batch[last], steps);
+	watch.warned = 1;
+}
+
+/* Adds a batch's value; warns once when the last COLLAPSE_WINDOW values average COLLAPSE_COSINE or more. */
+static void collapse_watch(const char *loss, double cos, long batch, long step)
+{
+	if (watch.warned || isnan(cos))
+		return;
+	watch.cos[watch.next] = cos, watch.batch[watch.next] = batch, watch.step[watch.next] = step;
+	watch.next = (watch.next + 1) % COLLAPSE_WINDOW;
+	if (watch.n < COLLAPSE_WINDOW)
+		watch.n++;
+	if (watch.n == COLLAPSE_WINDOW)
+		collapse_warn(loss, COLLAPSE_WINDOW);
+}
+
+/* At the end of a run shorter than the window: judged over all its batches. */
+static void collapse_watch_end(const char *loss)
+{
+	if (!watch.warned && watch.n > 0 && watch.n < COLLAPSE_WINDOW)
+		collapse_warn(loss, watch.n);
+}
+
 int main(int argc, char **argv)
 {
 	st_tool_init("st-loss", argc, argv, usage);
@@ -368,6 +450,8 @@ int main(int argc, char **argv)
 	loss_softmax_state *sm = NULL;
 	float *grad = NULL;
 	size_t grad_cap = 0;
+	double *cos_sum = NULL;   /* [dim] scratch of mean_pairwise_cosine */
+	int cos_dim = 0;
 	st_val *rec;
 	char err[512], where[128];
 	long batches = 0, no_triplet = 0;   /* batch-*-triplet batches without a valid triplet, warned at the end */
@@ -435,6 +519,13 @@ int main(int argc, char **argv)
 			if (loss_softmax_save(sm, err, sizeof err))
 				die(EX_IOERR, "%s", err);
 		}
+		if (b.D > cos_dim) {   /* D 0: no rows with a direction, no value */
+			free(cos_sum);
+			cos_dim = b.D;
+			cos_sum = xmalloc(xmul(cos_dim, sizeof(double)));
+		}
+		collapse_watch(name, b.D ? mean_pairwise_cosine(E->data, (size_t)b.C * b.B, b.D, cos_sum) : NAN,
+			       batches, has_step ? (long)step : -1);
 		st_val *g = st_tensor_new(ST_F32, 3, E->shape);
 		memcpy(g->t.data, grad, E->count * sizeof(float));
 		st_set(rec, "loss", st_float(L));
@@ -443,6 +534,7 @@ int main(int argc, char **argv)
 		st_free(rec);
 		free(labels);
 	}
+	collapse_watch_end(name);
 	if (no_triplet)
 		fprintf(stderr, "st-loss: %s: warning: %ld of %ld batches had no valid triplet (no two examples of one "
 			"label, or a single label), so their loss and gradient were zero; batch with st-batch --sampler "
@@ -450,6 +542,7 @@ int main(int argc, char **argv)
 	loss_softmax_close(sm);
 	loss_opts_free_inner(&opts);
 	free(grad);
+	free(cos_sum);
 	st_writer_close(out);
 	st_reader_close(in);
 	return 0;
