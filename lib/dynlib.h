@@ -4,7 +4,7 @@
  * 20 ms of dynamic linking at each start, used or not (docs/performance.md, "Start-up").
  *
  * A user keeps a struct of function pointers declared with the library's own prototypes
- * (__typeof__(curl_easy_init) *easy_init), a table of {symbol name, offsetof} and a dynlib; dynlib_open fills
+ * (__typeof__(curl_easy_init) *easy_init), a table of {symbol name, offsetof} and a dynlib (DYNLIB); dynlib_open fills
  * the struct once, from the first soname that loads. Header-only, so that a fuzz target building one file
  * needs nothing else. */
 #ifndef ST_DYNLIB_H
@@ -30,6 +30,10 @@ typedef struct dynlib {
 	int state;                        /* 0 not tried, 1 loaded, -1 failed (msg says why) */
 	char msg[512];
 } dynlib;
+
+/* A dynlib for the struct TABLE, filled from the symbol table SYMS (an array) out of the first of SONAMES. */
+#define DYNLIB(WHAT, SONAMES, SYMS, TABLE) \
+	{ .what = (WHAT), .sonames = (SONAMES), .syms = (SYMS), .nsyms = sizeof(SYMS) / sizeof *(SYMS), .table = &(TABLE) }
 
 /* 0 once every symbol is in d->table; -1 with a message naming the library (and the symbol missing) in err.
  * A failure is remembered: later calls fail at once with the same message. The library stays loaded. */

@@ -60,8 +60,7 @@ static const struct dynlib_sym lc_syms[] = {
 	LC(easy_strerror), LC(easy_cleanup), LC(slist_append), LC(slist_free_all),
 };
 static const char *const lc_names[] = { "libcurl.so.4", "libcurl-gnutls.so.4", "libcurl.so", NULL };
-static dynlib lc_lib = { .what = "libcurl (Hub downloads need it)", .sonames = lc_names, .syms = lc_syms,
-			 .nsyms = sizeof lc_syms / sizeof *lc_syms, .table = &lc };
+static dynlib lc_lib = DYNLIB("libcurl (Hub downloads need it)", lc_names, lc_syms, lc);
 
 static struct {
 	__typeof__(EVP_MD_CTX_new) *MD_CTX_new;
@@ -76,8 +75,7 @@ static const struct dynlib_sym ossl_syms[] = {
 	OSSL(MD_CTX_new), OSSL(MD_CTX_free), OSSL(sha256), OSSL(DigestInit_ex), OSSL(DigestUpdate), OSSL(DigestFinal_ex),
 };
 static const char *const ossl_names[] = { "libcrypto.so.3", "libcrypto.so", NULL };
-static dynlib ossl_lib = { .what = "libcrypto (the sha256 of Hub downloads)", .sonames = ossl_names,
-			   .syms = ossl_syms, .nsyms = sizeof ossl_syms / sizeof *ossl_syms, .table = &ossl };
+static dynlib ossl_lib = DYNLIB("libcrypto (the sha256 of Hub downloads)", ossl_names, ossl_syms, ossl);
 #define DEFAULT_ORG "sentence-transformers"
 
 /* Models from before organisations on the Hub: a bare name of these stays as it is (the library's list). */

@@ -184,14 +184,15 @@ size_t xmul(size_t n, size_t size)
 #pragma weak openblas_get_parallel
 int blas_thread_shutdown_(void) __attribute__((weak));
 
-void st_blas_pool_off(void)
+int st_blas_pool_off(void)
 {
 	if (!openblas_set_num_threads || !openblas_get_parallel || openblas_get_parallel() != 1)
-		return;   /* no OpenBLAS, or not its pthreads build */
+		return 0;   /* no OpenBLAS, or not its pthreads build */
 	if (openblas_get_num_threads() != 1)
 		openblas_set_num_threads(1);   /* (this can start the pool again: it is ended next) */
 	if (blas_thread_shutdown_)
 		blas_thread_shutdown_();
+	return 1;
 }
 
 int st_set_threads(int n)
@@ -201,10 +202,8 @@ int st_set_threads(int n)
 		n = cores > 0 ? (int)cores : 1;
 	}
 	threads_in_use = n;
-	if (openblas_set_num_threads && openblas_get_parallel && openblas_get_parallel() == 1)
-		st_blas_pool_off();
-	else if (openblas_set_num_threads)
-		openblas_set_num_threads(n);   /* an OpenMP build: OpenMP's count */
+	if (!st_blas_pool_off() && openblas_set_num_threads)
+		openblas_set_num_threads(n);   /* an OpenMP build of OpenBLAS: OpenMP's count */
 #ifdef _OPENMP
 	omp_set_num_threads(n);
 #endif

@@ -35,8 +35,9 @@ size_t xmul(size_t n, size_t size);
 int st_set_threads(int n);
 /* OpenBLAS's pthreads build on the calling thread, the workers of its own pool ended: they spin for about 0.1 s
  * after the library loads and after every threaded call, and on a machine with as many cores as threads that
- * took a core from OpenMP's (a one-text st-encode ran 2.5x longer). Nothing for another build. */
-void st_blas_pool_off(void);
+ * took a core from OpenMP's (a one-text st-encode ran 2.5x longer). Returns 1 for that build, 0 (nothing done)
+ * for another build or without OpenBLAS. */
+int st_blas_pool_off(void);
 int st_threads(void);
 
 /* One option parser for every tool: getopt_long without its own messages and without abbreviations.

@@ -54,8 +54,7 @@ static const struct dynlib_sym lz_syms[] = {
     LZ(stat_index), LZ(fopen_index), LZ(fread), LZ(fclose),
 };
 static const char *const lz_names[] = { "libzip.so.5", "libzip.so.4", "libzip.so", NULL };
-static dynlib lz_lib = { .what = "libzip (pytorch_model.bin archives need it)", .sonames = lz_names,
-                         .syms = lz_syms, .nsyms = sizeof lz_syms / sizeof *lz_syms, .table = &lz };
+static dynlib lz_lib = DYNLIB("libzip (pytorch_model.bin archives need it)", lz_names, lz_syms, lz);
 
 typedef struct tch_storage {
     char key[TCH_MAX_KEY];

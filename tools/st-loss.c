@@ -373,11 +373,14 @@ static double mean_pairwise_cosine(const float *E, size_t n, int D, double *sum 
 	return (s2 - (double)m) / ((double)m * (double)(m - 1));
 }
 
-/* The last COLLAPSE_WINDOW batches' values (batches without one are skipped), a ring. */
+/* The last COLLAPSE_WINDOW batches' values (batches without one are skipped), a ring; sum is
+ * mean_pairwise_cosine's scratch. */
 static struct {
 	double cos[COLLAPSE_WINDOW];
 	long batch[COLLAPSE_WINDOW], step[COLLAPSE_WINDOW];   /* step -1: the batch had none */
 	int n, next, warned;
+	double *sum;
+	int sum_dim;
 } watch;
 
 static void collapse_warn(const char *loss, int n)
@@ -400,10 +403,19 @@ static void collapse_warn(const char *loss, int n)
 	watch.warned = 1;
 }
 
-/* Adds a batch's value; warns once when the last COLLAPSE_WINDOW values average COLLAPSE_COSINE or more. */
-static void collapse_watch(const char *loss, double cos, long batch, long step)
+/* Adds the value of a batch's n embedding rows E [n][D]; warns once when the last COLLAPSE_WINDOW values
+ * average COLLAPSE_COSINE or more. Nothing is computed once it has warned. */
+static void collapse_watch(const char *loss, const float *E, size_t n, int D, long batch, long step)
 {
-	if (watch.warned || isnan(cos))
+	if (watch.warned || D <= 0)
+		return;
+	if (D > watch.sum_dim) {
+		free(watch.sum);
+		watch.sum = xmalloc(xmul(D, sizeof(double)));
+		watch.sum_dim = D;
+	}
+	double cos = mean_pairwise_cosine(E, n, D, watch.sum);
+	if (isnan(cos))
 		return;
 	watch.cos[watch.next] = cos, watch.batch[watch.next] = batch, watch.step[watch.next] = step;
 	watch.next = (watch.next + 1) % COLLAPSE_WINDOW;
@@ -418,6 +430,9 @@ static void collapse_watch_end(const char *loss)
 {
 	if (!watch.warned && watch.n > 0 && watch.n < COLLAPSE_WINDOW)
 		collapse_warn(loss, watch.n);
+	free(watch.sum);
+	watch.sum = NULL;
+	watch.sum_dim = 0;
 }
 
 int main(int argc, char **argv)
@@ -450,8 +465,6 @@ int main(int argc, char **argv)
 	loss_softmax_state *sm = NULL;
 	float *grad = NULL;
 	size_t grad_cap = 0;
-	double *cos_sum = NULL;   /* [dim] scratch of mean_pairwise_cosine */
-	int cos_dim = 0;
 	st_val *rec;
 	char err[512], where[128];
 	long batches = 0, no_triplet = 0;   /* batch-*-triplet batches without a valid triplet, warned at the end */
@@ -519,13 +532,7 @@ int main(int argc, char **argv)
 			if (loss_softmax_save(sm, err, sizeof err))
 				die(EX_IOERR, "%s", err);
 		}
-		if (b.D > cos_dim) {   /* D 0: no rows with a direction, no value */
-			free(cos_sum);
-			cos_dim = b.D;
-			cos_sum = xmalloc(xmul(cos_dim, sizeof(double)));
-		}
-		collapse_watch(name, b.D ? mean_pairwise_cosine(E->data, (size_t)b.C * b.B, b.D, cos_sum) : NAN,
-			       batches, has_step ? (long)step : -1);
+		collapse_watch(name, E->data, (size_t)b.C * b.B, b.D, batches, has_step ? (long)step : -1);
 		st_val *g = st_tensor_new(ST_F32, 3, E->shape);
 		memcpy(g->t.data, grad, E->count * sizeof(float));
 		st_set(rec, "loss", st_float(L));
@@ -542,7 +549,6 @@ int main(int argc, char **argv)
 	loss_softmax_close(sm);
 	loss_opts_free_inner(&opts);
 	free(grad);
-	free(cos_sum);
 	st_writer_close(out);
 	st_reader_close(in);
 	return 0;
